@@ -1,0 +1,1 @@
+"""The model-agnostic generation engine: pure PyTorch, no Qt."""

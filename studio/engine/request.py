@@ -1,0 +1,207 @@
+"""The generation request: the whole truth about one video, and its recipe.
+
+A :class:`GenerationRequest` is frozen and validated; ``to_dict``/``from_dict`` give a lossless,
+versioned JSON form that every output embeds. Model-dependent checks (valid frame counts and
+sizes) live in :meth:`GenerationRequest.check_geometry`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Literal
+
+from studio.engine.shapes import LatentGeometry
+from studio.errors import InvalidRequest
+
+REQUEST_VERSION = 1
+SAMPLERS = ("euler", "stochastic")
+MAX_SEED = 2**63 - 1
+MAX_STEPS = 1000
+
+ShiftMode = float | Literal["auto"]
+
+
+@dataclass(frozen=True, slots=True)
+class ConditioningItem:
+    """A reference frame pinned into the video.
+
+    Attributes:
+        image: path of the reference image file.
+        frame_index: pixel frame it stands for; 0 = first, −1 = last, any other index allowed.
+        strength: mask value m ∈ [0, 1]; 1 = hard (kept exactly), between = soft (the token starts
+            denoising when t < 1 − m), 0 = no effect.
+    """
+
+    image: str
+    frame_index: int = 0
+    strength: float = 1.0
+
+    def validate(self, frames: int | None = None) -> None:
+        if not isinstance(self.image, str) or not self.image:
+            raise InvalidRequest("conditioning.image", "a reference image path is required")
+        if not isinstance(self.frame_index, int) or isinstance(self.frame_index, bool):
+            raise InvalidRequest("conditioning.frame_index", f"{self.frame_index!r} is not an integer")
+        if frames is not None and not -frames <= self.frame_index < frames:
+            raise InvalidRequest(
+                "conditioning.frame_index",
+                f"{self.frame_index} is outside the video",
+                f"use 0…{frames - 1}, or −1 for the last frame",
+            )
+        if not _is_number(self.strength) or not 0.0 <= self.strength <= 1.0:
+            raise InvalidRequest(
+                "conditioning.strength", f"{self.strength!r} is not allowed", "use a value in 0…1"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationRequest:
+    """Everything needed to reproduce a video with a given model.
+
+    Attributes:
+        prompt: what the video shows.
+        negative_prompt: what to steer away from ("" = the model's default).
+        seed: initial-noise seed, 0 ≤ seed < 2⁶³.
+        steps: number of sampling steps N (schedule has N + 1 points).
+        guidance: classifier-free guidance scale g (1 = no guidance, unconditional pass skipped).
+        shift: ``"auto"`` (Open-Sora's resolution/frames rule) or a fixed time-shift α > 0.
+        width, height: pixels; multiples of the model's size multiple.
+        frames: pixel frames; 1 + r·k for the model's temporal factor r.
+        fps: playback rate of the output.
+        sampler: ``"euler"`` (deterministic) or ``"stochastic"`` (re-noise each step).
+        conditioning: reference frames pinned into the video.
+        model: the model set's id ("" = the configured default).
+    """
+
+    prompt: str
+    negative_prompt: str = ""
+    seed: int = 0
+    steps: int = 30
+    guidance: float = 5.0
+    shift: ShiftMode = "auto"
+    width: int = 128
+    height: int = 128
+    frames: int = 17
+    fps: float = 8.0
+    sampler: str = "euler"
+    conditioning: tuple[ConditioningItem, ...] = field(default_factory=tuple)
+    model: str = ""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.conditioning, list):
+            object.__setattr__(self, "conditioning", tuple(self.conditioning))
+
+    def validate(self) -> GenerationRequest:
+        """Check every model-independent field; raise :class:`InvalidRequest` naming the field."""
+        if not isinstance(self.prompt, str):
+            raise InvalidRequest("prompt", "must be text")
+        if not isinstance(self.negative_prompt, str):
+            raise InvalidRequest("negative_prompt", "must be text")
+        _check_int("seed", self.seed, 0, MAX_SEED)
+        _check_int("steps", self.steps, 1, MAX_STEPS)
+        if not _is_number(self.guidance) or not 0.0 <= self.guidance <= 50.0:
+            raise InvalidRequest("guidance", f"{self.guidance!r} is not allowed", "use 0…50")
+        if self.shift != "auto" and (
+            not _is_number(self.shift) or not 0.0 < float(self.shift) <= 100.0
+        ):
+            raise InvalidRequest(
+                "shift", f"{self.shift!r} is not allowed", 'use "auto" or a number in (0, 100]'
+            )
+        _check_int("width", self.width, 1, 8192)
+        _check_int("height", self.height, 1, 8192)
+        _check_int("frames", self.frames, 1, 4097)
+        if not _is_number(self.fps) or not 1.0 <= self.fps <= 240.0:
+            raise InvalidRequest("fps", f"{self.fps!r} is not allowed", "use 1…240")
+        if self.sampler not in SAMPLERS:
+            raise InvalidRequest(
+                "sampler", f"{self.sampler!r} is unknown", f"use one of {', '.join(SAMPLERS)}"
+            )
+        for item in self.conditioning:
+            if not isinstance(item, ConditioningItem):
+                raise InvalidRequest("conditioning", f"{item!r} is not a conditioning item")
+            item.validate(self.frames)
+        if not isinstance(self.model, str):
+            raise InvalidRequest("model", "must be a model id")
+        return self
+
+    def check_geometry(self, geometry: LatentGeometry) -> None:
+        """Model-dependent checks: frames = 1 + r·k, sizes multiples of s·p."""
+        geometry.check_video_size(self.frames, self.height, self.width)
+
+    @property
+    def duration_s(self) -> float:
+        return self.frames / self.fps
+
+    def with_changes(self, **changes: Any) -> GenerationRequest:
+        return replace(self, **changes)
+
+    # --- serialisation -------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"version": REQUEST_VERSION}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "conditioning":
+                value = [
+                    {"image": c.image, "frame_index": c.frame_index, "strength": c.strength}
+                    for c in value
+                ]
+            data[f.name] = value
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GenerationRequest:
+        """Parse and validate; unknown keys and wrong types raise :class:`InvalidRequest`."""
+        if not isinstance(data, dict):
+            raise InvalidRequest("request", f"expected a JSON object, got {type(data).__name__}")
+        version = data.get("version", REQUEST_VERSION)
+        if version != REQUEST_VERSION:
+            raise InvalidRequest(
+                "version", f"{version!r} is not supported", f"this studio reads version {REQUEST_VERSION}"
+            )
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known - {"version"})
+        if unknown:
+            raise InvalidRequest("request", f"unknown field(s) {', '.join(unknown)}")
+        if "prompt" not in data:
+            raise InvalidRequest("prompt", "is missing")
+        values = {k: v for k, v in data.items() if k in known}
+        items = values.get("conditioning", [])
+        if not isinstance(items, list | tuple):
+            raise InvalidRequest("conditioning", "must be a list")
+        parsed = []
+        for item in items:
+            if not isinstance(item, dict) or set(item) - {"image", "frame_index", "strength"}:
+                raise InvalidRequest("conditioning", f"{item!r} is not a conditioning item")
+            parsed.append(ConditioningItem(**item))
+        values["conditioning"] = tuple(parsed)
+        if isinstance(values.get("shift"), int) and not isinstance(values["shift"], bool):
+            values["shift"] = float(values["shift"])
+        return cls(**values).validate()
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> GenerationRequest:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InvalidRequest("request", f"not valid JSON ({exc.msg} at char {exc.pos})") from exc
+        return cls.from_dict(data)
+
+
+def _is_number(value: object) -> bool:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(float(value))
+    )
+
+
+def _check_int(name: str, value: object, low: int, high: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InvalidRequest(name, f"{value!r} is not an integer", f"use {low}…{high}")
+    if not low <= value <= high:
+        raise InvalidRequest(name, f"{value} is out of range", f"use {low}…{high}")

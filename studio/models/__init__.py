@@ -1,0 +1,1 @@
+"""Model architectures, checkpoint I/O and the model families the studio can run."""
