@@ -17,6 +17,7 @@ from studio.errors import InvalidRequest
 
 REQUEST_VERSION = 1
 SAMPLERS = ("euler", "stochastic")
+FIT_MODES = ("fill", "fit")
 MAX_SEED = 2**63 - 1
 MAX_STEPS = 1000
 
@@ -32,11 +33,14 @@ class ConditioningItem:
         frame_index: pixel frame it stands for; 0 = first, −1 = last, any other index allowed.
         strength: mask value m ∈ [0, 1]; 1 = hard (kept exactly), between = soft (the token starts
             denoising when t < 1 − m), 0 = no effect.
+        fit: how the image is brought to the video size: ``"fill"`` (cover, centre-crop) or
+            ``"fit"`` (contain, black letterbox).
     """
 
     image: str
     frame_index: int = 0
     strength: float = 1.0
+    fit: str = "fill"
 
     def validate(self, frames: int | None = None) -> None:
         if not isinstance(self.image, str) or not self.image:
@@ -52,6 +56,10 @@ class ConditioningItem:
         if not _is_number(self.strength) or not 0.0 <= self.strength <= 1.0:
             raise InvalidRequest(
                 "conditioning.strength", f"{self.strength!r} is not allowed", "use a value in 0…1"
+            )
+        if self.fit not in FIT_MODES:
+            raise InvalidRequest(
+                "conditioning.fit", f"{self.fit!r} is unknown", f"use one of {', '.join(FIT_MODES)}"
             )
 
 
@@ -143,10 +151,7 @@ class GenerationRequest:
         for f in fields(self):
             value = getattr(self, f.name)
             if f.name == "conditioning":
-                value = [
-                    {"image": c.image, "frame_index": c.frame_index, "strength": c.strength}
-                    for c in value
-                ]
+                value = [{g.name: getattr(c, g.name) for g in fields(c)} for c in value]
             data[f.name] = value
         return data
 
@@ -172,7 +177,7 @@ class GenerationRequest:
             raise InvalidRequest("conditioning", "must be a list")
         parsed = []
         for item in items:
-            if not isinstance(item, dict) or set(item) - {"image", "frame_index", "strength"}:
+            if not isinstance(item, dict) or set(item) - {g.name for g in fields(ConditioningItem)}:
                 raise InvalidRequest("conditioning", f"{item!r} is not a conditioning item")
             parsed.append(ConditioningItem(**item))
         values["conditioning"] = tuple(parsed)

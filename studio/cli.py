@@ -1,0 +1,182 @@
+"""The command line: ``studio generate``, ``studio models``, ``studio train``, ``studio eval``.
+
+One function per command; each calls the same service layer as the GUI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import uuid
+from pathlib import Path
+
+from studio.errors import Cancelled, StudioError
+from studio.logs import setup_logging
+
+log = logging.getLogger("studio.cli")
+
+
+def _add_generate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("generate", help="generate a video (the demo model unless --model is given)")
+    p.add_argument("--prompt", help="what the video shows")
+    p.add_argument("--negative", dest="negative_prompt", help="negative prompt")
+    p.add_argument("--model", default=None, help='model folder, or "demo" (default)')
+    p.add_argument("--recipe", type=Path, help="reproduce a recipe (.json, or an MP4 made here)")
+    p.add_argument("--image", type=Path, help="reference frame image (image-to-video)")
+    p.add_argument("--image-frame", type=int, default=0, help="frame it pins: 0 first, -1 last")
+    p.add_argument("--strength", type=float, default=1.0, help="reference strength in 0…1")
+    p.add_argument("--fit", choices=("fill", "fit"), default="fill", help="how the image is sized")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--steps", type=int)
+    p.add_argument("--guidance", type=float)
+    p.add_argument("--shift", help='"auto" or a number')
+    p.add_argument("--width", type=int)
+    p.add_argument("--height", type=int)
+    p.add_argument("--frames", type=int)
+    p.add_argument("--fps", type=float)
+    p.add_argument("--sampler", choices=("euler", "stochastic"))
+    p.add_argument("--out", type=Path, help="output MP4 (default: the outputs folder)")
+    p.add_argument("--queue", action="store_true", help="add to the persistent queue instead")
+    p.set_defaults(func=cmd_generate)
+
+
+def _add_models(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("models", help="find and list model sets")
+    msub = p.add_subparsers(dest="models_command", required=True)
+    scan = msub.add_parser("scan", help="identify the model files in folders")
+    scan.add_argument("folders", nargs="+", type=Path)
+    scan.set_defaults(func=cmd_models_scan)
+    lst = msub.add_parser("list", help="list the demo model and the configured folders' sets")
+    lst.set_defaults(func=cmd_models_list)
+
+
+def _add_train_eval(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train the demo model from scratch")
+    tsub = p.add_subparsers(dest="train_command", required=True)
+    demo = tsub.add_parser("demo", help="train the shipped demo model (VAE, then DiT)")
+    demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder")
+    demo.add_argument("--stage", choices=("all", "vae", "dit"), default="all")
+    demo.add_argument("--steps", type=int, help="override the number of steps of the stage(s)")
+    demo.add_argument("--no-resume", action="store_true", help="ignore existing checkpoints")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.set_defaults(func=cmd_train_demo)
+    p = sub.add_parser("eval", help="evaluate a model")
+    esub = p.add_subparsers(dest="eval_command", required=True)
+    ev = esub.add_parser("demo", help="colour/direction/first-frame/stability metrics")
+    ev.add_argument("--model", type=Path, help="demo model folder (default: the shipped one)")
+    ev.add_argument("--prompts", type=int, default=50)
+    ev.add_argument("--steps", type=int)
+    ev.add_argument("--guidance", type=float)
+    ev.add_argument("--seed", type=int, default=0)
+    ev.set_defaults(func=cmd_eval_demo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="studio", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_generate(sub)
+    _add_models(sub)
+    _add_train_eval(sub)
+    return parser
+
+
+def run_cli(argv: list[str]) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(logging.DEBUG if args.verbose else logging.INFO)
+    try:
+        return int(args.func(args) or 0)
+    except Cancelled:
+        print("cancelled", file=sys.stderr)
+        return 130
+    except StudioError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        if exc.hint:
+            print(f"hint: {exc.hint}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+# --- commands --------------------------------------------------------------------------------
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from studio.service.cli_requests import request_from_args
+    from studio.service.generation import GenerationService, ProgressEvent, StageEvent
+    from studio.service.settings import load_settings
+
+    settings = load_settings()
+    service = GenerationService(settings)
+    request = request_from_args(args, settings, service.cache)
+    if args.queue:
+        from studio.service.jobs import JobQueue
+
+        job = JobQueue().add(request)
+        print(f"queued job {job.id}")
+        return 0
+    from tqdm import tqdm
+
+    bar: tqdm | None = None
+
+    def on_event(event: object) -> None:
+        nonlocal bar
+        if isinstance(event, StageEvent):
+            log.info("%s", event.stage)
+            if event.stage != "sampling" and bar is not None:
+                bar.close()
+                bar = None
+        elif isinstance(event, ProgressEvent):
+            if bar is None:
+                bar = tqdm(total=event.steps, desc="sampling", unit="step")
+            bar.update(event.step - bar.n)
+
+    result = service.run(uuid.uuid4().hex[:12], request, on_event, output_path=args.out)
+    if bar is not None:
+        bar.close()
+    print(f"wrote {result.video_path} ({result.frames} frames, {result.seconds:.1f} s)")
+    return 0
+
+
+def cmd_models_scan(args: argparse.Namespace) -> int:
+    from studio.models.registry import format_scan_table, scan
+
+    for folder in args.folders:
+        if not folder.is_dir():
+            raise StudioError(f"{folder} is not a folder", "pass folders that hold model files")
+    print(format_scan_table(scan(list(args.folders))))
+    return 0
+
+
+def cmd_models_list(args: argparse.Namespace) -> int:
+    from studio.models.registry import format_scan_table
+    from studio.service.catalog import list_models
+    from studio.service.settings import load_settings
+
+    print(format_scan_table(list_models(load_settings())))
+    return 0
+
+
+def cmd_train_demo(args: argparse.Namespace) -> int:
+    from studio.models.demo.train import train_demo
+
+    train_demo(args.out, stage=args.stage, steps=args.steps, resume=not args.no_resume,
+               seed=args.seed)
+    return 0
+
+
+def cmd_eval_demo(args: argparse.Namespace) -> int:
+    from studio.models.demo.evaluate import evaluate_demo, format_report
+    from studio.models.demo.family import load_demo_model
+    from studio.service.catalog import pick_device
+
+    model = load_demo_model(args.model, device=pick_device("auto"))
+    options = {k: v for k, v in (("steps", args.steps), ("guidance", args.guidance)) if v}
+    report = evaluate_demo(model, args.prompts, seed=args.seed, **options)
+    print(format_report(report))
+    print(json.dumps(report.to_dict() if hasattr(report, "to_dict") else {}, indent=2))
+    return 0

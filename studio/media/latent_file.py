@@ -1,0 +1,47 @@
+"""Saved latents: a job's final latent as safetensors with its recipe, written atomically.
+
+A saved latent lets "decode again" and "export again" run without re-sampling, and survives a
+decode that fails or runs out of memory.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from studio.errors import MediaError
+from studio.media.atomic import atomic_path
+
+LATENT_KEY = "latent"
+
+
+def save_latent(path: Path, latent: torch.Tensor, recipe: dict[str, Any]) -> None:
+    """Write ``latent`` (``[B, C, T', H', W']``, stored float32) and the recipe as metadata."""
+    tensor = latent.detach().float().cpu().contiguous()
+    with atomic_path(Path(path)) as tmp:
+        save_file({LATENT_KEY: tensor}, str(tmp), metadata={"recipe": json.dumps(recipe)})
+
+
+def load_latent(path: Path) -> tuple[torch.Tensor, dict[str, Any]]:
+    """Read a saved latent and its recipe; damaged files raise :class:`MediaError`."""
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            metadata = fh.metadata() or {}
+            tensors = {key: fh.get_tensor(key) for key in fh.keys()}  # noqa: SIM118
+    except FileNotFoundError as exc:
+        raise MediaError(f"the saved latent {path} does not exist", "re-run the job") from exc
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise MediaError(f"the saved latent {path} is damaged ({exc})", "re-run the job") from exc
+    if LATENT_KEY not in tensors or tensors[LATENT_KEY].dim() != 5:
+        raise MediaError(f"{path} holds no 5-D latent", "re-run the job")
+    try:
+        recipe = json.loads(metadata.get("recipe", "{}"))
+    except ValueError as exc:
+        raise MediaError(f"the recipe stored in {path} is damaged", "re-run the job") from exc
+    return tensors[LATENT_KEY], recipe

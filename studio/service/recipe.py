@@ -1,0 +1,77 @@
+"""The recipe: everything needed to reproduce an output, embedded in it and saved beside it."""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from studio import __version__
+from studio.engine.request import GenerationRequest
+from studio.errors import InvalidRequest
+from studio.models.family import LoadedModel
+from studio.service.hashing import sha256_file
+
+RECIPE_VERSION = 1
+
+
+def model_files_record(files: Iterable[Path]) -> list[dict[str, Any]]:
+    """``[{"path", "size", "sha256"}]`` for every file of a model set."""
+    return [
+        {"path": str(f), "size": Path(f).stat().st_size, "sha256": sha256_file(Path(f))}
+        for f in sorted({Path(f) for f in files})
+    ]
+
+
+def build_recipe(
+    request: GenerationRequest,
+    model: LoadedModel,
+    model_files: list[dict[str, Any]],
+    schedule: list[float] | tuple[float, ...],
+    shift: float,
+    timings: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    """The recipe dict (JSON-ready) for one output."""
+    return {
+        "recipe_version": RECIPE_VERSION,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "request": request.to_dict(),
+        "model": {
+            "id": model.id,
+            "name": model.name,
+            "family": model.family,
+            "variant": model.variant,
+            "files": model_files,
+        },
+        "precision": str(model.dtype).removeprefix("torch."),
+        "device": model.device.type,
+        "sampler": request.sampler,
+        "shift": shift,
+        "schedule": list(schedule),
+        "timings_s": dict(timings or {}),
+        "versions": {
+            "studio": __version__,
+            "torch": torch.__version__,
+            "cuda": torch.version.cuda,
+            "python": platform.python_version(),
+        },
+    }
+
+
+def request_from_recipe(recipe: dict[str, Any]) -> GenerationRequest:
+    """The request inside a recipe (or a bare request dict), validated."""
+    if not isinstance(recipe, dict):
+        raise InvalidRequest("recipe", "expected a JSON object")
+    if "request" in recipe:
+        if recipe.get("recipe_version", RECIPE_VERSION) != RECIPE_VERSION:
+            raise InvalidRequest(
+                "recipe_version",
+                f"{recipe.get('recipe_version')!r} is not supported",
+                f"this studio reads recipe version {RECIPE_VERSION}",
+            )
+        return GenerationRequest.from_dict(recipe["request"])
+    return GenerationRequest.from_dict(recipe)

@@ -1,0 +1,106 @@
+"""Domain settings (model folders, outputs, device, preview cadence) as versioned JSON.
+
+Each key is validated on load and falls back to its default when invalid, so a damaged settings
+file never stops the studio from starting. Saves are atomic.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from studio.media.atomic import atomic_write_json
+from studio.paths import studio_home
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """What the user configured.
+
+    Attributes:
+        model_folders: folders scanned for model sets.
+        output_dir: where finished videos go ("" = ``STUDIO_HOME/outputs``).
+        device: "auto" (CUDA when present), "cpu" or "cuda".
+        default_model: model id used when a request names none ("" = the demo model).
+        preview_every: send a live preview every this many steps.
+    """
+
+    model_folders: tuple[str, ...] = ()
+    output_dir: str = ""
+    device: str = "auto"
+    default_model: str = ""
+    preview_every: int = 1
+
+    @property
+    def outputs(self) -> Path:
+        path = Path(self.output_dir) if self.output_dir else studio_home() / "outputs"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def with_changes(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["model_folders"] = list(self.model_folders)
+        data["schema_version"] = SCHEMA_VERSION
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Settings:
+        """Parse leniently: an invalid key is logged and replaced by its default."""
+        default = cls()
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name not in data:
+                continue
+            value = data[f.name]
+            if _valid(f.name, value):
+                values[f.name] = tuple(value) if f.name == "model_folders" else value
+            else:
+                log.warning("settings: ignoring invalid %s=%r (using %r)", f.name, value,
+                            getattr(default, f.name))
+        return cls(**values)
+
+
+def _valid(name: str, value: object) -> bool:
+    if name == "model_folders":
+        return isinstance(value, list | tuple) and all(isinstance(v, str) for v in value)
+    if name in ("output_dir", "default_model"):
+        return isinstance(value, str)
+    if name == "device":
+        return value in DEVICES
+    if name == "preview_every":
+        return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 1000
+    return False
+
+
+def settings_path() -> Path:
+    return studio_home() / "settings.json"
+
+
+def load_settings(path: Path | None = None) -> Settings:
+    path = path or settings_path()
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return Settings()
+    except (OSError, ValueError) as exc:
+        log.warning("settings file %s unreadable (%s); using defaults", path, exc)
+        return Settings()
+    if not isinstance(data, dict):
+        log.warning("settings file %s is not a JSON object; using defaults", path)
+        return Settings()
+    return Settings.from_dict(data)
+
+
+def save_settings(settings: Settings, path: Path | None = None) -> None:
+    atomic_write_json(path or settings_path(), settings.to_dict())
