@@ -70,9 +70,13 @@ def place_latent_frame(
 
 
 def initial_latent(noise: torch.Tensor, cond: Conditioning) -> torch.Tensor:
-    """Starting point ``lerp(noise, cond_latent, m)``: ``[B, C, T', H', W']``."""
+    """Starting point ``lerp(noise, cond_latent, m)``: ``[B, C, T', H', W']``.
+
+    ``torch.lerp`` is exact at both ends (m = 1 gives the conditioning latent bit for bit, m = 0
+    the noise), which ``noise + m·(cond − noise)`` is not in floating point.
+    """
     m = cond.mask.to(noise.dtype)
-    return noise + m * (cond.latent.to(noise.dtype) - noise)
+    return torch.lerp(noise, cond.latent.to(noise.dtype), m)
 
 
 def token_timesteps(t: float, mask: torch.Tensor) -> torch.Tensor:
