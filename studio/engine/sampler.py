@@ -29,7 +29,9 @@ class StepInfo:
         n: number of steps.
         t, t_next: the step went from t to t_next.
         x: the latent after the step, ``[B, C, T', H', W']``.
-        x0_hat: the clean-sample estimate x − t·v made at t, ``[B, C, T', H', W']``.
+        x0_hat: the clean-sample estimate x − t_tok·v made at t, ``[B, C, T', H', W']``; each
+            position uses the time the model saw (``min(t, 1 − m)``), so a pinned position
+            previews as its conditioning latent.
     """
 
     i: int
@@ -68,8 +70,9 @@ def sample_euler(
     mask = _mask_for(x, cond)
     for i, (t, t_next) in enumerate(zip(ts[:-1], ts[1:], strict=True)):
         cancel.check()
-        v = velocity(x, token_timesteps(t, mask))
-        x0_hat = x - t * v
+        t_tok = token_timesteps(t, mask)
+        v = velocity(x, t_tok)
+        x0_hat = x - t_tok[:, None].to(x.dtype) * v
         x = torch.where(update_mask(t, mask), x + (t_next - t) * v, x)
         if on_step is not None:
             on_step(StepInfo(i, len(ts) - 1, t, t_next, x, x0_hat))
