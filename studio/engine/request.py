@@ -44,9 +44,19 @@ class ConditioningItem:
 
     def validate(self, frames: int | None = None) -> None:
         if not isinstance(self.image, str) or not self.image:
-            raise InvalidRequest("conditioning.image", "a reference image path is required")
+            raise InvalidRequest(
+                "conditioning.image",
+                f"{self.image!r} is not a reference image path",
+                "choose an image file",
+            )
         if not isinstance(self.frame_index, int) or isinstance(self.frame_index, bool):
-            raise InvalidRequest("conditioning.frame_index", f"{self.frame_index!r} is not an integer")
+            raise InvalidRequest(
+                "conditioning.frame_index",
+                f"{self.frame_index!r} is not an integer",
+                "use 0 for the first frame, −1 for the last, or any frame number"
+                if frames is None
+                else f"use 0…{frames - 1}, or −1 for the last frame",
+            )
         if frames is not None and not -frames <= self.frame_index < frames:
             raise InvalidRequest(
                 "conditioning.frame_index",
@@ -102,10 +112,10 @@ class GenerationRequest:
 
     def validate(self) -> GenerationRequest:
         """Check every model-independent field; raise :class:`InvalidRequest` naming the field."""
-        if not isinstance(self.prompt, str):
-            raise InvalidRequest("prompt", "must be text")
-        if not isinstance(self.negative_prompt, str):
-            raise InvalidRequest("negative_prompt", "must be text")
+        for name in ("prompt", "negative_prompt"):
+            value = getattr(self, name)
+            if not isinstance(value, str):
+                raise InvalidRequest(name, f"{value!r} is not text", "use text (it may be empty)")
         _check_int("seed", self.seed, 0, MAX_SEED)
         _check_int("steps", self.steps, 1, MAX_STEPS)
         if not _is_number(self.guidance) or not 0.0 <= self.guidance <= 50.0:
@@ -127,10 +137,16 @@ class GenerationRequest:
             )
         for item in self.conditioning:
             if not isinstance(item, ConditioningItem):
-                raise InvalidRequest("conditioning", f"{item!r} is not a conditioning item")
+                raise InvalidRequest(
+                    "conditioning",
+                    f"{item!r} is not a conditioning item",
+                    "give each reference frame an image, frame index and strength",
+                )
             item.validate(self.frames)
         if not isinstance(self.model, str):
-            raise InvalidRequest("model", "must be a model id")
+            raise InvalidRequest(
+                "model", f"{self.model!r} is not a model id", 'use a model id or "" for the default'
+            )
         return self
 
     def check_geometry(self, geometry: LatentGeometry) -> None:
@@ -161,26 +177,25 @@ class GenerationRequest:
         if not isinstance(data, dict):
             raise InvalidRequest("request", f"expected a JSON object, got {type(data).__name__}")
         version = data.get("version", REQUEST_VERSION)
-        if version != REQUEST_VERSION:
+        if type(version) is not int or version != REQUEST_VERSION:
             raise InvalidRequest(
                 "version", f"{version!r} is not supported", f"this studio reads version {REQUEST_VERSION}"
             )
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known - {"version"})
         if unknown:
-            raise InvalidRequest("request", f"unknown field(s) {', '.join(unknown)}")
+            raise InvalidRequest(
+                "request",
+                f"unknown field(s) {', '.join(unknown)}",
+                f"known fields: version, {', '.join(f.name for f in fields(cls))}",
+            )
         if "prompt" not in data:
-            raise InvalidRequest("prompt", "is missing")
+            raise InvalidRequest("prompt", "is missing", 'add a "prompt" (it may be empty)')
         values = {k: v for k, v in data.items() if k in known}
         items = values.get("conditioning", [])
         if not isinstance(items, list | tuple):
-            raise InvalidRequest("conditioning", "must be a list")
-        parsed = []
-        for item in items:
-            if not isinstance(item, dict) or set(item) - {g.name for g in fields(ConditioningItem)}:
-                raise InvalidRequest("conditioning", f"{item!r} is not a conditioning item")
-            parsed.append(ConditioningItem(**item))
-        values["conditioning"] = tuple(parsed)
+            raise InvalidRequest("conditioning", f"{items!r} is not a list", "use a list of items")
+        values["conditioning"] = tuple(_parse_item(item) for item in items)
         if isinstance(values.get("shift"), int) and not isinstance(values["shift"], bool):
             values["shift"] = float(values["shift"])
         return cls(**values).validate()
@@ -194,7 +209,23 @@ class GenerationRequest:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise InvalidRequest("request", f"not valid JSON ({exc.msg} at char {exc.pos})") from exc
+        except (ValueError, RecursionError) as exc:  # over-long integers, absurd nesting
+            raise InvalidRequest("request", f"not a readable request ({exc})") from exc
         return cls.from_dict(data)
+
+
+def _parse_item(item: object) -> ConditioningItem:
+    """One conditioning entry of a request's dict form (validated later with the request)."""
+    known = {g.name for g in fields(ConditioningItem)}
+    if not isinstance(item, dict) or set(item) - known:
+        raise InvalidRequest(
+            "conditioning",
+            f"{item!r} is not a conditioning item",
+            f"an item has the fields {', '.join(sorted(known))}",
+        )
+    if "image" not in item:
+        raise InvalidRequest("conditioning.image", "is missing", "give the reference image's path")
+    return ConditioningItem(**item)
 
 
 def _is_number(value: object) -> bool:
