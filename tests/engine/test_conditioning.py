@@ -111,7 +111,8 @@ def test_place_latent_frame_shapes_replacement_and_no_aliasing() -> None:
     assert bool((cond.mask[:, :, [0, 1, 3, 4]] == 0).all())
     second = torch.full((B, C, 1, H, W), 2.0)  # 5-D frame latents are accepted too
     cond = place_latent_frame(cond, second, 2, 1.0)
-    assert torch.equal(cond.latent[:, :, 2], second[:, :, 0]) and bool((cond.mask == 1).sum() == H * W)
+    assert torch.equal(cond.latent[:, :, 2], second[:, :, 0])
+    assert int((cond.mask == 1).sum()) == H * W and int((cond.mask != 0).sum()) == H * W
 
 
 def test_conditioning_to_keeps_mask_float32() -> None:
@@ -160,7 +161,7 @@ def test_soft_frame_waits_until_t_below_one_minus_m(name: str) -> None:
     # Steps from t = 1, 0.8 and 0.61 (all ≥ 0.6) keep the value bit for bit ...
     for info in infos[:3]:
         assert torch.equal(info.x[:, :, 2], start)
-    # ... the step from 0.59, the first with t < 1 − m, changes it, and the free frames move at once.
+    # ... the step from 0.59, the first with t < 1 − m, changes it; free frames move at once.
     assert not torch.equal(infos[3].x[:, :, 2], start)
     assert bool((infos[3].x[:, :, 2] != start).all())
     assert not torch.equal(infos[0].x[:, :, 0], x[:, :, 0])
@@ -177,7 +178,8 @@ def test_free_positions_behave_as_unconditioned(name: str) -> None:
     # An all-zero mask with a non-zero latent changes nothing at all.
     zero = Conditioning(make_noise(SHAPE, 6), torch.zeros(B, 1, T, H, W))
     assert torch.equal(initial_latent(noise, zero), noise)
-    assert torch.equal(SAMPLERS[name](Recorder(), initial_latent(noise, zero), ts, cond=zero, seed=5), plain)
+    out = SAMPLERS[name](Recorder(), initial_latent(noise, zero), ts, cond=zero, seed=5)
+    assert torch.equal(out, plain)
     # With some frames conditioned, the m = 0 frames follow the unconditioned run exactly
     # (the test field is position-wise, so frames do not talk to each other).
     cond = frame_cond({0: 1.0, 3: 0.5})

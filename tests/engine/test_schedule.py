@@ -146,7 +146,8 @@ def test_training_weight_at_uses_nearest_entry_and_keeps_shape_dtype() -> None:
     shift = 5.0
     sigmas = training_sigmas(shift)
     weights = training_weights(shift)
-    t = torch.stack([sigmas[10], sigmas[400] + 1e-7, sigmas[999], torch.tensor(0.0, dtype=torch.float64)])
+    zero = torch.tensor(0.0, dtype=torch.float64)
+    t = torch.stack([sigmas[10], sigmas[400] + 1e-7, sigmas[999], zero])
     got = training_weight_at(t.float().reshape(2, 2), shift)
     assert got.shape == (2, 2) and got.dtype == torch.float32
     expected = weights[[10, 400, 999, 999]].float().reshape(2, 2)

@@ -44,7 +44,8 @@ def test_invalid_frames_name_nearest_valid(frames: int, choices: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("side", "choices"), [(130, "128 or 144"), (143, "128 or 144"), (8, "use 16"), (1000, "992 or 1008")]
+    ("side", "choices"),
+    [(130, "128 or 144"), (143, "128 or 144"), (8, "use 16"), (1000, "992 or 1008")],
 )
 def test_invalid_width_names_nearest_valid(side: int, choices: str) -> None:
     with pytest.raises(InvalidRequest) as info:
