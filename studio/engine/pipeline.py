@@ -21,6 +21,7 @@ from studio.engine.conditioning import (
     latent_frame_index,
     place_latent_frame,
 )
+from studio.engine.decode import decode_video
 from studio.engine.guidance import guided_velocity
 from studio.engine.noise import make_noise
 from studio.engine.request import GenerationRequest
@@ -127,24 +128,34 @@ def sample_latent(
     *,
     on_step: StepCallback | None = None,
     cancel: CancelToken = NEVER,
+    start_step: int = 0,
+    x: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, list[float], float]:
     """Sample the latent ``[1, C, T', H', W']`` (float32, model device) from seeded noise.
 
     The sampler state is kept in float32; the denoiser casts to its own precision.
-    Returns (latent, schedule, shift).
+    To resume a run, pass the state ``x`` saved after ``start_step`` steps (a sampling
+    checkpoint): the result equals the uninterrupted run's. Returns (latent, schedule, shift).
     """
     shift = resolve_shift(request, model.geometry)
     ts = make_schedule(request.steps, shift)
     shape = model.geometry.latent_shape(request.frames, request.height, request.width)
-    x = make_noise(shape, request.seed, model.device, torch.float32)
     if cond is not None:
         cond = cond.to(model.device, torch.float32)
-        x = initial_latent(x, cond)
+    if x is None:
+        assert start_step == 0, "a resumed run needs the saved state x"
+        x = make_noise(shape, request.seed, model.device, torch.float32)
+        if cond is not None:
+            x = initial_latent(x, cond)
+    else:
+        assert tuple(x.shape) == shape, f"saved state {tuple(x.shape)} is not {shape}"
+        x = x.to(model.device, torch.float32)
     velocity = guided_velocity(model.denoiser, context, uncond_context, request.guidance)
     sampler = SAMPLERS[request.sampler]
     with torch.inference_mode():
         x = sampler(
-            velocity, x, ts, cond=cond, on_step=on_step, cancel=cancel, seed=request.seed
+            velocity, x, ts, cond=cond, on_step=on_step, cancel=cancel, seed=request.seed,
+            start=start_step,
         )
     return x, ts, shift
 
@@ -152,9 +163,12 @@ def sample_latent(
 def decode_latent(
     model: LoadedModel, latent: torch.Tensor, cancel: CancelToken = NEVER
 ) -> np.ndarray:
-    """Decode a normalised latent ``[1, C, T', H', W']`` to uint8 frames ``[T, H, W, 3]``."""
+    """Decode a normalised latent ``[1, C, T', H', W']`` to uint8 frames ``[T, H, W, 3]``.
+
+    Out of memory, it retries in smaller and smaller spatial tiles (:mod:`studio.engine.decode`).
+    """
     with torch.inference_mode():
-        video = model.vae.decode(latent.to(model.device), cancel)
+        video = decode_video(model.vae, latent.to(model.device), cancel)
     return video_to_uint8(video)
 
 

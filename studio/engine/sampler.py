@@ -54,6 +54,7 @@ def sample_euler(
     on_step: StepCallback | None = None,
     cancel: CancelToken = NEVER,
     seed: int = 0,
+    start: int = 0,
 ) -> torch.Tensor:
     """Deterministic Euler integration of dx/dt = v from ts[0] to ts[-1]: x' = x + (t' − t)·v.
 
@@ -65,10 +66,13 @@ def sample_euler(
         on_step: called after every step with a :class:`StepInfo`.
         cancel: checked before every model call.
         seed: unused (the Euler sampler is deterministic); kept for a uniform signature.
+        start: index of the first step to take (0 … N); ``x`` is then the state after ``start``
+            steps, e.g. from a sampling checkpoint. Resuming gives the same result, bit for bit,
+            as running from step 0.
     """
     del seed
     mask = _mask_for(x, cond)
-    for i, (t, t_next) in enumerate(zip(ts[:-1], ts[1:], strict=True)):
+    for i, t, t_next in _steps(ts, start):
         cancel.check()
         t_tok = token_timesteps(t, mask)
         v = velocity(x, t_tok)
@@ -88,14 +92,16 @@ def sample_stochastic(
     on_step: StepCallback | None = None,
     cancel: CancelToken = NEVER,
     seed: int = 0,
+    start: int = 0,
 ) -> torch.Tensor:
     """Predict x̂₀ = x − t·v, then re-noise to the next time: x' = (1 − t')·x̂₀ + t'·ε.
 
     Fresh noise ε comes from a CPU generator seeded with ``seed + 1 + i`` at step i, so a run is
-    reproducible from the request's seed. Arguments as :func:`sample_euler`.
+    reproducible from the request's seed, and a run resumed at ``start`` draws the same noise.
+    Arguments as :func:`sample_euler`.
     """
     mask = _mask_for(x, cond)
-    for i, (t, t_next) in enumerate(zip(ts[:-1], ts[1:], strict=True)):
+    for i, t, t_next in _steps(ts, start):
         cancel.check()
         t_tok = token_timesteps(t, mask)
         v = velocity(x, t_tok)
@@ -112,6 +118,14 @@ SAMPLERS: dict[str, Callable[..., torch.Tensor]] = {
     "euler": sample_euler,
     "stochastic": sample_stochastic,
 }
+
+
+def _steps(ts: list[float], start: int) -> list[tuple[int, float, float]]:
+    """``(i, t, t_next)`` for the steps ``start`` … N − 1 of a schedule of N + 1 times."""
+    n = len(ts) - 1
+    if not 0 <= start <= n:
+        raise ValueError(f"start step {start} is outside 0…{n}")
+    return [(i, ts[i], ts[i + 1]) for i in range(start, n)]
 
 
 def _mask_for(x: torch.Tensor, cond: Conditioning | None) -> torch.Tensor:
