@@ -7,6 +7,7 @@ last 0); they hold no state between calls.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -96,8 +97,9 @@ def sample_stochastic(
 ) -> torch.Tensor:
     """Predict x̂₀ = x − t·v, then re-noise to the next time: x' = (1 − t')·x̂₀ + t'·ε.
 
-    Fresh noise ε comes from a CPU generator seeded with ``seed + 1 + i`` at step i, so a run is
-    reproducible from the request's seed, and a run resumed at ``start`` draws the same noise.
+    Fresh noise ε at step i comes from a CPU generator seeded with :func:`step_noise_seed`
+    (seed, i), so a run is reproducible from the request's seed, and a run resumed at ``start``
+    draws the same noise.
     Arguments as :func:`sample_euler`.
     """
     mask = _mask_for(x, cond)
@@ -106,7 +108,7 @@ def sample_stochastic(
         t_tok = token_timesteps(t, mask)
         v = velocity(x, t_tok)
         x0_hat = x - t_tok[:, None].to(x.dtype) * v
-        eps = make_noise(tuple(x.shape), seed + 1 + i, x.device, x.dtype)
+        eps = make_noise(tuple(x.shape), step_noise_seed(seed, i), x.device, x.dtype)
         x_next = (1.0 - t_next) * x0_hat + t_next * eps
         x = torch.where(update_mask(t, mask), x_next, x)
         if on_step is not None:
@@ -118,6 +120,16 @@ SAMPLERS: dict[str, Callable[..., torch.Tensor]] = {
     "euler": sample_euler,
     "stochastic": sample_stochastic,
 }
+
+
+def step_noise_seed(seed: int, step: int) -> int:
+    """The seed of the stochastic sampler's fresh noise at ``step``: a 63-bit hash of both.
+
+    Hashing keeps it apart from every run's initial-noise seed; a plain ``seed + 1 + step``
+    re-noised run s with run s + 1's starting noise, so neighbouring seeds gave near-copies.
+    """
+    digest = hashlib.blake2b(f"stochastic:{seed}:{step}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
 
 
 def _steps(ts: list[float], start: int) -> list[tuple[int, float, float]]:
