@@ -195,11 +195,13 @@ def test_stochastic_step_formula() -> None:
     for info in infos[:-1]:
         assert torch.allclose(info.x0_hat, x0, atol=1e-6, rtol=0)
         eps.append((info.x - (1 - info.t_next) * x0) / info.t_next)
-    # Re-noising draws new noise each step, not the initial noise again.
-    initial = make_noise(SHAPE, 4, dtype=torch.float64)
+    # Re-noising draws new noise each step: not this run's initial noise, nor a neighbouring
+    # seed's initial noise (that would make runs with seeds s and s + 1 near-copies).
+    nearby = [make_noise(SHAPE, k, dtype=torch.float64) for k in range(0, 12)]
     for i, e in enumerate(eps):
-        assert not torch.allclose(e, initial)
+        assert all(not torch.allclose(e, other, atol=1e-4) for other in nearby)
         assert all(not torch.allclose(e, other) for other in eps[i + 1 :])
+        assert abs(e.mean().item()) < 0.5 and 0.5 < e.std().item() < 1.5
 
 
 def test_stochastic_reproducible_from_seed_and_different_across_seeds() -> None:
@@ -213,6 +215,43 @@ def test_stochastic_reproducible_from_seed_and_different_across_seeds() -> None:
     assert not torch.allclose(c, a, atol=1e-3)
     # The Euler sampler ignores the seed.
     assert torch.equal(sample_euler(field, x1, ts, seed=1), sample_euler(field, x1, ts, seed=2))
+
+
+def test_neighbouring_seeds_give_independent_stochastic_runs() -> None:
+    shape = (1, 4, 4, 16, 16)
+    field = gaussian_field(torch.zeros(shape), torch.full(shape, 0.5))
+    ts = make_schedule(12, 3.0)
+    out = {k: sample_stochastic(field, make_noise(shape, k), ts, seed=k) for k in (10, 11, 12)}
+    for a, b in ((10, 11), (11, 12), (10, 12)):
+        corr = torch.corrcoef(torch.stack([out[a].flatten(), out[b].flatten()]))[0, 1].item()
+        assert abs(corr) < 0.1, (a, b, corr)
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLERS))
+@pytest.mark.parametrize("start", [0, 3, 7])
+def test_resume_at_step_is_bit_identical(name: str, start: int) -> None:
+    """State saved after ``start`` steps, fed back with ``start``, ends exactly as a full run."""
+    mu, s, x1 = gaussian_problem()
+    field = gaussian_field(mu, s)
+    ts = make_schedule(7, 3.0)
+    states: dict[int, torch.Tensor] = {0: x1}
+
+    def keep(info: StepInfo) -> None:
+        states[info.i + 1] = info.x
+
+    full = SAMPLERS[name](field, x1, ts, seed=21, on_step=keep)
+    model = CountingVelocity(field)
+    seen: list[int] = []
+    resumed = SAMPLERS[name](model, states[start].clone(), ts, seed=21, start=start,
+                             on_step=lambda info: seen.append(info.i))  # fmt: skip
+    assert torch.equal(resumed, full)
+    assert len(model.calls) == 7 - start and seen == list(range(start, 7))
+
+
+@pytest.mark.parametrize("start", [-1, 8])
+def test_resume_outside_schedule_rejected(start: int) -> None:
+    with pytest.raises(ValueError, match="start"):
+        sample_euler(lambda x, t: x, make_noise(SHAPE, 0), make_schedule(7), start=start)
 
 
 @pytest.mark.parametrize("name", sorted(SAMPLERS))
