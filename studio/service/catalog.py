@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -92,11 +93,24 @@ def load_model(model_set: ModelSet, device: torch.device, cancel: CancelToken = 
                           "supported families: demo, wan")
 
 
-class ModelCache:
-    """Keeps one model loaded (weights stay warm between jobs); thread-safe."""
+ModelFinder = Callable[[Settings, str], ModelSet]
+"""``finder(settings, model_id)`` → the catalogue entry (:func:`find_model` by default)."""
+ModelLoader = Callable[[ModelSet, torch.device, CancelToken], LoadedModel]
+"""``loader(model_set, device, cancel)`` → the loaded model (:func:`load_model` by default)."""
 
-    def __init__(self, settings: Settings) -> None:
+
+class ModelCache:
+    """Keeps one model loaded (weights stay warm between jobs); thread-safe.
+
+    ``finder`` and ``loader`` replace :func:`find_model` and :func:`load_model` (tests inject
+    tiny models this way).
+    """
+
+    def __init__(self, settings: Settings, *, finder: ModelFinder | None = None,
+                 loader: ModelLoader | None = None) -> None:
         self.settings = settings
+        self._finder = finder
+        self._loader = loader
         self._lock = threading.Lock()
         self._key: tuple[str, str] | None = None
         self._model: LoadedModel | None = None
@@ -105,15 +119,19 @@ class ModelCache:
     def loaded(self) -> LoadedModel | None:
         return self._model
 
+    def find(self, model_id: str) -> ModelSet:
+        """The catalogue entry for ``model_id`` ("" = the default model)."""
+        return (self._finder or find_model)(self.settings, model_id)
+
     def get(self, model_id: str, cancel: CancelToken = NEVER) -> LoadedModel:
-        model_set = find_model(self.settings, model_id)
+        model_set = self.find(model_id)
         device = pick_device(self.settings.device)
         key = (model_set.id, str(device))
         with self._lock:
             if self._key != key or self._model is None:
                 self._unload_locked()
                 log.info("loading model %s on %s", model_set.id, device)
-                self._model = load_model(model_set, device, cancel)
+                self._model = (self._loader or load_model)(model_set, device, cancel)
                 self._key = key
             return self._model
 

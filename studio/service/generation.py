@@ -1,43 +1,61 @@
 """Run one generation job end to end and report what happens, without any Qt.
 
-``GenerationService.run`` is what the desktop worker thread and ``studio generate`` both call:
-load (cached) → validate → encode → sample (progress + live previews) → save the latent →
-decode → export the MP4 with its recipe. Every failure arrives as a :class:`StudioError` with a
-hint; cancellation raises :class:`Cancelled` and leaves no partial output behind.
+``GenerationService.run`` is what the desktop worker thread, ``studio generate`` and
+``studio queue run`` all call: load (cached) → validate → encode → sample (progress + live
+previews, a sampling checkpoint every k steps) → save the latent → decode (retrying in spatial
+tiles when out of memory) → export the MP4 with its recipe, and the recipe beside it as JSON.
+
+Nothing is lost on the way: a job that was killed resumes from its last sampling checkpoint, or
+skips sampling when its final latent was already saved (:mod:`studio.service.resume`); a decode or
+export that fails keeps the latent, and :meth:`GenerationService.decode_again` makes the video
+from it without sampling again. Every failure arrives as a :class:`StudioError` with a hint;
+cancellation raises :class:`Cancelled` and leaves no partial output behind.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from studio.engine.cancel import NEVER, CancelToken
+from studio.engine.decode import decode_video, is_out_of_memory
 from studio.engine.pipeline import (
     build_conditioning,
     check_request,
-    decode_latent,
     encode_prompts,
+    request_schedule,
     sample_latent,
 )
 from studio.engine.request import GenerationRequest
 from studio.engine.sampler import StepInfo
-from studio.errors import OutOfMemory, StudioError
-from studio.media.latent_file import save_latent
+from studio.errors import MediaError, OutOfMemory, StudioError
 from studio.media.atomic import atomic_write_json
+from studio.media.image import video_to_uint8
+from studio.media.latent_file import load_latent, save_latent
 from studio.media.preview import latent_to_rgb
 from studio.media.video import write_video
 from studio.models.family import LoadedModel
-from studio.service.catalog import ModelCache, find_model
-from studio.service.recipe import build_recipe, model_files_record
-from studio.service.settings import Settings
+from studio.service.catalog import ModelCache
 from studio.service.jobs import jobs_root
+from studio.service.recipe import build_recipe, model_files_record, request_from_recipe
+from studio.service.resume import (
+    LATENT_NAME,
+    checkpoint_writer,
+    discard_checkpoint,
+    find_checkpoint,
+    find_saved_latent,
+    job_identity,
+)
+from studio.service.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +95,11 @@ EventSink = Callable[[JobEvent], None]
 
 @dataclass(frozen=True, slots=True)
 class JobResult:
-    """What a finished job produced."""
+    """What a finished job produced.
+
+    ``resumed_from_step`` is 0 for a run from noise, k when sampling continued from a checkpoint
+    after step k, and ``request.steps`` when the saved final latent was decoded.
+    """
 
     job_id: str
     request: GenerationRequest
@@ -89,10 +111,19 @@ class JobResult:
     fps: float
     seconds: float
     timings: dict[str, float] = field(default_factory=dict)
+    resumed_from_step: int = 0
+
+    def to_record(self) -> dict[str, Any]:
+        """The JSON-ready ``result`` a :class:`~studio.service.jobs.Job` keeps."""
+        return {
+            "video_path": str(self.video_path), "latent_path": str(self.latent_path),
+            "recipe_path": str(self.recipe_path), "seconds": self.seconds,
+            "model_name": self.model_name, "frames": self.frames,
+        }
 
 
 def job_dir(job_id: str) -> Path:
-    """``STUDIO_HOME/jobs/<job_id>``: the job's latent and recipe live here."""
+    """``STUDIO_HOME/jobs/<job_id>``: the job's latent, checkpoint and recipe live here."""
     path = jobs_root() / job_id
     path.mkdir(parents=True, exist_ok=True)
     return path
@@ -101,6 +132,44 @@ def job_dir(job_id: str) -> Path:
 def output_name(request: GenerationRequest, job_id: str) -> str:
     words = re.sub(r"[^a-z0-9]+", "-", request.prompt.lower()).strip("-")[:40].strip("-")
     return f"{time.strftime('%Y%m%d-%H%M%S')}-{words or 'video'}-{request.seed}-{job_id[:6]}.mp4"
+
+
+def free_path(path: Path) -> Path:
+    """``path``, or ``name-2.mp4``, ``name-3.mp4`` … when it exists (outputs never overwrite)."""
+    candidate, n = path, 1
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+    return candidate
+
+
+class _Timer:
+    """Seconds per stage, for the recipe and the result."""
+
+    def __init__(self) -> None:
+        self.started = self._clock = time.perf_counter()
+        self.timings: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.timings[name] = round(now - self._clock, 4)
+        self._clock = now
+
+    @property
+    def total(self) -> float:
+        return time.perf_counter() - self.started
+
+
+@contextlib.contextmanager
+def _latent_kept(latent_path: Path) -> Iterator[None]:
+    """Add to a decode/export failure's hint that the latent is safe and how to use it."""
+    try:
+        yield
+    except StudioError as exc:
+        note = (f"The sampled latent is kept ({latent_path}); 'decode again' makes the video "
+                "without sampling again.")
+        exc.hint = f"{exc.hint} {note}".strip()
+        raise
 
 
 class GenerationService:
@@ -118,19 +187,53 @@ class GenerationService:
         cancel: CancelToken = NEVER,
         output_path: Path | None = None,
     ) -> JobResult:
-        """Generate one video. Raises StudioError (with hint) or Cancelled."""
-        try:
+        """Generate one video, resuming from the job's saved state when there is some.
+
+        Raises StudioError (with hint) or Cancelled.
+        """
+        with _memory_errors():
             return self._run(job_id, request, on_event, cancel, output_path)
-        except torch.OutOfMemoryError as exc:
-            raise OutOfMemory(
-                f"the GPU ran out of memory ({exc})".split("\n")[0],
-                "use fewer frames or a smaller size, or close other GPU programs",
-            ) from exc
-        except MemoryError as exc:
-            raise OutOfMemory(
-                "the computer ran out of memory",
-                "use fewer frames or a smaller size, or close other programs",
-            ) from exc
+
+    def decode_again(
+        self,
+        source: str | Path,
+        on_event: EventSink = lambda event: None,
+        cancel: CancelToken = NEVER,
+        output_path: Path | None = None,
+        fps: float | None = None,
+    ) -> JobResult:
+        """Decode and export a saved latent again, without sampling ("decode/export again").
+
+        Args:
+            source: a job id (its ``latent.safetensors``) or the path of a saved latent.
+            output_path: the MP4 to write (default: a new file in the outputs folder).
+            fps: a different playback rate for the new export (default: the recipe's).
+
+        The new MP4 carries the latent's recipe. A damaged latent raises :class:`MediaError`.
+        """
+        latent_path = self._latent_path(source)
+        job_id = latent_path.parent.name
+        latent, recipe = load_latent(latent_path)
+        request = request_from_recipe(recipe)
+        if fps is not None:
+            request = request.with_changes(fps=fps).validate()
+            recipe = {**recipe, "request": request.to_dict()}
+        with _memory_errors():
+            timer = _Timer()
+            on_event(StageEvent(job_id, "loading"))
+            model = self.cache.get(request.model, cancel)
+            expected = model.geometry.latent_shape(request.frames, request.height, request.width)
+            if tuple(latent.shape) != expected:
+                raise MediaError(
+                    f"the saved latent {latent_path} has shape {tuple(latent.shape)}, but "
+                    f"{model.name} makes {expected} for its recipe",
+                    "decode it with the model it was made with",
+                )
+            timer.lap("load")
+            return self._finish(job_id, request, model, latent, latent_path, recipe, on_event,
+                                cancel, output_path, timer, request.steps)
+
+    # --- stages ----------------------------------------------------------------------------
 
     def _run(
         self,
@@ -140,70 +243,146 @@ class GenerationService:
         cancel: CancelToken,
         output_path: Path | None,
     ) -> JobResult:
-        timings: dict[str, float] = {}
-        started = clock = time.perf_counter()
-
-        def lap(name: str) -> None:
-            nonlocal clock
-            now = time.perf_counter()
-            timings[name] = round(now - clock, 4)
-            clock = now
-
+        timer = _Timer()
         on_event(StageEvent(job_id, "loading"))
         model = self.cache.get(request.model, cancel)
         check_request(model, request)
-        lap("load")
+        files = model_files_record(self.cache.find(model.id).all_files())
+        identity = job_identity(request, files)
+        timer.lap("load")
+        folder = job_dir(job_id)
+        latent_path = folder / LATENT_NAME
+        saved = find_saved_latent(folder, identity)
+        if saved is not None:
+            log.info("job %s: its final latent was saved before; decoding it", job_id)
+            latent, recipe = saved
+            start = request.steps
+        else:
+            latent, recipe, start = self._sample(job_id, request, model, files, identity,
+                                                 on_event, cancel, timer)
+        return self._finish(job_id, request, model, latent, latent_path, recipe, on_event,
+                            cancel, output_path, timer, start)
+
+    def _sample(
+        self,
+        job_id: str,
+        request: GenerationRequest,
+        model: LoadedModel,
+        files: list[dict[str, Any]],
+        identity: str,
+        on_event: EventSink,
+        cancel: CancelToken,
+        timer: _Timer,
+    ) -> tuple[torch.Tensor, dict[str, Any], int]:
+        """Encode, sample (from noise or a checkpoint), save the final latent atomically."""
         on_event(StageEvent(job_id, "encoding"))
         cancel.check()
         with torch.inference_mode():
             context, uncond = encode_prompts(model, request)
         cond = build_conditioning(model, request, cancel)
-        lap("encode")
-        on_event(StageEvent(job_id, "sampling"))
-        on_step = self._step_reporter(job_id, model, on_event)
-        latent, ts, shift = sample_latent(
-            model, request, context, uncond, cond, on_step=on_step, cancel=cancel
-        )
-        latent = latent.float().cpu()
-        lap("sample")
+        timer.lap("encode")
         folder = job_dir(job_id)
-        files = model_files_record(find_model(self.settings, model.id).all_files())
-        recipe = build_recipe(request, model, files, ts, shift, timings)
-        latent_path = folder / "latent.safetensors"
-        save_latent(latent_path, latent, recipe)
-        on_event(StageEvent(job_id, "decoding"))
-        frames = decode_latent(model, latent, cancel)
-        lap("decode")
-        on_event(StageEvent(job_id, "exporting"))
-        video_path = output_path or self.settings.outputs / output_name(request, job_id)
-        recipe = build_recipe(request, model, files, ts, shift, timings)
-        write_video(video_path, frames, request.fps, metadata=recipe, cancel=cancel)
-        lap("export")
-        recipe = build_recipe(request, model, files, ts, shift, timings)
-        recipe_path = video_path.with_suffix(".json")
-        atomic_write_json(recipe_path, recipe)
-        atomic_write_json(folder / "recipe.json", recipe)
-        seconds = time.perf_counter() - started
-        log.info("job %s finished in %.2f s: %s", job_id, seconds, video_path)
-        return JobResult(job_id, request, model.name, Path(video_path), latent_path, recipe_path,
-                         int(frames.shape[0]), request.fps, seconds, timings)
+        schedule = request_schedule(request, model.geometry)
+        checkpoint = find_checkpoint(folder, identity, schedule)
+        start, x = (checkpoint.step, checkpoint.x) if checkpoint else (0, None)
+        if start:
+            log.info("job %s: resuming sampling after step %d of %d", job_id, start,
+                     request.steps)
+        on_event(StageEvent(job_id, "sampling"))
+        report = self._step_reporter(job_id, model, on_event, start)
+        save = checkpoint_writer(folder, identity, schedule, self.settings.checkpoint_every)
+
+        def on_step(info: StepInfo) -> None:
+            report(info)
+            save(info)
+
+        latent, ts, shift = sample_latent(model, request, context, uncond, cond, on_step=on_step,
+                                          cancel=cancel, start_step=start, x=x)
+        latent = latent.float().cpu()
+        timer.lap("sample")
+        recipe = build_recipe(request, model, files, ts, shift, timer.timings)
+        recipe["job_identity"] = identity
+        recipe["resumed_from_step"] = start
+        save_latent(folder / LATENT_NAME, latent, recipe)
+        discard_checkpoint(folder)
+        return latent, recipe, start
+
+    def _finish(
+        self,
+        job_id: str,
+        request: GenerationRequest,
+        model: LoadedModel,
+        latent: torch.Tensor,
+        latent_path: Path,
+        recipe: dict[str, Any],
+        on_event: EventSink,
+        cancel: CancelToken,
+        output_path: Path | None,
+        timer: _Timer,
+        start: int,
+    ) -> JobResult:
+        """Decode the latent and export the MP4, its recipe JSON and the job's recipe copy."""
+        with _latent_kept(latent_path):
+            on_event(StageEvent(job_id, "decoding"))
+            with torch.inference_mode():
+                video = decode_video(model.vae, latent.to(model.device), cancel)
+            frames = video_to_uint8(video)
+            del video
+            timer.lap("decode")
+            on_event(StageEvent(job_id, "exporting"))
+            video_path = Path(output_path) if output_path else free_path(
+                self.settings.outputs / output_name(request, job_id))
+            recipe = {**recipe, "timings_s": {**recipe.get("timings_s", {}), **timer.timings}}
+            write_video(video_path, frames, request.fps, metadata=recipe, cancel=cancel)
+            recipe_path = video_path.with_suffix(".json")
+            atomic_write_json(recipe_path, recipe)
+            atomic_write_json(latent_path.parent / "recipe.json", recipe)
+            timer.lap("export")
+        log.info("job %s finished in %.2f s: %s", job_id, timer.total, video_path)
+        return JobResult(job_id, request, model.name, video_path, latent_path, recipe_path,
+                         int(frames.shape[0]), request.fps, timer.total, dict(timer.timings),
+                         start)
+
+    def _latent_path(self, source: str | Path) -> Path:
+        text = str(source)
+        if Path(text).suffix == ".safetensors" or Path(text).is_file():
+            return Path(text)
+        if not re.fullmatch(r"[0-9a-zA-Z_-]+", text):
+            raise MediaError(f"{text!r} is neither a job id nor a saved latent",
+                             "pass a job id from the history or a latent .safetensors file")
+        return jobs_root() / text / LATENT_NAME
 
     def _step_reporter(
-        self, job_id: str, model: LoadedModel, on_event: EventSink
+        self, job_id: str, model: LoadedModel, on_event: EventSink, start: int = 0
     ) -> Callable[[StepInfo], None]:
-        start = time.perf_counter()
+        began = time.perf_counter()
         every = max(1, self.settings.preview_every)
 
         def on_step(info: StepInfo) -> None:
             done = info.i + 1
-            elapsed = time.perf_counter() - start
-            rate = done / elapsed if elapsed > 0 else 0.0
+            elapsed = time.perf_counter() - began
+            rate = (done - start) / elapsed if elapsed > 0 else 0.0
             eta = (info.n - done) / rate if rate > 0 else 0.0
             on_event(ProgressEvent(job_id, done, info.n, info.t_next, rate, eta))
             if done % every == 0 or done == info.n:
                 on_event(PreviewEvent(job_id, done, latent_to_rgb(info.x0_hat[0], model.preview)))
 
         return on_step
+
+
+@contextlib.contextmanager
+def _memory_errors() -> Iterator[None]:
+    """Turn a device or host allocation failure into :class:`OutOfMemory` with a hint."""
+    try:
+        yield
+    except (RuntimeError, MemoryError) as exc:
+        if not is_out_of_memory(exc):
+            raise
+        where = "GPU" if isinstance(exc, torch.OutOfMemoryError) else "computer"
+        raise OutOfMemory(
+            f"the {where} ran out of memory ({str(exc).splitlines()[0][:200]})",
+            "use fewer frames or a smaller size, or close other programs",
+        ) from exc
 
 
 __all__ = [

@@ -31,6 +31,8 @@ class Settings:
         device: "auto" (CUDA when present), "cpu" or "cuda".
         default_model: model id used when a request names none ("" = the demo model).
         preview_every: send a live preview every this many steps.
+        checkpoint_every: save the sampler state every this many steps so a job that is killed
+            resumes there (0 = never).
     """
 
     model_folders: tuple[str, ...] = ()
@@ -38,6 +40,7 @@ class Settings:
     device: str = "auto"
     default_model: str = ""
     preview_every: int = 1
+    checkpoint_every: int = 5
 
     @property
     def outputs(self) -> Path:
@@ -80,6 +83,8 @@ def _valid(name: str, value: object) -> bool:
         return value in DEVICES
     if name == "preview_every":
         return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 1000
+    if name == "checkpoint_every":
+        return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 1000
     return False
 
 

@@ -1,0 +1,108 @@
+"""Working through the persistent queue one job at a time (``studio queue run``).
+
+The runner takes the first queued job, runs it through :class:`GenerationService` and records
+the outcome in the :class:`JobQueue`: finished (with its files), failed (with the error's title,
+message and hint; the next job still runs) or — when cancelled, e.g. by Ctrl+C — put back in the
+queue at its place, keeping its sampling checkpoint, and the run stops. Only one process works
+through the queue at a time: it holds ``STUDIO_HOME/runner.lock`` while it does.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from studio.engine.cancel import NEVER, CancelToken
+from studio.errors import Cancelled, StudioError
+from studio.paths import studio_home
+from studio.service.generation import EventSink, GenerationService
+from studio.service.jobs import Job, JobQueue
+from studio.service.locks import FileLock
+
+log = logging.getLogger(__name__)
+
+RUNNER_LOCK = "runner.lock"
+
+
+def runner_lock(root: Path | None = None) -> FileLock:
+    """The lock whose holder is the one process running queued jobs (app or command line)."""
+    return FileLock((root or studio_home()) / RUNNER_LOCK)
+
+
+@dataclass(slots=True)
+class RunSummary:
+    """What a :meth:`QueueRunner.run` did: job ids by outcome, in order."""
+
+    finished: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    cancelled: list[str] = field(default_factory=list)
+
+
+class QueueRunner:
+    """Runs queued jobs until the queue is empty or paused, or the run is cancelled."""
+
+    def __init__(
+        self,
+        queue: JobQueue,
+        service: GenerationService,
+        on_event: EventSink = lambda event: None,
+    ) -> None:
+        self.queue = queue
+        self.service = service
+        self.on_event = on_event
+
+    def run(self, cancel: CancelToken = NEVER, *, max_jobs: int | None = None) -> RunSummary:
+        """Process jobs in queue order; returns when none is left to start.
+
+        Raises :class:`StudioError` when another process is already running the queue.
+        """
+        lock = runner_lock()
+        if not lock.try_acquire():
+            raise StudioError("another Flow Studio process is already running the queue",
+                              "let it finish, or close it (its job stays queued) and try again")
+        summary = RunSummary()
+        try:
+            while not cancel.is_set and (max_jobs is None or len(_done(summary)) < max_jobs):
+                job = self.queue.take_next()
+                if job is None:
+                    break
+                outcome = self.run_job(job, cancel)
+                getattr(summary, outcome).append(job.id)
+                if outcome == "cancelled":
+                    break
+        finally:
+            lock.release()
+        return summary
+
+    def run_job(self, job: Job, cancel: CancelToken = NEVER) -> str:
+        """Run one job taken with :meth:`JobQueue.take_next`; "finished", "failed" or "cancelled".
+
+        A cancelled job (and one interrupted by ``KeyboardInterrupt``, which is re-raised) goes
+        back into the queue, so its next run resumes from its saved state.
+        """
+        log.info("running job %s (attempt %d)", job.id, job.attempts)
+        try:
+            result = self.service.run(job.id, job.request, self.on_event, cancel)
+        except Cancelled:
+            log.info("job %s cancelled; it stays queued", job.id)
+            self.queue.requeue(job.id)
+            return "cancelled"
+        except StudioError as exc:
+            log.error("job %s failed: %s", job.id, exc)
+            self.queue.mark_failed(job.id, exc.title, exc.message, exc.hint)
+            return "failed"
+        except Exception as exc:
+            log.exception("job %s failed with an internal error", job.id)
+            self.queue.mark_failed(job.id, "Internal error", f"{type(exc).__name__}: {exc}",
+                                   "see the log file in the studio's logs folder")
+            return "failed"
+        except BaseException:
+            self.queue.requeue(job.id)
+            raise
+        self.queue.mark_finished(job.id, result.to_record())
+        return "finished"
+
+
+def _done(summary: RunSummary) -> list[str]:
+    return summary.finished + summary.failed
