@@ -276,7 +276,8 @@ def test_image_to_tensor_layout_and_range() -> None:
 
 
 def test_video_to_uint8_matches_independent_numpy() -> None:
-    video = torch.empty(2, 3, 4, 5, 6).uniform_(-1.3, 1.3, generator=torch.Generator().manual_seed(0))
+    gen = torch.Generator().manual_seed(0)
+    video = torch.empty(2, 3, 4, 5, 6).uniform_(-1.3, 1.3, generator=gen)
     got = video_to_uint8(video)
     ref = np.clip(video[0].numpy(), -1, 1).transpose(1, 2, 3, 0)
     ref = np.floor((ref + 1) * 127.5 + 0.5)  # round half up is within the exactness we need
