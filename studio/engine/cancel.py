@@ -32,5 +32,14 @@ class CancelToken:
             raise Cancelled()
 
 
-NEVER = CancelToken()
-"""A token nobody sets; the default for callers that cannot cancel."""
+class _NeverCancel(CancelToken):
+    """A token that cannot be set: the shared default for callers that cannot cancel."""
+
+    __slots__ = ()
+
+    def set(self) -> None:
+        raise RuntimeError("NEVER is shared and cannot be set; create a CancelToken instead")
+
+
+NEVER: CancelToken = _NeverCancel()
+"""The default token for callers that cannot cancel (setting it is a programmer error)."""
