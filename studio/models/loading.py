@@ -1,0 +1,180 @@
+"""Loading a module straight to its device and dtype, tensor by tensor.
+
+:func:`load_module` builds the module with its parameters on the ``meta`` device (no memory, no
+random init), reads the probed files one tensor at a time — each cast to the target dtype and
+moved to the target device as it is read — and assigns them with
+``load_state_dict(..., assign=True)``. The weights exist once, on the device; there is never a
+second full copy in host memory. Before a single byte of tensor data is read, the file keys
+(mapped through the family's layout table) are checked against the module: missing, unexpected
+and wrongly shaped tensors are all reported in one :class:`~studio.errors.CheckpointError`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import torch
+from safetensors import SafetensorError, safe_open
+from torch import nn
+
+from studio.engine.cancel import NEVER, CancelToken
+from studio.errors import CheckpointError
+from studio.models.checkpoint import (
+    CheckpointHeader,
+    WeightFiles,
+    damaged,
+    few,
+    load_torch_state,
+)
+
+log = logging.getLogger(__name__)
+
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
+
+_META_LOCK = threading.Lock()
+
+
+@contextmanager
+def parameters_on_meta() -> Iterator[None]:
+    """Build modules with every parameter on the ``meta`` device (no memory, no init work).
+
+    Buffers are created normally, so tables a module computes in ``__init__`` (non-persistent
+    buffers that no checkpoint holds) stay valid. Implemented by wrapping
+    ``nn.Module.register_parameter`` for the duration; a lock keeps two loads from overlapping.
+    """
+    original = nn.Module.register_parameter
+
+    def register_on_meta(module: nn.Module, name: str, param: nn.Parameter | None) -> None:
+        if param is not None and param.device.type != "meta":
+            param = nn.Parameter(param.to("meta"), requires_grad=param.requires_grad)
+        original(module, name, param)
+
+    with _META_LOCK:
+        nn.Module.register_parameter = register_on_meta  # type: ignore[method-assign]
+        try:
+            yield
+        finally:
+            nn.Module.register_parameter = original  # type: ignore[method-assign]
+
+
+def load_module(
+    build: Callable[[], ModuleT],
+    weights: WeightFiles,
+    key_map: Mapping[str, str],
+    *,
+    device: torch.device | str,
+    dtype: torch.dtype,
+    tied: Mapping[str, str] | None = None,
+    keep_float32: Callable[[str], bool] | None = None,
+    what: str = "model",
+    cancel: CancelToken = NEVER,
+) -> ModuleT:
+    """Build a module without weights and fill it from ``weights``, tensor by tensor.
+
+    Args:
+        build: constructs the module (called inside :func:`parameters_on_meta`).
+        weights: the probed files.
+        key_map: file key → module key for every tensor the files may hold (the family's
+            layout table applied to the file's keys). File keys outside it are "unexpected".
+        device, dtype: where the weights go and in what precision (floating tensors only;
+            integer tensors keep their dtype).
+        tied: module key → module key whose tensor it shares (tied embeddings); either one in
+            the file fills both, and the tensor is read and stored once.
+        keep_float32: module keys to keep in float32 whatever ``dtype`` is.
+        what: how messages name the part ("Wan DiT", "Wan 2.1 VAE").
+        cancel: checked between tensors.
+
+    Returns:
+        The module in eval mode, every parameter and buffer on ``device``.
+
+    Raises:
+        CheckpointError: missing or unexpected keys (the first few of each listed, with the
+            file named), or tensors whose shape differs from the module's.
+    """
+    with parameters_on_meta():
+        module = build()
+    expected = {name: tuple(t.shape) for name, t in module.state_dict(keep_vars=True).items()}
+    reads = _plan(weights, key_map, expected, tied or {}, what)
+    state: dict[str, torch.Tensor] = {}
+    for header in weights.headers:
+        wanted = {key: reads[key] for key in header.tensors if key in reads}
+        for file_key, tensor in _read_tensors(header, wanted, cancel):
+            module_keys = wanted[file_key]
+            keep = keep_float32 is not None and keep_float32(module_keys[0])
+            target = torch.float32 if keep else dtype
+            value = tensor.to(device=device,
+                              dtype=target if tensor.is_floating_point() else tensor.dtype)
+            for module_key in module_keys:
+                state[module_key] = value
+    module.load_state_dict(state, strict=True, assign=True)
+    del state
+    module.to(device)  # buffers that no checkpoint holds were built on the CPU
+    log.info("loaded %s from %s (%d tensors) onto %s as %s", what, weights.label, len(reads),
+             device, dtype)
+    return module.eval()
+
+
+def _plan(
+    weights: WeightFiles,
+    key_map: Mapping[str, str],
+    expected: Mapping[str, tuple[int, ...]],
+    tied: Mapping[str, str],
+    what: str,
+) -> dict[str, list[str]]:
+    """File key → the module keys its tensor fills; a CheckpointError lists every discrepancy."""
+    tensors = weights.tensors()
+    provided = {key_map[key]: key for key in tensors if key in key_map}
+    for one, other in tied.items():
+        for dst, src in ((one, other), (other, one)):
+            if src in provided:
+                provided[dst] = provided[src]
+    reads: dict[str, list[str]] = {}
+    for module_key, file_key in provided.items():
+        reads.setdefault(file_key, []).append(module_key)
+    missing = sorted(set(expected) - set(provided))
+    unexpected = sorted({key for key in tensors if key not in key_map}
+                        | {provided[key] for key in set(provided) - set(expected)})
+    wrong_shape = [
+        f"{provided[key]!r} is {list(tensors[provided[key]].shape)}, expected "
+        f"{list(expected[key])}"
+        for key in sorted(set(provided) & set(expected))
+        if tensors[provided[key]].shape != expected[key]
+    ]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing tensor(s): {few(missing)}")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected tensor(s): {few(unexpected)}")
+    if wrong_shape:
+        problems.append(f"{len(wrong_shape)} tensor(s) of the wrong shape: "
+                        + "; ".join(wrong_shape[:3]))
+    if problems:
+        raise CheckpointError(
+            f"{weights.label} does not fit the {what}: " + "; ".join(problems),
+            "the file belongs to a different model or variant; check the set's files",
+        )
+    return reads
+
+
+def _read_tensors(
+    header: CheckpointHeader, wanted: Mapping[str, Any], cancel: CancelToken
+) -> Iterator[tuple[str, torch.Tensor]]:
+    """Yield (file key, CPU tensor) for the wanted keys of one file, one tensor at a time."""
+    try:
+        if header.format == "safetensors":
+            with safe_open(header.path, framework="pt", device="cpu") as handle:
+                for key in wanted:
+                    cancel.check()
+                    yield key, handle.get_tensor(key)
+        else:
+            state = load_torch_state(header.path)
+            for key in wanted:
+                cancel.check()
+                yield key, state.pop(key)
+            del state
+    except (OSError, SafetensorError) as exc:
+        raise damaged(header.path, f"could not be read while loading ({exc})") from exc
