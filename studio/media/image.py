@@ -203,7 +203,7 @@ def image_to_tensor(image: np.ndarray) -> torch.Tensor:
     import torch  # imported here so that the Qt app can use this module without torch
 
     assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[-1] == 3, image.shape
-    pixels = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
+    pixels = torch.from_numpy(np.array(image, order="C")).permute(2, 0, 1)  # a writable copy
     return (pixels.to(torch.float32) / 127.5 - 1.0)[None, :, None].contiguous()
 
 
