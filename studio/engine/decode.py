@@ -24,8 +24,8 @@ from studio.models.family import VideoVAE
 
 log = logging.getLogger(__name__)
 
-MIN_TILE = 8
-"""Smallest tile side tried, in latent cells (64 pixels for an 8× VAE)."""
+MIN_TILE = 4
+"""Smallest tile side tried, in latent cells (32 pixels for an 8× VAE)."""
 
 
 @dataclass(frozen=True, slots=True)

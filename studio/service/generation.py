@@ -168,7 +168,8 @@ def _latent_kept(latent_path: Path) -> Iterator[None]:
     except StudioError as exc:
         note = (f"The sampled latent is kept ({latent_path}); 'decode again' makes the video "
                 "without sampling again.")
-        exc.hint = f"{exc.hint} {note}".strip()
+        hint = exc.hint.rstrip()
+        exc.hint = f"{hint}{'' if not hint or hint.endswith('.') else '.'} {note}".strip()
         raise
 
 

@@ -140,6 +140,18 @@ def find_saved_latent(
     return latent, recipe
 
 
+def saved_progress(folder: Path) -> str:
+    """A few words on the state a job would resume from ("latent saved", "step 10 saved", "")."""
+    folder = Path(folder)
+    if (folder / LATENT_NAME).exists():
+        return "latent saved"
+    try:
+        with safe_open(str(folder / CHECKPOINT_NAME), framework="pt") as fh:
+            return f"step {int((fh.metadata() or {})['step'])} saved"
+    except (SafetensorError, OSError, ValueError, KeyError):
+        return ""
+
+
 def discard_checkpoint(folder: Path) -> None:
     """Delete the sampling checkpoint once the final latent is safely on disk."""
     (Path(folder) / CHECKPOINT_NAME).unlink(missing_ok=True)

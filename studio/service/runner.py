@@ -10,6 +10,7 @@ through the queue at a time: it holds ``STUDIO_HOME/runner.lock`` while it does.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,10 +48,14 @@ class QueueRunner:
         queue: JobQueue,
         service: GenerationService,
         on_event: EventSink = lambda event: None,
+        on_outcome: Callable[[Job, str], None] | None = None,
     ) -> None:
+        """``on_event`` receives every job's events; ``on_outcome(job, outcome)`` each ending
+        ("finished", "failed", "cancelled"), after the queue recorded it."""
         self.queue = queue
         self.service = service
         self.on_event = on_event
+        self.on_outcome = on_outcome
 
     def run(self, cancel: CancelToken = NEVER, *, max_jobs: int | None = None) -> RunSummary:
         """Process jobs in queue order; returns when none is left to start.
@@ -69,6 +74,8 @@ class QueueRunner:
                     break
                 outcome = self.run_job(job, cancel)
                 getattr(summary, outcome).append(job.id)
+                if self.on_outcome is not None:
+                    self.on_outcome(self.queue.get(job.id), outcome)
                 if outcome == "cancelled":
                     break
         finally:

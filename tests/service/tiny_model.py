@@ -7,7 +7,8 @@ file fails the way a real checkpoint does.
 
 * text encoder: a byte-embedding table, context ``[B, 8, 16]``;
 * denoiser: Conv3d 3³ over the latent plus per-channel time and pooled-context terms;
-* VAE (4 latent channels, 4× space, 4× causal time): a 3×3 conv + pixel shuffle per latent frame;
+* VAE (4 latent channels, 4× space, 4× causal time): a 3×3 conv + bilinear 4× upsampling per
+  latent frame;
   latent frame 0 makes one frame, every later one makes four, mixed with the previous latent
   frame's features (a causal cache), so the decoder has a real spatial and temporal reach.
 
@@ -18,6 +19,7 @@ runs the studio command line that way.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +29,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from studio.engine.cancel import NEVER, CancelToken
+from studio.engine.request import GenerationRequest
 from studio.engine.shapes import LatentGeometry
 from studio.models.checkpoint import probe_weights
 from studio.models.family import FamilyDefaults, LoadedModel, PreviewFactors
@@ -50,11 +53,11 @@ class TinyNet(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.text_table = nn.Embedding(256, CONTEXT_DIM)
+        self.text_table = nn.Parameter(torch.zeros(256, CONTEXT_DIM))  # byte embeddings
         self.den_conv = nn.Conv3d(CHANNELS, CHANNELS, 3, padding=1)
         self.den_time = nn.Parameter(torch.zeros(CHANNELS))
         self.den_context = nn.Linear(CONTEXT_DIM, CHANNELS)
-        self.vae_dec = nn.Conv2d(CHANNELS, 3 * SPATIAL * SPATIAL, 3, padding=1)
+        self.vae_dec = nn.Conv2d(CHANNELS, 3, 3, padding=1)
         self.vae_mix = nn.Parameter(torch.zeros(TEMPORAL, 2))
         self.vae_enc = nn.Conv2d(3 * SPATIAL * SPATIAL, CHANNELS, 1)
 
@@ -83,7 +86,7 @@ class TinyText:
         for row, prompt in enumerate(prompts):
             data = list(prompt.encode("utf-8"))[:CONTEXT_LEN]
             ids[row, : len(data)] = torch.tensor(data, dtype=torch.long)
-        return self.net.text_table(ids)
+        return self.net.text_table[ids]
 
 
 class TinyDenoiser:
@@ -109,7 +112,8 @@ class TinyVAE:
         frames, previous = [], None
         for k in range(latent.shape[2]):
             cancel.check()
-            features = F.pixel_shuffle(self.net.vae_dec(latent[:, :, k]), SPATIAL)
+            features = F.interpolate(self.net.vae_dec(latent[:, :, k]), scale_factor=SPATIAL,
+                                     mode="bilinear", align_corners=False)
             if previous is None:
                 frames.append(features)
             else:
@@ -159,8 +163,15 @@ def load_tiny(folder: Path, device: torch.device | str = "cpu",
     )
 
 
-def install(folder: Path) -> None:
-    """Route the catalogue's ``find_model``/``load_model`` for ``TINY_ID`` to the tiny model."""
+def tiny_request(**changes) -> GenerationRequest:
+    """A valid request for the tiny model: 32×24 px, 9 frames (latent ``[1, 4, 3, 6, 8]``)."""
+    values = dict(prompt="a red ball rolls right", model=TINY_ID, seed=7, steps=6, guidance=3.0,
+                  shift=2.0, width=32, height=24, frames=9, fps=8.0)
+    return GenerationRequest(**{**values, **changes}).validate()
+
+
+def catalog_functions(folder: Path) -> tuple[Callable, Callable]:
+    """``(find_model, load_model)`` replacements that know ``TINY_ID`` and defer otherwise."""
     from studio.service import catalog
 
     real_find, real_load = catalog.find_model, catalog.load_model
@@ -174,5 +185,12 @@ def install(folder: Path) -> None:
             return load_tiny(chosen.folder, device, cancel)
         return real_load(chosen, device, cancel)
 
-    catalog.find_model = find_model
-    catalog.load_model = load_model
+    return find_model, load_model
+
+
+def install(folder: Path) -> None:
+    """Route ``studio.service.catalog`` to the tiny model for ``TINY_ID`` (subprocesses only;
+    tests use ``monkeypatch`` with :func:`catalog_functions`)."""
+    from studio.service import catalog
+
+    catalog.find_model, catalog.load_model = catalog_functions(folder)
