@@ -1,0 +1,88 @@
+"""Export the finished MP4, and open files: recipes (MP4 / JSON) restore settings, images
+become the reference frame. Disk and ffmpeg work runs in the task pool."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtWidgets import QFileDialog, QWidget
+
+from studio.engine.request import GenerationRequest
+from studio.errors import MediaError
+from studio.media.atomic import atomic_path
+from studio.service.cli_requests import read_recipe
+
+from .tasks import TaskRunner
+from .worker import JobFailure
+
+log = logging.getLogger(__name__)
+
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov")
+RECIPE_SUFFIXES = (*VIDEO_SUFFIXES, ".json")
+
+
+def copy_video(source: Path, target: Path) -> Path:
+    """Copy a finished MP4 (recipe metadata included) to ``target`` atomically."""
+    if not Path(source).is_file():
+        raise MediaError(f"{source} no longer exists",
+                         "generate the video again, or pick it from the outputs folder")
+    if Path(source).resolve() == Path(target).resolve():
+        return Path(target)
+    try:
+        with atomic_path(target) as tmp:
+            shutil.copyfile(source, tmp)
+    except OSError as exc:
+        raise MediaError(f"could not write {target} ({exc.strerror or exc})",
+                         "choose another folder or free some disk space") from exc
+    log.info("exported %s → %s", source, target)
+    return Path(target)
+
+
+def is_recipe_file(path: Path) -> bool:
+    return Path(path).suffix.lower() in RECIPE_SUFFIXES
+
+
+class FileActions(QObject):
+    """Export and open, reporting back through signals.
+
+    Signals:
+        exported(path): the MP4 was written.
+        request_loaded(GenerationRequest, path): a recipe was read.
+        failed(JobFailure): export or reading failed (the window shows a dialog).
+    """
+
+    exported = Signal(str)
+    request_loaded = Signal(object, str)
+    failed = Signal(object)
+
+    def __init__(self, tasks: TaskRunner, parent_widget: QWidget) -> None:
+        super().__init__(parent_widget)
+        self._tasks = tasks
+        self._parent_widget = parent_widget
+
+    def ask_export(self, source: Path) -> None:
+        """Ask where to save, then export (nothing happens if the dialog is cancelled)."""
+        path, _ = QFileDialog.getSaveFileName(self._parent_widget, "Export MP4",
+                                              str(Path.home() / Path(source).name),
+                                              "MP4 video (*.mp4)")
+        if path:
+            target = Path(path)
+            self.export(source, target if target.suffix else target.with_suffix(".mp4"))
+
+    def export(self, source: Path, target: Path) -> None:
+        self._tasks.submit(lambda: copy_video(source, target),
+                           lambda done: self.exported.emit(str(done)), self._failed)
+
+    def read_request(self, path: Path) -> None:
+        """Read the recipe carried by an MP4 or a JSON file."""
+        self._tasks.submit(lambda: read_recipe(Path(path)),
+                           lambda request: self._loaded(request, path), self._failed)
+
+    def _loaded(self, request: GenerationRequest, path: Path) -> None:
+        self.request_loaded.emit(request, str(path))
+
+    def _failed(self, failure: JobFailure) -> None:
+        self.failed.emit(failure)

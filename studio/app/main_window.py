@@ -1,0 +1,427 @@
+"""The main window: docks, actions and shortcuts, and the wiring between them.
+
+Left: the prompt panel. Right: models and the reference frame. Bottom: the schedule plot.
+Centre: the live preview while a job runs, the result player afterwards. Work happens in the
+:class:`~studio.app.controller.JobController`'s thread and the task pool; this class only
+connects signals to slots and moves data between panels.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import QDockWidget, QMainWindow, QStackedWidget, QToolButton, QWidget
+
+from studio.errors import StudioError
+from studio.service.generation import GenerationService, JobResult
+from studio.service.jobs import JobQueue
+from studio.service.memory import MemoryUsage
+from studio.service.model_info import ModelInfo, ModelRow, model_rows
+from studio.service.preview_math import schedule_preview
+from studio.service.settings import Settings, save_settings
+
+from .controller import JobController
+from .dialogs import ErrorReporter
+from .file_actions import FileActions, is_recipe_file
+from .models_panel import ModelsPanel
+from .player import DecodedVideo, Player, decode_video_images
+from .preview_view import PreviewView
+from .prompt_panel import PromptPanel
+from .reference_drop import ReferencePanel, local_paths
+from .schedule_view import ScheduleView
+from .status_bar import JobStatus
+from .tasks import TaskRunner
+from .window_state import restore_window, save_window
+from .worker import JobFailure, Progress, describe_failure
+
+log = logging.getLogger(__name__)
+
+Catalog = Callable[[Settings], list[ModelRow]]
+
+
+class MainWindow(QMainWindow):
+    """Flow Studio's window.
+
+    Signals:
+        result_shown(str): a finished video is loaded into the player (its path).
+    """
+
+    result_shown = Signal(str)
+
+    def __init__(self, settings: Settings, service: GenerationService, queue: JobQueue,
+                 catalog: Catalog = model_rows, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("main-window")
+        self.setWindowTitle("Flow Studio")
+        self.setAcceptDrops(True)
+        self.settings = settings
+        self._catalog = catalog
+        self._info: ModelInfo | None = None
+        self._pending_request = None
+        self.last_result: JobResult | None = None
+        self.tasks = TaskRunner(self)
+        self.reporter = ErrorReporter(self)
+        self.tasks.on_unhandled_error = self.reporter.report
+        self.controller = JobController(service, queue, self)
+        self.files = FileActions(self.tasks, self)
+        self._schedule_timer = QTimer(self)  # 0-ms debounce: one redraw per burst of edits
+        self._schedule_timer.setSingleShot(True)
+        self._schedule_timer.setInterval(0)
+        self._schedule_timer.timeout.connect(self.update_schedule)
+        self._build_widgets()
+        self._build_actions()
+        self._build_docks()
+        self._connect()
+        if not restore_window(self):
+            self._default_size()
+        self._update_actions()
+
+    # --- construction -----------------------------------------------------------------------
+
+    def _build_widgets(self) -> None:
+        self.prompt_panel = PromptPanel(self)
+        self.reference_panel = ReferencePanel(self.tasks, self)
+        self.models_panel = ModelsPanel(self)
+        self.models_panel.set_folders(self.settings.model_folders)
+        self.schedule_view = ScheduleView(self)
+        self.preview_view = PreviewView(self)
+        self.player = Player(self)
+        self.stack = QStackedWidget(self)
+        self.stack.addWidget(self.preview_view)
+        self.stack.addWidget(self.player)
+        self.setCentralWidget(self.stack)
+        self.job_status = JobStatus(self)
+        self.statusBar().addPermanentWidget(self.job_status, 1)
+
+    def _action(self, text: str, shortcuts: list[str], slot: Callable[[], None]) -> QAction:
+        action = QAction(text, self)
+        action.setShortcuts([QKeySequence(s) for s in shortcuts])
+        action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        action.triggered.connect(slot)
+        self.addAction(action)
+        return action
+
+    def _build_actions(self) -> None:
+        self.generate_action = self._action("Generate", ["Ctrl+Return", "Ctrl+Enter"],
+                                            self.generate)
+        self.cancel_action = self._action("Cancel", ["Esc"], self.cancel)
+        self.export_action = self._action("Export MP4…", ["Ctrl+E"], self.export)
+        self.open_action = self._action("Open…", ["Ctrl+O"], self._open_dialog)
+        self.paste_action = self._action("Paste reference frame", ["Ctrl+Shift+V"],
+                                         self.reference_panel.paste)
+        self.quit_action = self._action("Quit", ["Ctrl+Q"], self.close)
+        toolbar = self.addToolBar("Main")
+        toolbar.setObjectName("main-toolbar")
+        for action in (self.generate_action, self.cancel_action, self.export_action,
+                       self.open_action):
+            toolbar.addAction(action)
+        file_menu = self.menuBar().addMenu("&File")
+        for action in (self.open_action, self.export_action, self.paste_action,
+                       self.quit_action):
+            file_menu.addAction(action)
+        job_menu = self.menuBar().addMenu("&Job")
+        job_menu.addAction(self.generate_action)
+        job_menu.addAction(self.cancel_action)
+        self.view_menu = self.menuBar().addMenu("&View")
+        for action in (self.generate_action, self.cancel_action):
+            button = QToolButton(self.prompt_panel)
+            button.setDefaultAction(action)
+            button.setObjectName(f"{action.text().lower()}-button")
+            self.prompt_panel.button_row.addWidget(button)
+        self.player.export_button.setDefaultAction(self.export_action)
+
+    def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"dock-{title.lower().replace(' ', '-')}")
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        self.view_menu.addAction(dock.toggleViewAction())
+        return dock
+
+    def _build_docks(self) -> None:
+        left, right = Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea
+        self._dock("Prompt", self.prompt_panel, left)
+        self._dock("Models", self.models_panel, right)
+        self._dock("Reference frame", self.reference_panel, right)
+        self._dock("Schedule", self.schedule_view, Qt.DockWidgetArea.BottomDockWidgetArea)
+        # The schedule sits under the preview only; the side columns run the full height.
+        self.setCorner(Qt.Corner.BottomLeftCorner, left)
+        self.setCorner(Qt.Corner.BottomRightCorner, right)
+
+    def _connect(self) -> None:
+        c = self.controller
+        c.job_started.connect(self._on_job_started)
+        c.stage_changed.connect(self.job_status.stage_changed)
+        c.stage_changed.connect(self._on_stage)
+        c.progress.connect(self._on_progress)
+        c.preview.connect(self.preview_view.show_preview)
+        c.job_finished.connect(self._on_job_finished)
+        c.job_failed.connect(self._on_job_failed)
+        c.job_cancelled.connect(self._on_job_cancelled)
+        c.busy_changed.connect(self._update_actions)
+        c.model_loaded.connect(self._on_model_loaded)
+        c.model_unloaded.connect(self._on_model_unloaded)
+        c.model_failed.connect(self._on_model_failed)
+        self.prompt_panel.changed.connect(self._schedule_timer.start)
+        self.prompt_panel.validity_changed.connect(self._update_actions)
+        self.reference_panel.changed.connect(self._schedule_timer.start)
+        self.models_panel.load_requested.connect(self.load_model)
+        self.models_panel.unload_requested.connect(self.controller.unload_model)
+        self.models_panel.folders_changed.connect(self._on_folders_changed)
+        self.models_panel.rescan_requested.connect(self.rescan_models)
+        self.files.exported.connect(self._on_exported)
+        self.files.request_loaded.connect(self._on_request_loaded)
+        self.files.failed.connect(self.reporter.report)
+
+    def start(self, model_id: str | None = None) -> None:
+        """Scan the model folders and load the default model (or ``model_id``)."""
+        self.rescan_models()
+        self.load_model(model_id or self.settings.default_model or "demo")
+
+    def _default_size(self) -> None:
+        """1360 × 860, or 90 % of the screen when that is smaller."""
+        screen = self.screen().availableGeometry() if self.screen() else None
+        width, height = 1360, 860
+        if screen is not None:
+            width, height = min(width, int(screen.width() * 0.9)), min(height,
+                                                                        int(screen.height() * 0.9))
+        self.resize(width, height)
+
+    # --- commands ---------------------------------------------------------------------------
+
+    @Slot()
+    def generate(self) -> None:
+        """Queue the request on screen (Ctrl+Enter); it runs when the worker is free."""
+        if self._info is None:
+            self.statusBar().showMessage("Load a model first", 5000)
+            return
+        if not self.prompt_panel.is_valid():
+            self.statusBar().showMessage("Fix the size first: "
+                                         + self.prompt_panel.size.banner.text(), 8000)
+            return
+        self.prompt_panel.prepare_seed()
+        request = self.prompt_panel.request(self.reference_panel.items())
+        try:
+            job_id = self.controller.submit(request)
+        except StudioError as exc:
+            self.reporter.report(describe_failure(exc))
+            return
+        self.statusBar().showMessage(f"Queued job {job_id[:6]}", 3000)
+
+    @Slot()
+    def cancel(self) -> None:
+        if self.controller.busy:
+            self.controller.cancel()
+            self.job_status.stage.setText("Cancelling…")
+
+    @Slot()
+    def export(self) -> None:
+        """Ctrl+E: save the last finished video (with its recipe) where the user says."""
+        if self.last_result is None:
+            self.statusBar().showMessage("Nothing to export yet", 4000)
+            return
+        self.files.ask_export(self.last_result.video_path)
+
+    def export_to(self, target: Path) -> None:
+        """Export the last finished video to ``target`` (no dialog); ``files.exported`` tells."""
+        assert self.last_result is not None, "no finished job to export"
+        self.files.export(self.last_result.video_path, Path(target))
+
+    def open_path(self, path: Path) -> None:
+        """A recipe (MP4 / JSON) restores settings; anything else is tried as a reference."""
+        if is_recipe_file(path):
+            self.files.read_request(path)
+        else:
+            self.reference_panel.load_path(str(path))
+
+    @Slot()
+    def _open_dialog(self) -> None:
+        from PySide6.QtWidgets import QFileDialog
+
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open a recipe or a reference image", "",
+            "Recipes and images (*.mp4 *.m4v *.mov *.json *.png *.jpg *.jpeg *.webp *.bmp)")
+        if path:
+            self.open_path(Path(path))
+
+    @Slot(str)
+    def load_model(self, model_id: str) -> None:
+        self.models_panel.set_loading(model_id)
+        self.controller.load_model(model_id)
+
+    @Slot()
+    def rescan_models(self) -> None:
+        self.models_panel.set_scanning()
+        settings, catalog = self.settings, self._catalog
+        self.tasks.submit(lambda: catalog(settings), self.models_panel.set_rows,
+                          self._on_scan_failed)
+
+    @Slot()
+    def update_schedule(self) -> None:
+        """Redraw the schedule for the settings on screen (or the running job's)."""
+        if self._info is None:
+            self.schedule_view.set_preview(None, "Load a model to see the schedule")
+            return
+        if not self.prompt_panel.size.is_valid():
+            self.schedule_view.set_preview(None, "Fix the size to see the schedule")
+            self.prompt_panel.show_shift(None)
+            return
+        request = self.prompt_panel.request(self.reference_panel.items())
+        self.reference_panel.set_frame_count(request.frames)
+        try:
+            preview = schedule_preview(request, self._info.geometry)
+        except StudioError as exc:
+            self.schedule_view.set_preview(None, str(exc))
+            return
+        self.prompt_panel.show_shift(preview.shift)
+        if not self.controller.busy:
+            self.schedule_view.set_preview(preview)
+
+    def shutdown(self) -> bool:
+        """Stop the worker and background tasks; True when every thread ended."""
+        self.reporter.close_all()
+        done = self.controller.shutdown()
+        return self.tasks.wait() and done
+
+    # --- job events -------------------------------------------------------------------------
+
+    @Slot(str)
+    def _on_job_started(self, job_id: str) -> None:
+        request = self.controller.queue.get(job_id).request
+        geometry = self._info.geometry if self._info else None
+        loop_fps = request.fps / (geometry.temporal_factor if geometry else 1)
+        self.preview_view.start_job(job_id, request.steps, loop_fps)
+        self.stack.setCurrentWidget(self.preview_view)
+        self.job_status.job_started(job_id, request.steps)
+        if geometry is not None:
+            try:
+                self.schedule_view.set_preview(schedule_preview(request, geometry))
+            except StudioError:
+                log.debug("job %s does not fit the loaded model's geometry", job_id)
+        self.schedule_view.set_current_step(0)
+
+    @Slot(str, str)
+    def _on_stage(self, job_id: str, stage: str) -> None:
+        self.preview_view.set_status(self.job_status.stage.text())
+
+    @Slot(object)
+    def _on_progress(self, progress: Progress) -> None:
+        self.job_status.progress(progress)
+        preview = self.schedule_view.preview
+        if preview is not None and progress.step <= preview.steps:
+            self.schedule_view.set_current_step(progress.step)
+
+    @Slot(str, object)
+    def _on_job_finished(self, job_id: str, result: JobResult) -> None:
+        self.last_result = result
+        self.job_status.ended(f"Finished in {result.seconds:.1f} s · {result.video_path.name}")
+        self._job_ended()
+        path = Path(result.video_path)
+        self.tasks.submit(lambda: decode_video_images(path), self._show_video)
+
+    @Slot(str, object)
+    def _on_job_failed(self, job_id: str, failure: JobFailure) -> None:
+        self.job_status.ended(f"Failed: {failure.message}")
+        self._job_ended("Failed")
+        self.reporter.report(failure)
+
+    @Slot(str)
+    def _on_job_cancelled(self, job_id: str) -> None:
+        self.job_status.ended("Cancelled — nothing was written")
+        self._job_ended("Cancelled")
+
+    def _job_ended(self, caption: str = "") -> None:
+        self.preview_view.stop(caption)
+        self.schedule_view.set_current_step(None)
+        self._update_actions()
+        self._schedule_timer.start()
+
+    def _show_video(self, video: DecodedVideo) -> None:
+        self.player.set_video(video)
+        self.stack.setCurrentWidget(self.player)
+        self.result_shown.emit(str(video.path))
+
+    # --- models -----------------------------------------------------------------------------
+
+    @Slot(object, object)
+    def _on_model_loaded(self, info: ModelInfo, memory: MemoryUsage) -> None:
+        self._info = info
+        self.prompt_panel.set_model(info)
+        self.reference_panel.set_supported(info.supports_image, info.name)
+        self.models_panel.set_loaded(info, memory)
+        pending, self._pending_request = self._pending_request, None
+        if pending is not None:
+            self._apply_request(pending)
+        self._update_actions()
+        self._schedule_timer.start()
+
+    @Slot(object)
+    def _on_model_unloaded(self, memory: MemoryUsage) -> None:
+        self.models_panel.set_loaded(None, memory)
+
+    @Slot(object)
+    def _on_model_failed(self, failure: JobFailure) -> None:
+        self._pending_request = None
+        self.models_panel.set_error(f"{failure.message}. {failure.hint}".strip(". "))
+        self.reporter.report(failure)
+
+    def _on_scan_failed(self, failure: JobFailure) -> None:
+        self.models_panel.set_error(f"Scanning failed: {failure.message}")
+
+    @Slot(tuple)
+    def _on_folders_changed(self, folders: tuple[str, ...]) -> None:
+        self.settings = self.settings.with_changes(model_folders=tuple(folders))
+        try:
+            save_settings(self.settings)
+        except StudioError as exc:
+            self.reporter.report(describe_failure(exc))
+        self.controller.apply_settings(self.settings)
+        self.rescan_models()
+
+    # --- files ------------------------------------------------------------------------------
+
+    @Slot(str)
+    def _on_exported(self, path: str) -> None:
+        self.statusBar().showMessage(f"Exported {path}", 8000)
+
+    @Slot(object, str)
+    def _on_request_loaded(self, request, path: str) -> None:
+        if self._info is not None and request.model in ("", self._info.id):
+            self._apply_request(request)
+        else:
+            self._pending_request = request
+            self.load_model(request.model)
+        self.statusBar().showMessage(f"Settings restored from {Path(path).name}", 8000)
+
+    def _apply_request(self, request) -> None:
+        self.prompt_panel.set_request(request)
+        self.reference_panel.set_items(request.conditioning)
+        self._schedule_timer.start()
+
+    @Slot()
+    def _update_actions(self) -> None:
+        self.generate_action.setEnabled(self._info is not None and self.prompt_panel.is_valid())
+        self.cancel_action.setEnabled(self.controller.busy)
+        self.export_action.setEnabled(self.last_result is not None)
+
+    # --- Qt overrides -----------------------------------------------------------------------
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if local_paths(event.mimeData()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        paths = local_paths(event.mimeData())
+        if paths:
+            event.acceptProposedAction()
+            self.open_path(paths[0])
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        save_window(self)
+        if not self.shutdown():
+            log.warning("some background work did not stop in time")
+        super().closeEvent(event)

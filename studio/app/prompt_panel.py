@@ -1,0 +1,223 @@
+"""The request editor: prompt, negative prompt, seed, steps, guidance, shift, sampler, size.
+
+It turns what is on screen into a :class:`~studio.engine.request.GenerationRequest` and back
+(recipes dropped onto the window restore it). It does no maths: the schedule plot and the
+computed auto shift are fed back by the window.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from PySide6.QtCore import QRegularExpression, QSignalBlocker, Signal, Slot
+from PySide6.QtGui import QRegularExpressionValidator
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.engine.request import MAX_STEPS, SAMPLERS, ConditioningItem, GenerationRequest
+from studio.service.model_info import ModelInfo
+
+from .size_editor import SizeEditor
+
+SEED_DIGITS = 18  # any 18-digit number is below 2**63
+
+
+def new_seed() -> int:
+    """A fresh random seed (32 bits keeps it short enough to read and type)."""
+    return secrets.randbelow(2**32)
+
+
+class PromptPanel(QWidget):
+    """Edits one request for the current model.
+
+    Signals:
+        changed(): a field that affects the schedule or the request changed.
+        validity_changed(bool): the size fields became valid / invalid.
+    """
+
+    changed = Signal()
+    validity_changed = Signal(bool)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._info: ModelInfo | None = None
+        self._fps = 16.0
+        self._build()
+        self._connect()
+
+    def _build(self) -> None:
+        self.prompt = QPlainTextEdit(self)
+        self.prompt.setObjectName("prompt")
+        self.prompt.setPlaceholderText("Describe the video… (Ctrl+Enter generates)")
+        self.negative = QPlainTextEdit(self)
+        self.negative.setObjectName("negative-prompt")
+        self.negative.setMaximumHeight(64)
+        self.seed = QLineEdit(str(new_seed()), self)
+        self.seed.setObjectName("seed")
+        self.seed.setValidator(QRegularExpressionValidator(
+            QRegularExpression(rf"\d{{1,{SEED_DIGITS}}}"), self.seed))
+        self.seed_lock = QCheckBox("Lock", self)
+        self.seed_lock.setObjectName("seed-lock")
+        self.seed_lock.setToolTip("Keep this seed; unlocked, every Generate draws a new one")
+        self.new_seed_button = QPushButton("New", self)
+        self.new_seed_button.setObjectName("new-seed")
+        self.steps = QSpinBox(self)
+        self.steps.setObjectName("steps")
+        self.steps.setRange(1, MAX_STEPS)
+        self.guidance = QDoubleSpinBox(self)
+        self.guidance.setObjectName("guidance")
+        self.guidance.setRange(0.0, 50.0)
+        self.guidance.setSingleStep(0.5)
+        self.shift_auto = QCheckBox("Auto", self)
+        self.shift_auto.setObjectName("shift-auto")
+        self.shift = QDoubleSpinBox(self)
+        self.shift.setObjectName("shift")
+        self.shift.setRange(0.01, 100.0)
+        self.shift.setDecimals(3)
+        self.shift.setSingleStep(0.5)
+        self.shift_label = QLabel(self)
+        self.shift_label.setObjectName("shift-value")
+        self.sampler = QComboBox(self)
+        self.sampler.setObjectName("sampler")
+        self.sampler.addItems(list(SAMPLERS))
+        self.size = SizeEditor(self)
+        self._lay_out()
+
+    def _lay_out(self) -> None:
+        seed_row = QHBoxLayout()
+        for widget in (self.seed, self.seed_lock, self.new_seed_button):
+            seed_row.addWidget(widget)
+        shift_row = QHBoxLayout()
+        for widget in (self.shift_auto, self.shift, self.shift_label):
+            shift_row.addWidget(widget)
+        form = QFormLayout()
+        form.addRow("Seed", seed_row)
+        form.addRow("Steps", self.steps)
+        form.addRow("Guidance", self.guidance)
+        form.addRow("Shift α", shift_row)
+        form.addRow("Sampler", self.sampler)
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel("Prompt", self))
+        layout.addWidget(self.prompt, 3)
+        layout.addWidget(QLabel("Negative prompt", self))
+        layout.addWidget(self.negative, 1)
+        layout.addLayout(form)
+        layout.addWidget(self.size)
+        self.button_row = QHBoxLayout()
+        layout.addLayout(self.button_row)
+
+    def _connect(self) -> None:
+        self.new_seed_button.clicked.connect(self._on_new_seed)
+        self.shift_auto.toggled.connect(self._on_shift_mode)
+        for spin in (self.steps, self.guidance, self.shift):
+            spin.valueChanged.connect(self._emit_changed)
+        self.sampler.currentIndexChanged.connect(self._emit_changed)
+        self.size.changed.connect(self._emit_changed)
+        self.size.validity_changed.connect(self.validity_changed)
+
+    # --- public API -------------------------------------------------------------------------
+
+    @property
+    def model_info(self) -> ModelInfo | None:
+        return self._info
+
+    def set_model(self, info: ModelInfo) -> None:
+        """Adopt a newly loaded model's defaults (the prompt text is kept)."""
+        if self._info is not None and self._info.id == info.id:
+            self._info = info
+            return
+        self._info = info
+        self.negative.setPlaceholderText(info.negative_prompt or "(none)")
+        self._fps = info.fps
+        self.size.set_model(info)
+        self.set_fields(steps=info.steps, guidance=info.guidance, shift=info.shift)
+
+    def set_fields(self, *, steps: int, guidance: float, shift: float | str) -> None:
+        with QSignalBlocker(self.steps), QSignalBlocker(self.guidance), \
+                QSignalBlocker(self.shift), QSignalBlocker(self.shift_auto):
+            self.steps.setValue(steps)
+            self.guidance.setValue(guidance)
+            self.shift_auto.setChecked(shift == "auto")
+            if shift != "auto":
+                self.shift.setValue(float(shift))
+            self.shift.setEnabled(shift != "auto")
+        self._emit_changed()
+
+    def set_request(self, request: GenerationRequest) -> None:
+        """Show a request (from a recipe): every field, the seed locked."""
+        self.prompt.setPlainText(request.prompt)
+        self.negative.setPlainText(request.negative_prompt)
+        self.seed.setText(str(request.seed))
+        self.seed_lock.setChecked(True)
+        with QSignalBlocker(self.sampler):
+            self.sampler.setCurrentText(request.sampler)
+        self._fps = request.fps
+        self.size.set_fps(request.fps)
+        self.size.set_values(request.width, request.height, request.frames)
+        self.set_fields(steps=request.steps, guidance=request.guidance, shift=request.shift)
+
+    def prepare_seed(self) -> None:
+        """Before a run: draw a new seed unless the seed is locked."""
+        if not self.seed_lock.isChecked():
+            self.seed.setText(str(new_seed()))
+
+    def seed_value(self) -> int:
+        return int(self.seed.text() or 0)
+
+    def show_shift(self, alpha: float | None) -> None:
+        """Show the α the schedule uses (the computed one in auto mode)."""
+        if alpha is None:
+            self.shift_label.setText("")
+        elif self.shift_auto.isChecked():
+            self.shift_label.setText(f"= {alpha:.3f}")
+            with QSignalBlocker(self.shift):
+                self.shift.setValue(alpha)
+        else:
+            self.shift_label.setText("fixed")
+
+    def is_valid(self) -> bool:
+        return self._info is not None and self.size.is_valid()
+
+    def request(self, conditioning: tuple[ConditioningItem, ...] = ()) -> GenerationRequest:
+        """The request on screen (not validated; see :meth:`is_valid`)."""
+        assert self._info is not None, "no model loaded"
+        width, height, frames = self.size.values()
+        return GenerationRequest(
+            prompt=self.prompt.toPlainText().strip(),
+            negative_prompt=self.negative.toPlainText().strip(),
+            seed=self.seed_value(),
+            steps=self.steps.value(),
+            guidance=round(self.guidance.value(), 4),
+            shift="auto" if self.shift_auto.isChecked() else round(self.shift.value(), 4),
+            width=width, height=height, frames=frames, fps=self._fps,
+            sampler=self.sampler.currentText(),
+            conditioning=tuple(conditioning),
+            model=self._info.id,
+        )
+
+    # --- reactions --------------------------------------------------------------------------
+
+    @Slot()
+    def _on_new_seed(self) -> None:
+        self.seed.setText(str(new_seed()))
+
+    @Slot(bool)
+    def _on_shift_mode(self, auto: bool) -> None:
+        self.shift.setEnabled(not auto)
+        self._emit_changed()
+
+    @Slot()
+    def _emit_changed(self) -> None:
+        self.changed.emit()

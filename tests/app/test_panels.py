@@ -1,0 +1,213 @@
+"""The editors and panels of the real window: size validation, schedule plot, reference frame,
+recipe drops, the model manager."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage, QMouseEvent
+from PySide6.QtWidgets import QApplication, QDockWidget, QPushButton
+
+from studio.engine.request import ConditioningItem, GenerationRequest
+from studio.media.video import write_video
+from studio.service.settings import load_settings
+
+from .conftest import BROKEN_ROW, TINY_ROW
+
+
+def drop_files(widget, *paths) -> None:
+    """Drag file URLs onto ``widget`` and drop them, as a file manager would: the drag must be
+    accepted on entry, then the QDropEvent is delivered."""
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    enter = QDragEnterEvent(QPoint(10, 10), Qt.DropAction.CopyAction, mime,
+                            Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(widget, enter)
+    assert enter.isAccepted(), "the drag was refused"
+    drop = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime,
+                      Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(widget, drop)
+    assert drop.isAccepted()
+
+
+def shifted_schedule(steps: int, alpha: float) -> list[float]:
+    """flow-matching.md §2, written out independently of the engine."""
+    return [alpha * t / (1 + (alpha - 1) * t) for t in (1 - i / steps for i in range(steps + 1))]
+
+
+def test_invalid_size_shows_the_rule_and_the_nearest_values(make_window, qtbot):
+    window = make_window()
+    size = window.prompt_panel.size
+    assert not size.banner.isVisible() and window.generate_action.isEnabled()
+    size.width_spin.selectAll()
+    qtbot.keyClicks(size.width_spin, "50")
+    assert size.width_spin.value() == 50
+    assert size.banner.isVisible()
+    assert "width 50 px is not valid: use a multiple of 16 px" in size.banner.text()
+    assert not window.generate_action.isEnabled()
+    qtbot.waitUntil(lambda: window.schedule_view.preview is None)
+    fixes = [b.text() for b in size.banner.findChildren(QPushButton)]
+    assert fixes == ["Use 48", "Use 64"]
+    size.frames_spin.setValue(10)
+    assert "10 frames is not valid: this model needs 1 + 4·k frames" in size.banner.text()
+    window.generate()  # refused with a message, nothing queued
+    assert window.controller.queue.pending() == []
+    assert "Fix the size first" in window.statusBar().currentMessage()
+
+    for button in size.banner.findChildren(QPushButton):
+        if button.text() in ("Use 64", "Use 9"):
+            qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+            break
+    qtbot.waitUntil(lambda: size.width_spin.value() == 64)
+    next(b for b in size.banner.findChildren(QPushButton) if b.text() == "Use 9").click()
+    qtbot.waitUntil(lambda: not size.banner.isVisible())
+    assert size.values() == (64, 48, 9)
+    assert window.generate_action.isEnabled()
+    assert size.preset.currentText() == "64 × 48"
+
+
+def test_schedule_follows_steps_shift_size_frames_and_hover(make_window, qtbot):
+    window = make_window()
+    panel, view = window.prompt_panel, window.schedule_view
+    panel.steps.setValue(10)
+    panel.size.set_values(96, 64, 17)
+    qtbot.waitUntil(lambda: view.preview is not None and view.preview.steps == 10)
+    tokens, latent_frames = (96 // 16) * (64 // 16), 5
+    alpha = (1 + (3 - 1) / (4096 - 256) * (tokens - 256)) * math.sqrt(latent_frames)
+    assert view.preview.auto and abs(view.preview.shift - alpha) < 1e-12
+    assert np.allclose(view.preview.ts, shifted_schedule(10, alpha), atol=1e-12)
+    assert panel.shift_label.text() == f"= {alpha:.3f}"
+
+    panel.shift_auto.setChecked(False)
+    panel.shift.setValue(3.0)
+    qtbot.waitUntil(lambda: not view.preview.auto)
+    assert np.allclose(view.preview.ts, shifted_schedule(10, 3.0), atol=1e-12)
+    assert "shift α = 3.000 (fixed)" in view.title()
+
+    rect = view._plot_rect()
+    x = rect.left() + rect.width() * 4 / 10
+    move = QMouseEvent(QMouseEvent.Type.MouseMove, QPointF(x, rect.center().y()),
+                       view.mapToGlobal(QPointF(x, rect.center().y())), Qt.MouseButton.NoButton,
+                       Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(view, move)
+    assert view.hover_text() == f"step 4 · t = {shifted_schedule(10, 3.0)[4]:.4f}"
+    assert view.grab().width() > 0  # paints with a schedule, markers and hover
+
+
+def test_drop_reference_image_and_soft_start_marks(make_window, qtbot, tmp_path):
+    window = make_window()
+    image = QImage(120, 80, QImage.Format.Format_RGB888)
+    image.fill(Qt.GlobalColor.darkMagenta)
+    path = tmp_path / "reference.png"
+    assert image.save(str(path))
+    panel = window.reference_panel
+    with qtbot.waitSignal(panel.changed, timeout=10_000):
+        drop_files(window, path)
+    assert panel.image is not None and (panel.image.width, panel.image.height) == (120, 80)
+    thumb = panel.drop_zone.pixmap()
+    assert (thumb.width(), thumb.height()) == (120, 80)
+    assert panel.items() == (ConditioningItem(str(path.resolve()), 0, 1.0, "fill"),)
+
+    panel.frame_choice.setCurrentIndex(1)
+    panel.strength.setValue(0.6)
+    panel.fit.setChecked(True)
+    assert panel.items() == (ConditioningItem(str(path.resolve()), -1, 0.6, "fit"),)
+    view = window.schedule_view
+    qtbot.waitUntil(lambda: view.preview is not None and len(view.preview.starts) == 1)
+    start = view.preview.starts[0]
+    assert abs(start.t_start - 0.4) < 1e-9
+    assert start.step == next(i for i, t in enumerate(view.preview.ts) if t - 1e-6 < 0.4)
+
+    text = tmp_path / "notes.txt"
+    text.write_text("not an image")
+    with qtbot.waitSignal(panel.load_failed, timeout=10_000) as blocker:
+        drop_files(panel.drop_zone, text)
+    assert "PNG" in blocker.args[0] and panel.message.isVisible()
+    assert panel.image is not None and panel.image.path == str(path.resolve())  # kept
+
+
+def test_dropping_a_studio_mp4_restores_its_settings(make_window, qtbot, tmp_path):
+    window = make_window()
+    request = GenerationRequest(prompt="restored prompt", negative_prompt="fog", seed=4242,
+                                steps=7, guidance=2.5, shift=4.0, width=96, height=64, frames=13,
+                                fps=8.0, sampler="stochastic", model="tiny")
+    video = tmp_path / "made-by-studio.mp4"
+    frames = np.zeros((5, 64, 96, 3), np.uint8)
+    write_video(video, frames, 8.0, metadata={"recipe_version": 1, "request": request.to_dict()})
+    with qtbot.waitSignal(window.files.request_loaded, timeout=10_000):
+        drop_files(window, video)
+    shown = window.prompt_panel.request(window.reference_panel.items())
+    assert shown == request
+    assert window.prompt_panel.seed_lock.isChecked()
+    assert "Settings restored from made-by-studio.mp4" in window.statusBar().currentMessage()
+
+    plain = tmp_path / "plain.mp4"
+    write_video(plain, frames, 8.0)
+    with qtbot.waitSignal(window.reporter.reported, timeout=10_000) as blocker:
+        drop_files(window, plain)
+    assert "carries no Flow Studio recipe" in blocker.args[0].message
+
+
+def test_model_manager_lists_problems_and_saves_folders(make_window, qtbot, tmp_path):
+    window = make_window(rows=(TINY_ROW, BROKEN_ROW))
+    panel = window.models_panel
+    qtbot.waitUntil(lambda: panel.model.rowCount() == 2)
+    model = panel.model
+    broken = model.index(1, 5)
+    assert model.data(broken) == "problem: no VAE found; text encoder width 2048 ≠ 4096"
+    assert model.data(model.index(1, 3)) == "2.6 GiB"
+    assert model.data(broken, Qt.ItemDataRole.ForegroundRole) is not None
+    assert model.data(model.index(0, 5)) == "complete"
+    assert "Loaded: Tiny analytic model" in panel.loaded_label.text()
+    assert panel.memory_label.text().startswith("RAM ")
+
+    panel.table.selectRow(1)
+    panel.load_button.click()
+    assert "cannot be loaded" in panel.status.text()
+
+    folder = tmp_path / "wan-models"
+    folder.mkdir()
+    panel.set_folders((str(folder),))
+    panel.folders_changed.emit(panel.folders)
+    assert load_settings().model_folders == (str(folder),)
+    assert window.settings.model_folders == (str(folder),)
+
+    with qtbot.waitSignal(window.controller.model_unloaded, timeout=10_000):
+        panel.unload_button.click()
+    assert panel.loaded_label.text() == "No model loaded"
+    with qtbot.waitSignal(window.controller.model_failed, timeout=10_000):
+        window.load_model("/nowhere/at/all")
+    assert "no model set was found" in panel.status.text()
+    window.reporter.close_all()
+
+
+def test_window_layout_is_saved_in_an_ini_under_studio_home(make_window, _studio_home):
+    window = make_window()
+    window.resize(window.width(), window.height() + 40)  # the offscreen screen is 800 px wide
+    height = window.height()
+    schedule_dock = window.findChild(QDockWidget, "dock-schedule")
+    schedule_dock.hide()
+    window.close()
+    ini = _studio_home / "window.ini"
+    assert ini.is_file() and "geometry" in ini.read_text()
+    again = make_window(load=False)
+    assert again.height() == height
+    assert again.findChild(QDockWidget, "dock-schedule").isHidden()
+    assert not again.findChild(QDockWidget, "dock-models").isHidden()
+
+
+def test_new_seed_unless_locked(make_window):
+    window = make_window()
+    panel = window.prompt_panel
+    panel.seed.setText("77")
+    panel.seed_lock.setChecked(True)
+    panel.prepare_seed()
+    assert panel.seed_value() == 77
+    panel.seed_lock.setChecked(False)
+    seeds = set()
+    for _ in range(5):
+        panel.prepare_seed()
+        seeds.add(panel.seed_value())
+    assert len(seeds) > 1 and 77 not in seeds
