@@ -12,19 +12,24 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save
 
 from studio.errors import MediaError
-from studio.media.atomic import atomic_path
+from studio.media.atomic import atomic_write_bytes
 
 LATENT_KEY = "latent"
 
 
 def save_latent(path: Path, latent: torch.Tensor, recipe: dict[str, Any]) -> None:
-    """Write ``latent`` (``[B, C, T', H', W']``, stored float32) and the recipe as metadata."""
+    """Write ``latent`` (``[B, C, T', H', W']``, stored float32) and the recipe as metadata.
+
+    The file is serialised in memory (a latent is a few MB) and written with
+    :func:`~studio.media.atomic.atomic_write_bytes`, so a full disk is reported as such
+    (:class:`MediaError`) and leaves any previous file untouched.
+    """
     tensor = latent.detach().float().cpu().contiguous()
-    with atomic_path(Path(path)) as tmp:
-        save_file({LATENT_KEY: tensor}, str(tmp), metadata={"recipe": json.dumps(recipe)})
+    data = save({LATENT_KEY: tensor}, metadata={"recipe": json.dumps(recipe)})
+    atomic_write_bytes(Path(path), data)
 
 
 def load_latent(path: Path) -> tuple[torch.Tensor, dict[str, Any]]:

@@ -93,6 +93,9 @@ class FileLock:
         finally:
             os.close(fd)
 
+    def __del__(self) -> None:  # a forgotten lock must not outlive its owner
+        self.release()
+
     def __enter__(self) -> FileLock:
         self.acquire()
         return self

@@ -26,12 +26,12 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save
 
 from studio.engine.request import GenerationRequest
 from studio.engine.sampler import StepInfo
 from studio.errors import StudioError
-from studio.media.atomic import atomic_path
+from studio.media.atomic import atomic_write_bytes
 from studio.media.latent_file import load_latent
 
 log = logging.getLogger(__name__)
@@ -80,8 +80,7 @@ def save_checkpoint(path: Path, checkpoint: SamplingCheckpoint) -> None:
         "identity": checkpoint.identity,
     }
     tensor = checkpoint.x.detach().float().cpu().contiguous()
-    with atomic_path(Path(path)) as tmp:
-        save_file({_STATE_KEY: tensor}, str(tmp), metadata=metadata)
+    atomic_write_bytes(Path(path), save({_STATE_KEY: tensor}, metadata=metadata))
 
 
 def load_checkpoint(path: Path) -> SamplingCheckpoint | None:

@@ -19,6 +19,7 @@ runs the studio command line that way.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,6 +91,9 @@ class TinyText:
 
 
 class TinyDenoiser:
+    delay_s = 0.0
+    """Seconds each call sleeps (subprocess tests slow a run down to kill it mid-sampling)."""
+
     def __init__(self, net: TinyNet) -> None:
         self.net = net
         self.calls = 0
@@ -97,10 +101,12 @@ class TinyDenoiser:
     def __call__(self, x: torch.Tensor, t_tok: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         """v ``[B, C, T', H', W']`` from x, t_tok ``[B, T', H', W']`` and context ``[B, L, D]``."""
         self.calls += 1
+        if self.delay_s:
+            time.sleep(self.delay_s)
         n = self.net
         ctx = n.den_context(context.mean(1))[:, :, None, None, None]
-        time = n.den_time[None, :, None, None, None] * t_tok[:, None]
-        return n.den_conv(x) + ctx + time + 0.5 * x
+        t_term = n.den_time[None, :, None, None, None] * t_tok[:, None]
+        return n.den_conv(x) + ctx + t_term + 0.5 * x
 
 
 class TinyVAE:
