@@ -82,6 +82,18 @@ class ModelSet:
         """Role → the files on disk (all shards; the folder for a tokenizer)."""
         return {c.role: c.files for c in self.components}
 
+    def all_files(self) -> list[Path]:
+        """Every file the set loads from, sorted: all shards and their index, the tokenizer's
+        files, and the ``config.json`` beside a DiT or text encoder (read when loading)."""
+        files = {path for c in self.components for path in c.files}
+        for c in self.components:
+            if c.path.is_file():  # a shard index
+                files.add(c.path)
+            config = c.path.parent / "config.json"
+            if c.role in (DIT, TEXT_ENCODER) and config.is_file():
+                files.add(config)
+        return sorted(files)
+
     def component(self, role: str) -> Component | None:
         return next((c for c in self.components if c.role == role), None)
 
