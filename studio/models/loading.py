@@ -106,7 +106,9 @@ def load_module(
             module_keys = wanted[file_key]
             keep = keep_float32 is not None and keep_float32(module_keys[0])
             target = torch.float32 if keep else dtype
-            value = tensor.to(device=device,
+            # Tensors read from either format are views of the memory-mapped file: copy, so no
+            # weight keeps the file mapped or changes with it (one tensor at a time).
+            value = tensor.to(device=device, copy=True,
                               dtype=target if tensor.is_floating_point() else tensor.dtype)
             for module_key in module_keys:
                 state[module_key] = value

@@ -470,3 +470,20 @@ def test_load_module_can_be_cancelled(tmp_path: Path) -> None:
     with pytest.raises(Cancelled):
         load_module(Small, probe_weights(tmp_path / "m.safetensors"), IDENTITY, device="cpu",
                     dtype=torch.float32, tied={"out.weight": "emb.weight"}, cancel=token)
+
+
+@pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
+def test_loaded_weights_do_not_alias_the_file(tmp_path: Path, suffix: str) -> None:
+    """Loaded tensors are copies: rewriting the file in place afterwards changes nothing."""
+    state = small_state()
+    path = tmp_path / f"m{suffix}"
+    if suffix == ".pth":
+        torch.save(state, path)
+    else:
+        save_file(state, path)
+    module = load_module(Small, probe_weights(path), IDENTITY, device="cpu", dtype=torch.float32,
+                         tied={"out.weight": "emb.weight"})
+    with path.open("r+b") as handle:
+        handle.write(b"\0" * path.stat().st_size)
+    assert torch.equal(module.lin.weight, state["lin.weight"])
+    assert torch.equal(module.emb.weight, state["emb.weight"])
