@@ -62,7 +62,7 @@ class JobQueue:
         self._paused = False
         self._listeners: list[Listener] = []
         self._run_locks: dict[str, FileLock] = {}
-        self._warned: dict[Path, float] = {}
+        self._stamps: dict[str, int | None] = {}  # job.json modification times last read
         self.refresh()
 
     # --- observation -----------------------------------------------------------------------
@@ -305,15 +305,10 @@ class JobQueue:
         names = self._job_folders()
         for job_id in [i for i in self._jobs if i not in names]:
             del self._jobs[job_id]  # deleted by another process
+        self._stamps = {name: stamp for name, stamp in self._stamps.items() if name in names}
         watched = set(order) | set(self._order)
         for name in names:
-            if name in self._jobs and name not in watched:
-                continue  # an ended job: its file no longer changes
-            job = self._read_job(name)
-            if job is None:
-                self._jobs.pop(name, None)
-            else:
-                self._jobs[name] = job
+            self._refresh_job(name, always=name in watched)
         live = [i for i in dict.fromkeys(order) if i in self._jobs
                 and self._jobs[i].state in LIVE_STATES]
         orphans = [j for j in self._jobs.values() if j.state in LIVE_STATES and j.id not in live]
@@ -350,21 +345,31 @@ class JobQueue:
         except FileNotFoundError:
             return set()
 
-    def _read_job(self, name: str) -> Job | None:
-        """The job in ``jobs/<name>/job.json``; None (with one warning) when missing or damaged."""
+    def _refresh_job(self, name: str, always: bool) -> None:
+        """Re-read ``jobs/<name>/job.json`` if it changed since the last read (or ``always``)."""
         path = self._folder(name) / "job.json"
         try:
-            mtime = path.stat().st_mtime
+            stamp: int | None = path.stat().st_mtime_ns
+        except OSError:
+            stamp = None  # a folder without a job file (e.g. a direct `studio generate` run)
+        if not always and name in self._stamps and self._stamps[name] == stamp:
+            return  # unchanged: an ended job, or a damaged file that was already reported
+        self._stamps[name] = stamp
+        job = self._read_job(path, name) if stamp is not None else None
+        if job is None:
+            self._jobs.pop(name, None)
+        else:
+            self._jobs[name] = job
+
+    def _read_job(self, path: Path, name: str) -> Job | None:
+        """The job in ``path``; None (with a warning) when it is damaged."""
+        try:
             job = Job.from_dict(json.loads(path.read_text(encoding="utf-8")))
             if job.id != name:
                 raise InvalidRequest("job", f"the file names job {job.id!r}, not {name!r}")
             return job
-        except FileNotFoundError:
-            return None  # a folder without a job file (e.g. a direct `studio generate` run)
         except (OSError, ValueError, StudioError) as exc:
-            if self._warned.get(path) != mtime:
-                self._warned[path] = mtime
-                log.warning("skipping unreadable job file %s (kept on disk): %s", path, exc)
+            log.warning("skipping unreadable job file %s (kept on disk): %s", path, exc)
             return None
 
     def _read_order(self) -> tuple[list[str], bool, bool]:

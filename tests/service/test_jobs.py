@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 
 import pytest
 
+from studio.cli import run_cli
 from studio.engine.request import GenerationRequest
-from studio.errors import StudioError
+from studio.errors import OutOfMemory, StudioError
 from studio.service.jobs import Job, JobQueue, JobState
+from studio.service.settings import save_settings
+from tests.service.tiny_model import TINY_ID, TinyDenoiser, tiny_request
 
 
 def request(prompt: str = "a red ball", **changes) -> GenerationRequest:
@@ -198,3 +202,120 @@ def test_job_file_round_trip_and_strict_parsing() -> None:
                    {"result": [1]}, {"request": {"prompt": 3}}, {"version": 99}):
         with pytest.raises(StudioError):
             Job.from_dict({**job.to_dict(), **damage})
+
+
+# --- the queue runner and `studio queue` -------------------------------------------------------
+
+
+def test_only_one_runner_works_through_the_queue_at_a_time(service) -> None:
+    from studio.service.runner import QueueRunner, runner_lock
+
+    held = runner_lock()
+    assert held.try_acquire()
+    queue = JobQueue()
+    queue.add(tiny_request())
+    with pytest.raises(StudioError, match="already running the queue"):
+        QueueRunner(queue, service).run()
+    held.release()
+    assert QueueRunner(queue, service).run(max_jobs=1).finished != []
+
+
+def studio(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = run_cli(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_queue_commands_list_reorder_pause_and_remove(
+    settings, tiny_catalog: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    save_settings(settings)
+    for prompt in ("first clip", "second clip", "third clip"):
+        code, out, _ = studio(["generate", "--model", TINY_ID, "--prompt", prompt, "--queue"],
+                              capsys)
+        assert code == 0 and out.startswith("queued job ")
+    a, b, c = JobQueue().pending()
+    assert [j.request.prompt for j in (a, b, c)] == ["first clip", "second clip", "third clip"]
+
+    assert studio(["queue", "move", c.id[:6], "1"], capsys)[0] == 0
+    assert studio(["queue", "remove", b.id], capsys)[0] == 0
+    assert studio(["queue", "pause"], capsys)[0] == 0
+    code, out, _ = studio(["queue", "list"], capsys)
+    lines = out.splitlines()
+    assert code == 0 and lines[0] == "queue: 2 job(s) (paused)"
+    assert lines[2].split()[:3] == ["1", c.id, "queued"] and lines[2].endswith("third clip")
+    assert lines[3].split()[:3] == ["2", a.id, "queued"] and "32x24x9" in lines[3]
+
+    code, out, _ = studio(["queue", "run"], capsys)
+    assert code == 0 and "paused" in out and JobQueue().history() == []
+    assert studio(["queue", "resume"], capsys)[0] == 0
+    assert not JobQueue().paused
+
+    code, _, err = studio(["queue", "move", "nosuchjob", "1"], capsys)
+    assert code == 2 and "no job" in err and "hint:" in err
+
+
+def test_queue_run_finishes_jobs_and_ctrl_c_leaves_the_current_one_queued(
+    settings, tiny_catalog: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    save_settings(settings)
+    queue = JobQueue()
+    first, second = queue.add(tiny_request(steps=8)), queue.add(tiny_request(seed=3))
+    real_call = TinyDenoiser.__call__
+    pressed: list[bool] = []
+
+    def interrupting_call(self, x, t_tok, context):
+        if self.calls == 4 and not pressed:
+            pressed.append(True)
+            signal.raise_signal(signal.SIGINT)  # the user presses Ctrl+C during step 5
+        return real_call(self, x, t_tok, context)
+
+    monkeypatch.setattr(TinyDenoiser, "__call__", interrupting_call)
+    code, out, err = studio(["queue", "run"], capsys)
+    assert code == 130 and "stays queued" in err
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    queue.refresh()
+    assert [j.id for j in queue.pending()] == [first.id, second.id]
+    code, out, _ = studio(["queue", "list"], capsys)
+    assert "step 4 saved" in out.splitlines()[2]
+
+    code, out, _ = studio(["queue", "run"], capsys)
+    assert code == 0 and "2 finished, 0 failed, 0 still queued" in out
+    queue.refresh()
+    assert [j.id for j in queue.history()] == [second.id, first.id]
+    video = Path(queue.get(first.id).result["video_path"])
+    assert f"job {first.id}: wrote {video}" in out and video.exists()
+    code, out, _ = studio(["queue", "list", "--all"], capsys)
+    assert out.splitlines()[0] == "queue: 0 job(s)" and out.count("finished") == 2
+
+
+def test_restart_and_decode_bring_a_failed_job_to_the_finish(
+    settings, tiny_catalog: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from studio.service import generation
+
+    save_settings(settings)
+    queue = JobQueue()
+    job = queue.add(tiny_request())
+
+    def no_memory(*args, **kwargs):
+        raise OutOfMemory("decoding the video ran out of memory", "close other programs")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(generation, "decode_video", no_memory)
+        code, _, err = studio(["queue", "run"], capsys)
+    assert code == 1 and "ran out of memory" in err and "decode again" in err
+    queue.refresh()
+    assert queue.get(job.id).state is JobState.FAILED
+
+    out_file = tmp_path / "decoded.mp4"
+    code, out, _ = studio(["queue", "decode", job.id[:8], "--out", str(out_file)], capsys)
+    assert code == 0 and f"wrote {out_file}" in out and out_file.exists()
+    queue.refresh()
+    assert queue.get(job.id).state is JobState.FINISHED
+    assert queue.get(job.id).result["video_path"] == str(out_file)
+
+    code, _, err = studio(["queue", "restart", job.id], capsys)
+    assert code == 2 and "only failed or cancelled" in err
