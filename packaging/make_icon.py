@@ -1,4 +1,5 @@
-"""Draw Flow Studio's icon: ``resources/icons/flow-studio.svg`` and a 256 px PNG rendered from it.
+"""Draw Flow Studio's icons: ``resources/icons/flow-studio.svg`` with a 256 px PNG rendered from
+it, and the small arrow glyphs the style sheet uses for spin boxes and combo boxes.
 
 The mark is the product's own picture: a shifted rectified-flow schedule (t = 1 → 0 over the
 steps, time-shift α = 3) running from noise (scattered dots) into a play button.
@@ -65,6 +66,17 @@ def make_svg() -> str:
 """
 
 
+ARROW_COLOUR = "#aeb4bd"
+
+
+def make_arrow(direction: str) -> str:
+    """A 10 × 10 chevron pointing "up" or "down"."""
+    points = "1,7 5,3 9,7" if direction == "up" else "1,3 5,7 9,3"
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10" viewBox="0 0 10 10">'
+            f'<polyline points="{points}" fill="none" stroke="{ARROW_COLOUR}" stroke-width="1.6" '
+            f'stroke-linecap="round" stroke-linejoin="round"/></svg>\n')
+
+
 def render_png(svg_path: Path, png_path: Path, size: int = SIZE) -> None:
     """Render the SVG with QtSvg (offscreen, no display needed)."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -89,7 +101,9 @@ def main() -> int:
     svg = ICONS / "flow-studio.svg"
     svg.write_text(make_svg(), encoding="utf-8")
     render_png(svg, ICONS / "flow-studio.png")
-    print(f"wrote {svg} and {svg.with_suffix('.png')}")
+    for direction in ("up", "down"):
+        (ICONS / f"arrow-{direction}.svg").write_text(make_arrow(direction), encoding="utf-8")
+    print(f"wrote {svg}, {svg.with_suffix('.png')} and the arrow glyphs")
     return 0
 
 

@@ -60,7 +60,8 @@ def configure_application(app: QApplication) -> None:
         app.setWindowIcon(QIcon(str(icon)))
     style = resources / "style.qss"
     if style.is_file():
-        app.setStyleSheet(style.read_text(encoding="utf-8"))
+        icons = (resources / "icons").as_posix()
+        app.setStyleSheet(style.read_text(encoding="utf-8").replace("%ICONS%", icons))
 
 
 def build_window() -> MainWindow:

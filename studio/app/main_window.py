@@ -145,12 +145,13 @@ class MainWindow(QMainWindow):
     def _build_docks(self) -> None:
         left, right = Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea
         self._dock("Prompt", self.prompt_panel, left)
-        self._dock("Models", self.models_panel, right)
+        models = self._dock("Models", self.models_panel, right)
         self._dock("Reference frame", self.reference_panel, right)
         self._dock("Schedule", self.schedule_view, Qt.DockWidgetArea.BottomDockWidgetArea)
         # The schedule sits under the preview only; the side columns run the full height.
         self.setCorner(Qt.Corner.BottomLeftCorner, left)
         self.setCorner(Qt.Corner.BottomRightCorner, right)
+        self.resizeDocks([models], [400], Qt.Orientation.Horizontal)
 
     def _connect(self) -> None:
         c = self.controller
@@ -399,6 +400,7 @@ class MainWindow(QMainWindow):
 
     def _apply_request(self, request) -> None:
         self.prompt_panel.set_request(request)
+        self.reference_panel.set_frame_count(request.frames)
         self.reference_panel.set_items(request.conditioning)
         self._schedule_timer.start()
 

@@ -52,6 +52,10 @@ class ModelsPanel(QWidget):
         self.table.verticalHeader().hide()
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.table.horizontalHeader().setStretchLastSection(True)
+        self.details = QLabel(self)
+        self.details.setObjectName("model-details")
+        self.details.setWordWrap(True)
+        self.details.hide()
         self.load_button = QPushButton("Load", self)
         self.unload_button = QPushButton("Unload", self)
         self.loaded_label = QLabel("No model loaded", self)
@@ -76,6 +80,7 @@ class ModelsPanel(QWidget):
             folder_row.addWidget(widget)
         layout = QVBoxLayout(self)
         layout.addWidget(self.table, 1)
+        layout.addWidget(self.details)
         layout.addLayout(load_row)
         layout.addWidget(self.loaded_label)
         layout.addWidget(self.memory_label)
@@ -88,6 +93,7 @@ class ModelsPanel(QWidget):
         self.load_button.clicked.connect(self._on_load)
         self.table.doubleClicked.connect(self._on_load)
         self.unload_button.clicked.connect(self.unload_requested)
+        self.table.selectionModel().selectionChanged.connect(self._show_details)
         self.add_folder_button.clicked.connect(self._on_add_folder)
         self.remove_folder_button.clicked.connect(self._on_remove_folder)
         self.rescan_button.clicked.connect(self.rescan_requested)
@@ -152,6 +158,22 @@ class ModelsPanel(QWidget):
             self.status.setText(f"{row.name} cannot be loaded: {row.status()}")
             return
         self.load_requested.emit(model_id)
+
+    @Slot()
+    def _show_details(self) -> None:
+        """Problems and notes of the selected set, in full, under the table."""
+        model_id = self.selected_id()
+        row = self.model.row_at(self.model.find(model_id)) if model_id else None
+        lines = []
+        if row is not None:
+            lines = [f"• {p}" for p in row.problems] + [f"note: {n}" for n in row.notes]
+            if not row.complete and not row.problems:
+                lines.insert(0, "• the set is incomplete")
+        self.details.setText("\n".join(lines))
+        self.details.setProperty("problem", bool(row is not None and not row.usable))
+        self.details.style().unpolish(self.details)
+        self.details.style().polish(self.details)
+        self.details.setVisible(bool(lines))
 
     @Slot()
     def _on_add_folder(self) -> None:

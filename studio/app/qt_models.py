@@ -24,10 +24,18 @@ def format_bytes(size: int) -> str:
     return f"{value:.1f} GiB"
 
 
+def short_status(row: ModelRow) -> str:
+    """"ready", "incomplete" or "N problem(s)" (the full text is in the tooltip and details)."""
+    if row.problems:
+        count = len(row.problems)
+        return f"{count} problem{'s' if count > 1 else ''}"
+    return "ready" if row.complete else "incomplete"
+
+
 class ModelTableModel(QAbstractTableModel):
     """Rows of :class:`ModelRow`; ``ID_ROLE`` gives a row's model id."""
 
-    HEADERS = ("Model", "Family", "Variant", "Size", "Precision", "Status")
+    HEADERS = ("Model", "Status", "Family · variant", "Size", "Precision")
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -73,5 +81,5 @@ class ModelTableModel(QAbstractTableModel):
 
     @staticmethod
     def _text(row: ModelRow, column: int) -> str:
-        return (row.name, row.family, row.variant, format_bytes(row.size_bytes), row.precision,
-                row.status())[column]
+        return (row.name, short_status(row), f"{row.family} · {row.variant}",
+                format_bytes(row.size_bytes), row.precision)[column]

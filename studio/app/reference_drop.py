@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from PySide6.QtCore import QMimeData, QSaveFile, Qt, Signal, Slot
+from PySide6.QtCore import QMargins, QMimeData, QSaveFile, Qt, Signal, Slot
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication, QImage, QPixmap
 from PySide6.QtWidgets import (
     QButtonGroup,
@@ -53,7 +53,8 @@ def _load_thumbnail(path: Path) -> tuple[ReferenceImage, QImage]:
 
 
 class DropZone(QLabel):
-    """Shows the thumbnail and accepts dropped files (forwarded as ``file_dropped``)."""
+    """Shows the thumbnail (scaled to fit, aspect kept) and accepts dropped files (forwarded as
+    ``file_dropped``)."""
 
     file_dropped = Signal(str)
 
@@ -64,6 +65,30 @@ class DropZone(QLabel):
         self.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.setMinimumSize(160, 110)
         self.setWordWrap(True)
+        self._thumbnail = QPixmap()
+
+    @property
+    def thumbnail(self) -> QPixmap:
+        return self._thumbnail
+
+    def show_thumbnail(self, pixmap: QPixmap) -> None:
+        """Show ``pixmap`` (null: the drop hint again)."""
+        self._thumbnail = pixmap
+        if pixmap.isNull():
+            self.setPixmap(QPixmap())
+            self.setText(DROP_TEXT)
+        else:
+            self._rescale()
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        if not self._thumbnail.isNull():
+            self._rescale()
+
+    def _rescale(self) -> None:
+        size = self.contentsRect().size().shrunkBy(QMargins(4, 4, 4, 4))
+        self.setPixmap(self._thumbnail.scaled(size, Qt.AspectRatioMode.KeepAspectRatio,
+                                              Qt.TransformationMode.SmoothTransformation))
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         if local_paths(event.mimeData()):
@@ -110,6 +135,7 @@ class ReferencePanel(QWidget):
         self.frame_choice.addItems(list(FRAME_CHOICES))
         self.frame_index = QSpinBox(self)
         self.frame_index.setObjectName("reference-frame-index")
+        self.frame_index.setEnabled(False)
         self.strength = QDoubleSpinBox(self)
         self.strength.setObjectName("reference-strength")
         self.strength.setRange(0.0, 1.0)
@@ -175,7 +201,8 @@ class ReferencePanel(QWidget):
         choice = 0 if item.frame_index == 0 else 1 if item.frame_index == -1 else 2
         self.frame_choice.setCurrentIndex(choice)
         if choice == 2:
-            self.frame_index.setValue(item.frame_index)
+            frames = self.frame_index.maximum() + 1
+            self.frame_index.setValue(item.frame_index % frames)
         self.strength.setValue(item.strength)
         (self.fit if item.fit == "fit" else self.fill).setChecked(True)
         self.load_path(item.image)
@@ -210,8 +237,7 @@ class ReferencePanel(QWidget):
     @Slot()
     def clear(self) -> None:
         self._image = None
-        self.drop_zone.setPixmap(QPixmap())
-        self.drop_zone.setText(DROP_TEXT)
+        self.drop_zone.show_thumbnail(QPixmap())
         self.message.hide()
         self.changed.emit()
 
@@ -220,7 +246,7 @@ class ReferencePanel(QWidget):
     def _on_loaded(self, result: tuple[ReferenceImage, QImage]) -> None:
         info, thumbnail = result
         self._image = info
-        self.drop_zone.setPixmap(QPixmap.fromImage(thumbnail))
+        self.drop_zone.show_thumbnail(QPixmap.fromImage(thumbnail))
         self.drop_zone.setToolTip(f"{info.path}\n{info.width} × {info.height} px")
         self.message.hide()
         self.changed.emit()

@@ -179,8 +179,9 @@ class ScheduleView(QWidget):
                 painter.drawLine(QPointF(x, rect.top()), QPointF(x, rect.bottom()))
                 text = f"frame {start.frame_index} starts at step {start.step} (t < {start.t_start:.2f})"
             painter.setPen(MARKER)
+            # Bottom-left of the plot is empty: the curve is still high at the first steps.
             painter.drawText(QRectF(rect.left() + 6, y - 16, rect.width() - 12, 14),
-                             Qt.AlignmentFlag.AlignRight, text)
+                             Qt.AlignmentFlag.AlignLeft, text)
 
     def _draw_step_marks(self, painter: QPainter, rect: QRectF) -> None:
         ts = self._preview.ts

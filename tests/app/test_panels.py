@@ -106,8 +106,10 @@ def test_drop_reference_image_and_soft_start_marks(make_window, qtbot, tmp_path)
     with qtbot.waitSignal(panel.changed, timeout=10_000):
         drop_files(window, path)
     assert panel.image is not None and (panel.image.width, panel.image.height) == (120, 80)
-    thumb = panel.drop_zone.pixmap()
+    thumb = panel.drop_zone.thumbnail
     assert (thumb.width(), thumb.height()) == (120, 80)
+    shown = panel.drop_zone.pixmap()
+    assert abs(shown.width() / shown.height() - 1.5) < 0.05  # scaled to fit, aspect kept
     assert panel.items() == (ConditioningItem(str(path.resolve()), 0, 1.0, "fill"),)
 
     panel.frame_choice.setCurrentIndex(1)
@@ -115,7 +117,8 @@ def test_drop_reference_image_and_soft_start_marks(make_window, qtbot, tmp_path)
     panel.fit.setChecked(True)
     assert panel.items() == (ConditioningItem(str(path.resolve()), -1, 0.6, "fit"),)
     view = window.schedule_view
-    qtbot.waitUntil(lambda: view.preview is not None and len(view.preview.starts) == 1)
+    qtbot.waitUntil(lambda: view.preview is not None and len(view.preview.starts) == 1
+                    and view.preview.starts[0].strength == 0.6)  # the debounced redraw ran
     start = view.preview.starts[0]
     assert abs(start.t_start - 0.4) < 1e-9
     assert start.step == next(i for i, t in enumerate(view.preview.ts) if t - 1e-6 < 0.4)
@@ -155,15 +158,21 @@ def test_model_manager_lists_problems_and_saves_folders(make_window, qtbot, tmp_
     panel = window.models_panel
     qtbot.waitUntil(lambda: panel.model.rowCount() == 2)
     model = panel.model
-    broken = model.index(1, 5)
-    assert model.data(broken) == "problem: no VAE found; text encoder width 2048 ≠ 4096"
+    broken = model.index(1, 1)
+    assert model.data(broken) == "2 problems"
+    assert "problem: no VAE found; text encoder width 2048 ≠ 4096" in model.data(
+        broken, Qt.ItemDataRole.ToolTipRole)
+    assert model.data(model.index(1, 2)) == "wan · t2v-1.3b"
     assert model.data(model.index(1, 3)) == "2.6 GiB"
     assert model.data(broken, Qt.ItemDataRole.ForegroundRole) is not None
-    assert model.data(model.index(0, 5)) == "complete"
+    assert model.data(model.index(0, 1)) == "ready"
+    assert model.data(model.index(0, 1), Qt.ItemDataRole.ForegroundRole) is None
     assert "Loaded: Tiny analytic model" in panel.loaded_label.text()
     assert panel.memory_label.text().startswith("RAM ")
 
     panel.table.selectRow(1)
+    assert panel.details.isVisible()
+    assert panel.details.text() == "• no VAE found\n• text encoder width 2048 ≠ 4096"
     panel.load_button.click()
     assert "cannot be loaded" in panel.status.text()
 
@@ -211,3 +220,18 @@ def test_new_seed_unless_locked(make_window):
         panel.prepare_seed()
         seeds.add(panel.seed_value())
     assert len(seeds) > 1 and 77 not in seeds
+
+
+def test_pasting_a_bitmap_saves_it_and_uses_it_as_the_reference(make_window, qtbot, _studio_home):
+    window = make_window()
+    image = QImage(40, 30, QImage.Format.Format_RGB888)
+    image.fill(Qt.GlobalColor.darkYellow)
+    QApplication.clipboard().setImage(image)
+    panel = window.reference_panel
+    with qtbot.waitSignal(panel.changed, timeout=10_000):
+        window.paste_action.trigger()
+    saved = list((_studio_home / "references").glob("pasted-*.png"))
+    assert len(saved) == 1 and panel.image.path == str(saved[0].resolve())
+    assert (panel.image.width, panel.image.height) == (40, 30)
+    assert QImage(str(saved[0])).pixelColor(5, 5) == image.pixelColor(5, 5)
+    QApplication.clipboard().clear()
