@@ -11,9 +11,15 @@ import logging
 import sys
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from studio.errors import Cancelled, StudioError
 from studio.logs import setup_logging
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from studio.service.jobs import Job, JobQueue
 
 log = logging.getLogger("studio.cli")
 
@@ -239,43 +245,37 @@ def cmd_queue_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_queue_run(args: argparse.Namespace) -> int:
-    import signal
-
+def _queue_printer(
+    queue: JobQueue,
+) -> tuple[Callable[[object], None], Callable[[Job, str], None]]:
+    """``(on_event, on_outcome)`` for ``studio queue run``: a tqdm bar per job, one line per end."""
     from tqdm import tqdm
 
-    from studio.engine.cancel import CancelToken
-    from studio.service.generation import GenerationService, ProgressEvent, StageEvent
-    from studio.service.jobs import Job, JobQueue
-    from studio.service.runner import QueueRunner
-    from studio.service.settings import load_settings
+    from studio.service.generation import ProgressEvent, StageEvent
 
-    queue = JobQueue()
-    if queue.paused:
-        print("the queue is paused; `studio queue resume` starts it again")
-        return 0
-    cancel = CancelToken()
     bar: tqdm | None = None
+
+    def close_bar() -> None:
+        nonlocal bar
+        if bar is not None:
+            bar.close()
+            bar = None
 
     def on_event(event: object) -> None:
         nonlocal bar
         if isinstance(event, StageEvent):
             if event.stage == "loading":
                 print(f"job {event.job_id}: {queue.get(event.job_id).request.prompt}")
-            if event.stage != "sampling" and bar is not None:
-                bar.close()
-                bar = None
+            if event.stage != "sampling":
+                close_bar()
         elif isinstance(event, ProgressEvent):
-            if bar is None:
+            if bar is None:  # a resumed job starts part-way
                 bar = tqdm(total=event.steps, initial=event.step - 1, desc="sampling",
                            unit="step")
             bar.update(event.step - bar.n)
 
     def on_outcome(job: Job, outcome: str) -> None:
-        nonlocal bar
-        if bar is not None:
-            bar.close()
-            bar = None
+        close_bar()
         if outcome == "finished":
             print(f"job {job.id}: wrote {(job.result or {}).get('video_path')}")
         elif outcome == "failed":
@@ -287,6 +287,24 @@ def cmd_queue_run(args: argparse.Namespace) -> int:
             print(f"job {job.id} cancelled; it stays queued and resumes from its last "
                   "checkpoint", file=sys.stderr)
 
+    return on_event, on_outcome
+
+
+def cmd_queue_run(args: argparse.Namespace) -> int:
+    import signal
+
+    from studio.engine.cancel import CancelToken
+    from studio.service.generation import GenerationService
+    from studio.service.jobs import JobQueue
+    from studio.service.runner import QueueRunner
+    from studio.service.settings import load_settings
+
+    queue = JobQueue()
+    if queue.paused:
+        print("the queue is paused; `studio queue resume` starts it again")
+        return 0
+    cancel = CancelToken()
+
     def on_sigint(signum: int, frame: object) -> None:
         print("\ncancelling the current job (Ctrl+C again to stop at once)", file=sys.stderr)
         cancel.set()
@@ -294,7 +312,7 @@ def cmd_queue_run(args: argparse.Namespace) -> int:
 
     previous = signal.signal(signal.SIGINT, on_sigint)
     try:
-        runner = QueueRunner(queue, GenerationService(load_settings()), on_event, on_outcome)
+        runner = QueueRunner(queue, GenerationService(load_settings()), *_queue_printer(queue))
         summary = runner.run(cancel, max_jobs=args.max)
     finally:
         signal.signal(signal.SIGINT, previous)
