@@ -47,7 +47,10 @@ def make_svg() -> str:
     dots = "\n".join(
         f'  <circle cx="{x:.1f}" cy="{y:.1f}" r="{r:.1f}" fill="#4fc3f7" '
         f'fill-opacity="{0.25 + 0.5 * (x - 40) / 78:.2f}"/>' for x, y, r in noise_dots())
-    return f"""<svg xmlns="http://www.w3.org/2000/svg" width="{SIZE}" height="{SIZE}" viewBox="0 0 256 256">
+    header = (f'<svg xmlns="http://www.w3.org/2000/svg" width="{SIZE}" height="{SIZE}" '
+              'viewBox="0 0 256 256">')
+    stroke = 'stroke-linecap="round" stroke-linejoin="round"'
+    return f"""{header}
   <defs>
     <linearGradient id="bg" x1="0" y1="0" x2="1" y2="1">
       <stop offset="0" stop-color="#2a2e36"/>
@@ -60,8 +63,8 @@ def make_svg() -> str:
   </defs>
   <rect x="8" y="8" width="240" height="240" rx="52" fill="url(#bg)"/>
 {dots}
-  <path d="{path}" fill="none" stroke="url(#flow)" stroke-width="13" stroke-linecap="round" stroke-linejoin="round"/>
-  <path d="M150,150 L150,214 L206,182 Z" fill="#f1f3f5" stroke="#f1f3f5" stroke-width="6" stroke-linejoin="round"/>
+  <path d="{path}" fill="none" stroke="url(#flow)" stroke-width="13" {stroke}/>
+  <path d="M150,150 L150,214 L206,182 Z" fill="#f1f3f5" stroke="#f1f3f5" stroke-width="6" {stroke}/>
 </svg>
 """
 

@@ -14,6 +14,7 @@ from studio.engine.request import GenerationRequest
 from studio.errors import MediaError
 from studio.media.atomic import atomic_path
 from studio.service.cli_requests import read_recipe
+from studio.service.reference import IMAGE_SUFFIXES
 
 from .tasks import TaskRunner
 from .worker import JobFailure
@@ -71,6 +72,15 @@ class FileActions(QObject):
         if path:
             target = Path(path)
             self.export(source, target if target.suffix else target.with_suffix(".mp4"))
+
+    def ask_open_path(self) -> Path | None:
+        """Ask for a recipe (MP4 / JSON) or a reference image; None when cancelled."""
+        images = " ".join(f"*{s}" for s in IMAGE_SUFFIXES)
+        recipes = " ".join(f"*{s}" for s in RECIPE_SUFFIXES)
+        path, _ = QFileDialog.getOpenFileName(self._parent_widget,
+                                              "Open a recipe or a reference image", "",
+                                              f"Recipes and images ({recipes} {images})")
+        return Path(path) if path else None
 
     def export(self, source: Path, target: Path) -> None:
         self._tasks.submit(lambda: copy_video(source, target),

@@ -35,7 +35,7 @@ from .reference_drop import ReferencePanel, local_paths
 from .schedule_view import ScheduleView
 from .status_bar import JobStatus
 from .tasks import TaskRunner
-from .window_state import restore_window, save_window
+from .window_state import resize_to_default, restore_window, save_window
 from .worker import JobFailure, Progress, describe_failure
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ class MainWindow(QMainWindow):
         self._build_docks()
         self._connect()
         if not restore_window(self):
-            self._default_size()
+            resize_to_default(self)
         self._update_actions()
 
     # --- construction -----------------------------------------------------------------------
@@ -183,15 +183,6 @@ class MainWindow(QMainWindow):
         self.rescan_models()
         self.load_model(model_id or self.settings.default_model or "demo")
 
-    def _default_size(self) -> None:
-        """1360 × 860, or 90 % of the screen when that is smaller."""
-        screen = self.screen().availableGeometry() if self.screen() else None
-        width, height = 1360, 860
-        if screen is not None:
-            width, height = min(width, int(screen.width() * 0.9)), min(height,
-                                                                        int(screen.height() * 0.9))
-        self.resize(width, height)
-
     # --- commands ---------------------------------------------------------------------------
 
     @Slot()
@@ -241,13 +232,9 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def _open_dialog(self) -> None:
-        from PySide6.QtWidgets import QFileDialog
-
-        path, _ = QFileDialog.getOpenFileName(
-            self, "Open a recipe or a reference image", "",
-            "Recipes and images (*.mp4 *.m4v *.mov *.json *.png *.jpg *.jpeg *.webp *.bmp)")
-        if path:
-            self.open_path(Path(path))
+        path = self.files.ask_open_path()
+        if path is not None:
+            self.open_path(path)
 
     @Slot(str)
     def load_model(self, model_id: str) -> None:

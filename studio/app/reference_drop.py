@@ -141,7 +141,8 @@ class ReferencePanel(QWidget):
         self.strength.setRange(0.0, 1.0)
         self.strength.setSingleStep(0.05)
         self.strength.setValue(1.0)
-        self.strength.setToolTip("1 = kept exactly; lower values start denoising at t = 1 − strength")
+        self.strength.setToolTip(
+            "1 = kept exactly; lower values start denoising at t = 1 − strength")
         self.fill = QRadioButton("Fill (crop)", self)
         self.fit = QRadioButton("Fit (letterbox)", self)
         self.fill.setChecked(True)

@@ -177,7 +177,8 @@ class ScheduleView(QWidget):
                 painter.drawLine(QPointF(rect.left(), y), QPointF(rect.right(), y))
                 x = self._point(rect, start.step, 0).x()
                 painter.drawLine(QPointF(x, rect.top()), QPointF(x, rect.bottom()))
-                text = f"frame {start.frame_index} starts at step {start.step} (t < {start.t_start:.2f})"
+                text = (f"frame {start.frame_index} starts at step {start.step} "
+                        f"(t < {start.t_start:.2f})")
             painter.setPen(MARKER)
             # Bottom-left of the plot is empty: the curve is still high at the first steps.
             painter.drawText(QRectF(rect.left() + 6, y - 16, rect.width() - 12, 14),

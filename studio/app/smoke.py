@@ -8,9 +8,8 @@ dialog, failed job or model failure exits 1; running past the timeout exits 2.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
-
 from collections.abc import Callable
+from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 from PySide6.QtWidgets import QApplication

@@ -14,6 +14,17 @@ def window_settings() -> QSettings:
     return QSettings(str(studio_home() / "window.ini"), QSettings.Format.IniFormat)
 
 
+def resize_to_default(window: QMainWindow, size: tuple[int, int] = (1360, 860)) -> None:
+    """``size``, or 90 % of the screen where that is smaller (first start, no saved layout)."""
+    width, height = size
+    screen = window.screen()
+    if screen is not None:
+        available = screen.availableGeometry()
+        width = min(width, int(available.width() * 0.9))
+        height = min(height, int(available.height() * 0.9))
+    window.resize(width, height)
+
+
 def restore_window(window: QMainWindow) -> bool:
     """Restore geometry and dock state saved by :func:`save_window`; False if none."""
     store = window_settings()

@@ -143,7 +143,8 @@ def test_gui_event_loop_stays_responsive_during_generation(make_window, qtbot, r
     ticks_at: dict[str, int] = {}
     c = window.controller
     c.job_started.connect(lambda _job: ticks_at.setdefault("started", meter.ticks))
-    c.preview.connect(lambda _job, step, _images: ticks_at.setdefault(f"preview{step}", meter.ticks))
+    c.preview.connect(
+        lambda _job, step, _images: ticks_at.setdefault(f"preview{step}", meter.ticks))
     meter.start()
     assert run_job(qtbot, window).kind == "finished"
     ticks_at["finished"] = meter.ticks

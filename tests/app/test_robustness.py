@@ -22,8 +22,6 @@ from studio.service.model_info import size_problems
 from studio.service.preview_math import first_changing_step, schedule_preview
 from studio.service.reference import inspect_reference, thumbnail_size
 
-from .conftest import run_job
-
 WAN21 = LatentGeometry(channels=16, temporal_factor=4, spatial_factor=8, patch=(1, 2, 2))
 
 
@@ -112,7 +110,8 @@ def test_qimage_round_trip_keeps_pixels():
     rng = np.random.default_rng(0)
     frame = rng.integers(0, 256, (7, 5, 3), dtype=np.uint8)  # odd width: padded scan lines
     image = array_to_qimage(frame)
-    assert image.format() == QImage.Format.Format_RGB888 and (image.width(), image.height()) == (5, 7)
+    assert image.format() == QImage.Format.Format_RGB888
+    assert (image.width(), image.height()) == (5, 7)
     del frame  # the QImage owns a copy
     assert np.array_equal(qimage_to_array(image), qimage_to_array(image.copy()))
     again = rng.integers(0, 256, (7, 5, 3), dtype=np.uint8)
