@@ -1,0 +1,165 @@
+"""The measurements ``studio bench`` makes: one denoiser step, one VAE decode, one generation.
+
+Every function returns plain numbers (seconds, bytes); :mod:`studio.bench.report` lays them out.
+Peak memory is measured as the device reports it on CUDA (``max_memory_allocated``) and, on the
+CPU, as the bytes of tensors the code allocates (:class:`TensorMemoryTracker`, a separate
+untimed run) or, for a whole generation, the process's peak resident set.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from studio.bench.specs import BenchSpec
+from studio.bench.timing import Timing, measure, synchronize
+from studio.engine.memory_forecast import MemoryForecast, forecast_memory, model_memory
+from studio.engine.noise import make_noise
+from studio.engine.offload import OffloadPolicy
+from studio.engine.pipeline import decode_latent, encode_prompts, sample_latent
+from studio.engine.request import GenerationRequest
+from studio.engine.tensor_memory import TensorMemoryTracker
+from studio.media.video import write_video
+from studio.models.family import LoadedModel
+from studio.service.memory import peak_rss
+
+log = logging.getLogger(__name__)
+
+PROMPT = "a red fox runs over the snow in the sunny day"
+
+
+@dataclass(frozen=True, slots=True)
+class DenoiserInputs:
+    """One guided step's denoiser call: x ``[2, C, T', H', W']``, t_tok ``[2, T', H', W']``
+    (t = 0.5 everywhere) and context ``[2, L_ctx, text_dim]`` (cond and uncond batched)."""
+
+    x: torch.Tensor
+    t_tok: torch.Tensor
+    context: torch.Tensor
+
+
+def denoiser_inputs(spec: BenchSpec, device: torch.device, dtype: torch.dtype,
+                    batch: int = 2, seed: int = 0) -> DenoiserInputs:
+    shape = spec.latent_shape(batch)
+    x = make_noise(shape, seed, device)
+    t_tok = torch.full((batch, *shape[2:]), 0.5, device=device)
+    context = make_noise((batch, spec.text_len, spec.dit.text_dim), seed + 1, device, dtype)
+    return DenoiserInputs(x, t_tok, context)
+
+
+def device_peak(device: torch.device, fn: Callable[[], object]) -> int:
+    """Bytes ``fn`` allocates at its peak (beyond what was allocated before): CUDA's allocator
+    statistics, or a :class:`TensorMemoryTracker` run on other devices."""
+    if device.type == "cuda":
+        synchronize(device)
+        base = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        fn()
+        synchronize(device)
+        return torch.cuda.max_memory_allocated(device) - base
+    with TensorMemoryTracker() as tracker:
+        fn()
+    return tracker.peak
+
+
+def bench_denoiser(denoise: Callable[..., torch.Tensor], inputs: DenoiserInputs,
+                   device: torch.device, repeat: int, warmup: int) -> Timing:
+    """Seconds of one guided denoiser call (batch 2)."""
+
+    def step() -> None:
+        with torch.inference_mode():
+            denoise(inputs.x, inputs.t_tok, inputs.context)
+
+    return measure(step, device, repeat=repeat, warmup=warmup)
+
+
+def vae_latent(spec: BenchSpec, device: torch.device, seed: int = 3) -> torch.Tensor:
+    return make_noise(spec.vae_latent_shape(), seed, device)
+
+
+def bench_vae_decode(vae: object, latent: torch.Tensor, device: torch.device, repeat: int,
+                     warmup: int) -> tuple[Timing, int]:
+    """Seconds of one decode, and its peak allocation in bytes (separate, untimed run)."""
+
+    def decode() -> None:
+        with torch.inference_mode():
+            vae.decode(latent)  # type: ignore[attr-defined]
+
+    timing = measure(decode, device, repeat=repeat, warmup=warmup)
+    return timing, device_peak(device, decode)
+
+
+@dataclass(frozen=True, slots=True)
+class GenerateResult:
+    """Seconds per stage of one generation, its peak memory and the forecast for it.
+
+    Attributes:
+        stages: "text encode", "sampling", "decode", "export" → seconds.
+        steps: sampling steps run.
+        peak_ram: the process's peak resident set after the run (bytes).
+        peak_vram: peak CUDA allocation during the run (0 on the CPU).
+        forecast: what :mod:`studio.engine.memory_forecast` predicted (None if it cannot).
+    """
+
+    stages: dict[str, float]
+    steps: int
+    peak_ram: int
+    peak_vram: int
+    forecast: MemoryForecast | None = None
+    video_path: str = ""
+    extra: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def total(self) -> float:
+        return sum(self.stages.values())
+
+
+def bench_request(spec: BenchSpec, steps: int, seed: int = 0) -> GenerationRequest:
+    return GenerationRequest(prompt=PROMPT, seed=seed, steps=steps, guidance=5.0, shift=5.0,
+                             width=spec.width, height=spec.height, frames=spec.frames,
+                             fps=16.0).validate()  # fmt: skip
+
+
+def bench_generate(model: LoadedModel, request: GenerationRequest, out_dir: Path | None = None,
+                   policy: OffloadPolicy = OffloadPolicy.NONE) -> GenerateResult:
+    """Run text encode → sampling → decode → export once, timing each stage."""
+    device = model.device
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    stages: dict[str, float] = {}
+    clock = _StageClock(device, stages)
+    with torch.inference_mode():
+        context, uncond = encode_prompts(model, request)
+        clock.lap("text encode")
+        latent, _, _ = sample_latent(model, request, context, uncond, None)
+        clock.lap("sampling")
+        frames = decode_latent(model, latent)
+        clock.lap("decode")
+    folder = out_dir or Path(tempfile.mkdtemp(prefix="studio-bench-"))
+    path = folder / "bench.mp4"
+    write_video(path, frames, request.fps)
+    clock.lap("export")
+    vram = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else 0
+    memory = model_memory(model)
+    forecast = (forecast_memory(memory, request, device.type, policy) if memory is not None
+                else None)
+    return GenerateResult(stages, request.steps, peak_rss(), vram, forecast, str(path))
+
+
+class _StageClock:
+    def __init__(self, device: torch.device, stages: dict[str, float]) -> None:
+        self.device, self.stages = device, stages
+        synchronize(device)
+        self._last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        synchronize(self.device)
+        now = time.perf_counter()
+        self.stages[name] = now - self._last
+        self._last = now

@@ -1,0 +1,89 @@
+"""A complete Wan model set with random weights, built in memory for benchmarks.
+
+Same classes as a loaded checkpoint (WanDiT, the Wan VAE, transformers' UMT5 encoder behind
+:class:`~studio.models.wan.text.UMT5TextEncoder`), same dtypes (DiT and text encoder in the
+compute dtype with the DiT's float32 groups, VAE in float32), seeded weights. The tokenizer is a
+small word-level one made on the spot (timing does not depend on which ids are looked up).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch
+from tokenizers import Tokenizer, models, pre_tokenizers, processors
+from transformers import PreTrainedTokenizerFast, UMT5EncoderModel
+
+from studio.bench.specs import BenchSpec
+from studio.models.family import FamilyDefaults, LoadedModel
+from studio.models.wan.dit import WanDiT
+from studio.models.wan.presets import NEGATIVE_PROMPT, WAN21_PREVIEW, WAN22_PREVIEW
+from studio.models.wan.text import UMT5TextEncoder, umt5_config
+from studio.models.wan.vae import CausalVideoVAE, build_vae
+
+log = logging.getLogger(__name__)
+
+WORDS = ("a", "the", "cat", "dog", "fox", "bird", "runs", "walks", "flies", "jumps", "in", "on",
+         "over", "under", "snow", "grass", "river", "sky", "red", "blue", "green", "slowly",
+         "quickly", "big", "small", "sunny", "night", "day", "video", "of")
+
+
+def word_tokenizer(vocab_size: int) -> Any:
+    """A word-level fast tokenizer: pad 0, EOS 1, unknown 2, then :data:`WORDS` (capped)."""
+    vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2}
+    for word in WORDS[: max(0, vocab_size - 3)]:
+        vocab[word] = len(vocab)
+    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="$A </s>", special_tokens=[("</s>", 1)]
+    )
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="<pad>",
+                                   eos_token="</s>", unk_token="<unk>")  # fmt: skip
+
+
+def random_dit(spec: BenchSpec, device: torch.device, dtype: torch.dtype, seed: int = 0) -> WanDiT:
+    """The spec's DiT with seeded random weights, cast like a loaded checkpoint."""
+    torch.manual_seed(seed)
+    with torch.device(device):
+        dit = WanDiT(spec.dit)
+    return dit.to_dtype(dtype).eval().requires_grad_(False)
+
+
+def random_vae(spec: BenchSpec, device: torch.device, seed: int = 1) -> CausalVideoVAE:
+    """The spec's VAE with seeded random weights, float32."""
+    torch.manual_seed(seed)
+    with torch.device(device):
+        return build_vae(spec.vae)
+
+
+def random_text_encoder(spec: BenchSpec, device: torch.device, dtype: torch.dtype,
+                        seed: int = 2) -> UMT5TextEncoder:
+    """A UMT5 encoder of the spec's sizes with seeded random weights and a word tokenizer."""
+    torch.manual_seed(seed)
+    config = umt5_config(**spec.text.to_dict())
+    with torch.device(device):
+        model = UMT5EncoderModel(config)
+    model = model.to(dtype).eval().requires_grad_(False)
+    return UMT5TextEncoder(model, word_tokenizer(spec.text.vocab_size), text_len=spec.text_len)
+
+
+def random_model(spec: BenchSpec, device: torch.device | str, dtype: torch.dtype,
+                 seed: int = 0) -> LoadedModel:
+    """A :class:`LoadedModel` of random weights for ``spec`` on ``device``."""
+    device = torch.device(device)
+    dit = random_dit(spec, device, dtype, seed)
+    vae = random_vae(spec, device, seed + 1)
+    encoder = random_text_encoder(spec, device, dtype, seed + 2)
+    wan22 = spec.geometry.channels == 48
+    defaults = FamilyDefaults(steps=50, guidance=5.0, shift=5.0, fps=24.0 if wan22 else 16.0,
+                              frames=spec.frames, sizes=((spec.width, spec.height),),
+                              negative_prompt=NEGATIVE_PROMPT)  # fmt: skip
+    log.info("random %s model on %s (%s)", spec.name, device, dtype)
+    return LoadedModel(
+        id=f"random:{spec.name}", name=f"random {spec.name}", family="wan",
+        variant=spec.variant, geometry=spec.geometry, defaults=defaults,
+        preview=WAN22_PREVIEW if wan22 else WAN21_PREVIEW, text_encoder=encoder,
+        denoiser=dit.velocity, vae=vae, device=device, dtype=dtype, supports_image=wan22,
+    )  # fmt: skip

@@ -1,0 +1,194 @@
+"""What ``studio bench`` does, section by section, with the options it was given."""
+
+from __future__ import annotations
+
+import logging
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from studio.bench.compare import run_diffusers_comparison
+from studio.bench.flops import flop_count, throughput
+from studio.bench.measure import (
+    bench_denoiser,
+    bench_generate,
+    bench_request,
+    bench_vae_decode,
+    denoiser_inputs,
+    vae_latent,
+)
+from studio.bench.random_model import random_model
+from studio.bench.report import Row, ratio, seconds, size
+from studio.bench.specs import BenchSpec
+from studio.engine.fastpath import accelerate, usable_backends
+from studio.engine.memory_forecast import forecasts_by_policy, model_memory
+from studio.engine.offload import (
+    AUTO,
+    OffloadPolicy,
+    apply_offload,
+    choose_policy,
+    free_device_memory,
+)
+from studio.models.family import LoadedModel
+
+log = logging.getLogger(__name__)
+
+#: Dense bf16 tensor-core peaks (TFLOP/s) by GPU name fragment, for the "× floor" column.
+PEAK_TFLOPS = (("H100 PCIe", 756.0), ("H100", 989.4), ("H200", 989.4), ("A100", 312.0),
+               ("L40S", 362.1), ("4090", 165.2), ("3090", 71.0))  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class BenchOptions:
+    """Parsed ``studio bench`` options (see :func:`studio.bench.add_bench_parser`)."""
+
+    spec: BenchSpec
+    device: torch.device
+    dtype: torch.dtype
+    what: frozenset[str]
+    repeat: int = 3
+    warmup: int = 1
+    steps: int = 2
+    compile: bool = False
+    sdpa: str = AUTO
+    offload: str = OffloadPolicy.NONE.value
+    peak_tflops: float | None = None
+    model_path: Path | None = None
+    out_dir: Path | None = None
+    compare_diffusers: bool = False
+    threads: int = 0
+
+
+def device_peak_tflops(device: torch.device) -> float | None:
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((peak for fragment, peak in PEAK_TFLOPS if fragment in name), None)
+
+
+def environment(options: BenchOptions) -> dict[str, Any]:
+    env = {"torch": torch.__version__, "python": platform.python_version(),
+           "machine": platform.machine(), "device": str(options.device),
+           "dtype": str(options.dtype).removeprefix("torch."),
+           "threads": torch.get_num_threads()}  # fmt: skip
+    if options.device.type == "cuda":
+        env["gpu"] = torch.cuda.get_device_name(options.device)
+    else:
+        env["cpu"] = platform.processor() or platform.machine()
+    return env
+
+
+def load_model(options: BenchOptions, on: torch.device) -> LoadedModel:
+    """Random weights for the spec, or the checkpoint set at ``options.model_path``."""
+    if options.model_path is None:
+        return random_model(options.spec, on, options.dtype)
+    from studio.models.wan.family import load_wan_model
+    from studio.service.catalog import find_model
+    from studio.service.settings import Settings
+
+    return load_wan_model(find_model(Settings(), str(options.model_path)), on, options.dtype)
+
+
+def prepare_model(options: BenchOptions) -> tuple[LoadedModel, dict[str, Any]]:
+    """Load, apply the offload policy (CUDA) and the fast path; report what was chosen."""
+    info: dict[str, Any] = {}
+    policy = OffloadPolicy.NONE
+    if options.device.type == "cuda" and options.offload != OffloadPolicy.NONE.value:
+        model = load_model(options, torch.device("cpu"))
+        memory = model_memory(model)
+        needs = forecasts_by_policy(memory, bench_request(options.spec, 1)) if memory else {}
+        choice = choose_policy(needs, free_device_memory(options.device), options.offload)
+        policy = choice.policy
+        info["offload"] = {"policy": policy.value, "reason": choice.reason,
+                           "forecast_vram_bytes": choice.need_bytes,
+                           "free_vram_bytes": choice.free_bytes}  # fmt: skip
+        model = apply_offload(model, policy, options.device)
+    else:
+        model = load_model(options, options.device)
+    backends = None if options.sdpa == AUTO else [options.sdpa]
+    model = accelerate(model, backends=backends, compile=options.compile)
+    info["policy"] = policy.value
+    return model, info
+
+
+def run_generate(model: LoadedModel, options: BenchOptions, policy: str) -> tuple[list[Row], dict]:
+    request = bench_request(options.spec, options.steps)
+    result = bench_generate(model, request, options.out_dir, OffloadPolicy(policy))
+    rows = [Row("generate", name, seconds(t)) for name, t in result.stages.items()]
+    rows[1] = Row("generate", f"sampling ({result.steps} steps)", rows[1].time,
+                  note=f"{seconds(result.stages['sampling'] / result.steps)} per step")
+    forecast = result.forecast
+    note = ""
+    if forecast is not None:
+        note = f"forecast RAM {size(forecast.ram_bytes)}"
+        if forecast.vram_bytes:
+            note += f", VRAM {size(forecast.vram_bytes)} ({forecast.policy})"
+    memory = f"RAM {size(result.peak_ram)}"
+    if result.peak_vram:
+        memory += f", VRAM {size(result.peak_vram)}"
+    rows.append(Row("generate", "total", seconds(result.total), memory, note))
+    data = {"stages_s": result.stages, "steps": result.steps, "total_s": result.total,
+            "peak_ram_bytes": result.peak_ram, "peak_vram_bytes": result.peak_vram,
+            "forecast": forecast.to_dict() if forecast else None}  # fmt: skip
+    return rows, data
+
+
+def run_denoiser(model: LoadedModel, options: BenchOptions) -> tuple[list[Row], dict]:
+    spec = options.spec
+    inputs = denoiser_inputs(spec, options.device, options.dtype)
+    timing = bench_denoiser(model.denoiser, inputs, options.device, options.repeat,
+                            options.warmup)
+    flops = flop_count(spec.dit, spec.tokens, spec.text_len, batch=2, per_token_time=True)
+    peak = options.peak_tflops or device_peak_tflops(options.device)
+    speed = throughput(flops.total, timing.median, peak)
+    note = f"{flops.total / 1e12:.3g} TFLOP, {speed.tflops:.3g} TFLOP/s"
+    if speed.utilisation is not None:
+        note += f", {speed.utilisation:.0%} of {peak:g} peak, {speed.times_floor:.2f}× floor"
+    rows = [Row("denoiser step", "ours (batch 2, guided)", seconds(timing.median), note=note)]
+    if options.compile and timing.warmup:
+        rows.append(Row("denoiser step", "first call (compile)", seconds(timing.warmup[0])))
+    data = {"timing": timing.to_dict(), "flops": flops.to_dict(), "tflops": speed.tflops,
+            "utilisation": speed.utilisation, "floor_s": speed.floor_s,
+            "times_floor": speed.times_floor, "tokens": spec.tokens}  # fmt: skip
+    return rows, data
+
+
+def run_vae(model: LoadedModel, options: BenchOptions) -> tuple[list[Row], dict]:
+    latent = vae_latent(options.spec, options.device)
+    timing, peak = bench_vae_decode(model.vae, latent, options.device, options.repeat,
+                                    options.warmup)
+    s = options.spec
+    rows = [Row("VAE decode", f"ours ({s.vae_width}×{s.vae_height}×{s.vae_frames})",
+                seconds(timing.median), f"peak {size(peak)}")]
+    return rows, {"timing": timing.to_dict(), "peak_bytes": peak}
+
+
+def run_sdpa(options: BenchOptions) -> tuple[list[Row], dict]:
+    d = options.spec.dit
+    usable = usable_backends(options.device, options.dtype, d.num_heads, d.head_dim)
+    chosen = usable[0] if options.sdpa == AUTO and usable else options.sdpa
+    note = f"usable: {', '.join(usable) or 'none'}"
+    return [Row("attention", f"SDPA backend: {chosen}", note=note)], {
+        "usable": usable, "chosen": chosen}
+
+
+def run_comparison(options: BenchOptions, ours: dict[str, Any]) -> tuple[list[Row], dict]:
+    what = [w for w in ("denoiser", "vae") if w in options.what]
+    data = run_diffusers_comparison(options, what)
+    if "error" in data:
+        return [Row("diffusers", "not compared", note=data["error"])], data
+    rows = []
+    for key, section in (("denoiser", "denoiser step"), ("vae", "VAE decode")):
+        if key not in data:
+            continue
+        part = data[key]
+        memory = size(part.get("diffusers_peak_bytes")) if "diffusers_peak_bytes" in part else ""
+        rows.append(Row(section, f"diffusers {data['diffusers_version']}",
+                        seconds(part["diffusers"]["median_s"]), memory and f"peak {memory}"))
+        rows.append(Row(section, "ours / diffusers (same run)", ratio(part["ratio"]),
+                        note=f"ours {seconds(part['ours']['median_s'])} in that run; "
+                        f"max |Δ| {part['max_abs_difference']:.1e}"))
+    return rows, data
