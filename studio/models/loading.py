@@ -18,12 +18,12 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import torch
-from safetensors import SafetensorError, safe_open
 from torch import nn
 
 from studio.engine.cancel import NEVER, CancelToken
 from studio.errors import CheckpointError
 from studio.models.checkpoint import (
+    SAFETENSORS_DTYPES,
     CheckpointHeader,
     WeightFiles,
     damaged,
@@ -106,9 +106,9 @@ def load_module(
             module_keys = wanted[file_key]
             keep = keep_float32 is not None and keep_float32(module_keys[0])
             target = torch.float32 if keep else dtype
-            # Tensors read from either format are views of the memory-mapped file: copy, so no
+            # A pickle's tensors are views of its memory-mapped file: copy them off it, so no
             # weight keeps the file mapped or changes with it (one tensor at a time).
-            value = tensor.to(device=device, copy=True,
+            value = tensor.to(device=device, copy=header.format == "torch",
                               dtype=target if tensor.is_floating_point() else tensor.dtype)
             for module_key in module_keys:
                 state[module_key] = value
@@ -165,18 +165,40 @@ def _plan(
 def _read_tensors(
     header: CheckpointHeader, wanted: Mapping[str, Any], cancel: CancelToken
 ) -> Iterator[tuple[str, torch.Tensor]]:
-    """Yield (file key, CPU tensor) for the wanted keys of one file, one tensor at a time."""
+    """Yield (file key, CPU tensor) for the wanted keys of one file, one tensor at a time.
+
+    safetensors: each tensor is read with plain file reads into a fresh buffer at the offsets
+    the probe validated, so nothing stays memory-mapped. Pickles: ``torch.load`` with
+    ``mmap=True``; the caller copies each tensor off the mapping.
+    """
     try:
         if header.format == "safetensors":
-            with safe_open(header.path, framework="pt", device="cpu") as handle:
-                for key in wanted:
-                    cancel.check()
-                    yield key, handle.get_tensor(key)
+            yield from _read_safetensors(header, wanted, cancel)
         else:
             state = load_torch_state(header.path)
             for key in wanted:
                 cancel.check()
                 yield key, state.pop(key)
             del state
-    except (OSError, SafetensorError) as exc:
+    except OSError as exc:
         raise damaged(header.path, f"could not be read while loading ({exc})") from exc
+
+
+def _read_safetensors(
+    header: CheckpointHeader, wanted: Mapping[str, Any], cancel: CancelToken
+) -> Iterator[tuple[str, torch.Tensor]]:
+    data_start = 8 + header.header_size
+    with header.path.open("rb") as handle:
+        for key in sorted(wanted, key=lambda k: header.tensors[k].offsets):  # sequential reads
+            cancel.check()
+            info = header.tensors[key]
+            dtype = SAFETENSORS_DTYPES[info.dtype][1]
+            if dtype is None:
+                raise damaged(header.path, f"tensor {key!r} is {info.dtype}, which this PyTorch "
+                                           "cannot hold", "update PyTorch or convert the file")
+            buffer = torch.empty(info.nbytes, dtype=torch.uint8)
+            handle.seek(data_start + info.offsets[0])
+            if handle.readinto(memoryview(buffer.numpy())) != info.nbytes:
+                raise damaged(header.path, f"ended inside tensor {key!r}; the file changed or "
+                                           "was truncated after it was scanned")
+            yield key, buffer.view(dtype).reshape(info.shape)

@@ -487,3 +487,35 @@ def test_loaded_weights_do_not_alias_the_file(tmp_path: Path, suffix: str) -> No
         handle.write(b"\0" * path.stat().st_size)
     assert torch.equal(module.lin.weight, state["lin.weight"])
     assert torch.equal(module.emb.weight, state["emb.weight"])
+
+
+def _rss_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise LookupError(field)
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc")
+def test_loading_holds_one_copy_in_memory(tmp_path: Path) -> None:
+    """Peak resident memory grows by about the module's size while a 100 MB safetensors file
+    loads into it. Holding the file's data (read or memory-mapped) next to the module, as
+    ``load_state_dict(load_file(path))`` does, would need about twice that."""
+    path = tmp_path / "big.safetensors"
+    save_file({f"{i}.weight": torch.randn(2048, 2048) for i in range(6)}, path)
+    weights = probe_weights(path)
+
+    def build() -> nn.Module:
+        return nn.Sequential(*[nn.Linear(2048, 2048, bias=False) for _ in range(6)])
+
+    try:
+        Path("/proc/self/clear_refs").write_text("5")  # reset the peak (VmHWM) to the RSS now
+    except OSError:
+        pytest.skip("cannot reset the peak resident size here")
+    before = _rss_kib("VmRSS")
+    module = load_module(build, weights, {k: k for k in weights.tensors()}, device="cpu",
+                         dtype=torch.float32)
+    growth = (_rss_kib("VmHWM") - before) * 1024
+    size = sum(p.numel() * p.element_size() for p in module.parameters())
+    assert size == 6 * 2048 * 2048 * 4
+    assert growth < 1.3 * size, f"peak grew by {growth / size:.2f}× the module's size"
