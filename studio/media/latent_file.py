@@ -38,7 +38,9 @@ def load_latent(path: Path) -> tuple[torch.Tensor, dict[str, Any]]:
     try:
         with safe_open(str(path), framework="pt") as fh:
             metadata = fh.metadata() or {}
-            tensors = {key: fh.get_tensor(key) for key in fh.keys()}  # noqa: SIM118
+            # Copies: safetensors maps the file, and a file cut short later (by another
+            # program) would crash the process when the mapped tensor is read.
+            tensors = {key: fh.get_tensor(key).clone() for key in fh.keys()}  # noqa: SIM118
     except FileNotFoundError as exc:
         raise MediaError(f"the saved latent {path} does not exist", "re-run the job") from exc
     except (SafetensorError, OSError, ValueError) as exc:

@@ -384,7 +384,8 @@ class JobQueue:
         except FileNotFoundError:
             return [], False, True
         except (OSError, ValueError, KeyError, AttributeError, TypeError) as exc:
-            log.warning("queue file %s is damaged (%s); rebuilding it from the job files", path, exc)
+            log.warning("queue file %s is damaged (%s); rebuilding it from the job files",
+                        path, exc)
             return [], False, False
 
 

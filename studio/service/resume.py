@@ -91,7 +91,7 @@ def load_checkpoint(path: Path) -> SamplingCheckpoint | None:
     try:
         with safe_open(str(path), framework="pt") as fh:
             meta = fh.metadata() or {}
-            x = fh.get_tensor(_STATE_KEY)
+            x = fh.get_tensor(_STATE_KEY).clone()  # not a view of the mapped file
         if meta.get("version") != str(CHECKPOINT_VERSION) or x.dim() != 5:
             raise ValueError("not a sampling checkpoint of a supported version")
         schedule = tuple(float(t) for t in json.loads(meta["schedule"]))

@@ -67,6 +67,7 @@ def test_a_damaged_saved_latent_is_a_clear_error_and_the_job_can_sample_again(
     service: GenerationService, _studio_home: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     result = service.run("job", tiny_request())
+    original = load_latent(result.latent_path)[0]
     data = result.latent_path.read_bytes()
     for damaged in (data[: len(data) // 2], b"\xff" * 64 + data[64:], b""):
         result.latent_path.write_bytes(damaged)
@@ -76,7 +77,7 @@ def test_a_damaged_saved_latent_is_a_clear_error_and_the_job_can_sample_again(
     with caplog.at_level(logging.WARNING, logger="studio.service.resume"):
         again = service.run("job", tiny_request())  # ignores the damaged latent, samples
     assert "ignoring the saved latent" in caplog.text and again.resumed_from_step == 0
-    assert torch.equal(load_latent(again.latent_path)[0], load_latent(again.latent_path)[0])
+    assert torch.equal(load_latent(again.latent_path)[0], original)
     assert service.run("other", tiny_request(seed=3)).frames == 9  # the service still works
 
 
@@ -190,7 +191,8 @@ def test_disk_full_while_exporting_keeps_the_latent_and_decode_again_finishes(
     assert partial_files(_studio_home, service.settings.outputs) == []
     calls = service.cache.loaded.denoiser.calls
     result = service.decode_again("job")
-    assert service.cache.loaded.denoiser.calls == calls and read_video(result.video_path)[0].shape[0] == 9
+    assert service.cache.loaded.denoiser.calls == calls
+    assert read_video(result.video_path)[0].shape[0] == 9
 
 
 def test_disk_full_while_saving_jobs_changes_nothing(

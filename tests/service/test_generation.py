@@ -79,7 +79,8 @@ def test_decode_again_from_job_id_or_latent_path_makes_the_same_frames(
     assert np.array_equal(frames0, frames1)
     # Another frame rate changes x264's rate control, so compare with the same export at 12 fps.
     latent, _ = load_latent(first.latent_path)
-    write_video(tmp_path / "ref12.mp4", video_to_uint8(load_tiny(tiny_dir).vae.decode(latent)), 12.0)
+    pixels = video_to_uint8(load_tiny(tiny_dir).vae.decode(latent))
+    write_video(tmp_path / "ref12.mp4", pixels, 12.0)
     assert np.array_equal(frames2, read_video(tmp_path / "ref12.mp4")[0])
     assert meta1["request"] == meta0["request"] and meta1["schedule"] == meta0["schedule"]
     assert fps2 == pytest.approx(12.0) and meta2["request"]["fps"] == 12.0

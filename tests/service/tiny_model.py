@@ -129,7 +129,7 @@ class TinyVAE:
         return torch.tanh(torch.stack(frames, dim=2))
 
     def encode(self, video: torch.Tensor, cancel: CancelToken = NEVER) -> torch.Tensor:
-        """Pixels ``[B, 3, T, H, W]`` → latent ``[B, 4, T', H/4, W/4]`` (frame 0, then groups of 4)."""
+        """Pixels ``[B, 3, T, H, W]`` → latent ``[B, 4, T', H/4, W/4]`` (frame 0, then fours)."""
         groups = [video[:, :, :1]] + [video[:, :, i : i + TEMPORAL]
                                        for i in range(1, video.shape[2], TEMPORAL)]
         out = []
