@@ -149,6 +149,7 @@ class WanDiT(nn.Module):
         self, timestep: torch.Tensor, batch: int, tokens: int
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """e ``[B, 1 or L, dim]`` and e0 ``[B, 1 or L, 6, dim]``, float32."""
+        timestep = timestep.to(self.time_embedding[0].weight.device)
         if timestep.ndim == 0:
             timestep = timestep.expand(batch)
         if timestep.ndim == 1 and timestep.shape[0] == batch:
