@@ -189,15 +189,22 @@ def vae_weight_bytes(config: WanVAEConfig) -> int:
 
 @functools.lru_cache(maxsize=16)
 def vae_bytes_per_pixel(config: WanVAEConfig) -> tuple[float, float]:
-    """(decode, encode) working set per output pixel of a Wan VAE, float32.
-
-    Published configurations use the constants above; any other is measured once by running
-    the VAE on the meta device under a :class:`TensorMemoryTracker` (about a second): a
-    2-frame latent of 2×2 cells for decode (peak minus the output video and two latent-sized
-    tensors) and a 5-frame clip for encode. Everything in these VAEs scales with the pixel area.
-    """
+    """(decode, encode) working set per output pixel of a Wan VAE, float32: the published
+    configurations' constants, else :func:`measure_vae_bytes_per_pixel` (once per config)."""
     if config in _VAE_PER_PIXEL:
         return _VAE_PER_PIXEL[config]
+    return measure_vae_bytes_per_pixel(config)
+
+
+def measure_vae_bytes_per_pixel(config: WanVAEConfig) -> tuple[float, float]:
+    """Measure (decode, encode) bytes per output pixel by running the VAE on the meta device
+    under a :class:`TensorMemoryTracker` (about a second; nothing is allocated).
+
+    Decode: a 2-frame latent of 2×2 cells; the peak minus the output video and the two
+    latent-sized tensors the decoder keeps. Encode: a 1 + r frame clip (its 4-frame chunk is
+    the larger). Every tensor in these VAEs scales with the pixel area, so the figures hold for
+    any size.
+    """
     with torch.device("meta"):
         vae = build_vae(config)
     s, z = config.spatial_factor, config.z_dim

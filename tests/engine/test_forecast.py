@@ -1,0 +1,207 @@
+"""The memory forecast against independent measurements.
+
+* weight sizes against module parameter counts (built on the meta device) and models.md;
+* DiT activations and VAE working sets against :class:`TensorMemoryTracker` runs of the real
+  modules on the meta device at the published models' native sizes;
+* the whole forecast against the peak resident set of a subprocess that runs a generation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from studio.engine.memory_forecast import (
+    RUNTIME_RAM_BYTES,
+    TextEncoderShape,
+    dit_activation_bytes,
+    dit_parameter_counts,
+    dit_weight_bytes,
+    forecast_memory,
+    forecast_request,
+    measure_vae_bytes_per_pixel,
+    model_memory,
+    text_activation_bytes,
+    umt5_weight_bytes,
+    vae_bytes_per_pixel,
+    vae_weight_bytes,
+    variant_memory,
+)
+from studio.engine.offload import OffloadPolicy
+from studio.engine.request import GenerationRequest
+from studio.engine.tensor_memory import TensorMemoryTracker
+from studio.models.wan.dit import FP32_PARAMETERS, WanDiT
+from studio.models.wan.dit_config import WAN21_T2V_1_3B, WAN22_TI2V_5B, WanDiTConfig
+from studio.models.wan.vae import WAN21_VAE, WAN22_VAE
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _meta_dit(config: WanDiTConfig, dtype: torch.dtype = torch.float32) -> WanDiT:
+    with torch.device("meta"):
+        return WanDiT(config).to_dtype(dtype).eval()
+
+
+@pytest.mark.parametrize(("config", "published"),
+                         [(WAN21_T2V_1_3B, 1_418_996_800), (WAN22_TI2V_5B, 4_999_787_712)])
+def test_dit_parameter_count_and_bytes(config: WanDiTConfig, published: int) -> None:
+    fp32, other = dit_parameter_counts(config)
+    assert fp32 + other == published  # models.md §1.1 / §2.1 (computed from the original)
+    config = dataclasses.replace(config, num_layers=2)  # the module check, at 2 blocks
+    fp32, _ = dit_parameter_counts(config)
+    model = _meta_dit(config, torch.bfloat16)
+    kept = sum(p.numel() for n, p in model.named_parameters()
+               if any(f in n for f in FP32_PARAMETERS))  # fmt: skip
+    assert kept == fp32
+    assert dit_weight_bytes(config, torch.bfloat16) == sum(
+        p.numel() * p.element_size() for p in model.parameters())
+
+
+def test_umt5_xxl_and_vae_weight_bytes() -> None:
+    from transformers import UMT5EncoderModel
+
+    from studio.models.wan.text import umt5_config
+
+    with torch.device("meta"):  # UMT5-XXL's sizes at 2 of its 24 layers
+        encoder = UMT5EncoderModel(umt5_config(num_layers=2))
+    unique = {id(p): p for p in encoder.parameters()}.values()
+    xxl = umt5_weight_bytes(256384, 4096, 10240, 2, 64, 64, 32, torch.bfloat16)
+    assert xxl == 2 * sum(p.numel() for p in unique)
+    full = umt5_weight_bytes(256384, 4096, 10240, 24, 64, 64, 32, torch.bfloat16)
+    assert 5.6e9 < full / 2 < 5.8e9  # UMT5-XXL's encoder: 5.7 B parameters
+    assert vae_weight_bytes(WAN22_VAE) == 4 * 704_688_668  # models.md §2.2 (computed)
+
+
+def _tracked_dit_peak(config: WanDiTConfig, frames: int, h: int, w: int, batch: int,
+                      dtype: torch.dtype) -> int:
+    model = _meta_dit(dataclasses.replace(config, num_layers=2), dtype)  # every block alike
+    with torch.device("meta"):
+        x = torch.empty(batch, config.in_dim, frames, h, w)
+        t = torch.empty(batch, frames, h, w)
+        context = torch.empty(batch, config.text_len, config.text_dim, dtype=dtype)
+    with torch.inference_mode():
+        model.velocity(x, t, context)  # RoPE tables are cached, not counted
+        with TensorMemoryTracker() as tracker:
+            model.velocity(x, t, context)
+    return tracker.peak
+
+
+@pytest.mark.parametrize(
+    ("config", "grid", "batch", "dtype"),
+    [(WAN21_T2V_1_3B, (21, 60, 104), 2, torch.bfloat16),  # 832×480, 81 frames
+     (WAN21_T2V_1_3B, (21, 60, 104), 1, torch.float32),
+     (WAN22_TI2V_5B, (31, 44, 80), 2, torch.bfloat16)],  # 1280×704, 121 frames
+)  # fmt: skip
+def test_dit_activations_match_a_tracked_run(config, grid, batch, dtype) -> None:
+    measured = _tracked_dit_peak(config, *grid, batch, dtype)
+    tokens = grid[0] * (grid[1] // 2) * (grid[2] // 2)
+    forecast = dit_activation_bytes(config, tokens, batch, torch.empty((), dtype=dtype).itemsize)
+    assert measured > 1e9  # real sizes: gigabytes
+    assert abs(forecast - measured) / measured < 0.03
+
+
+@pytest.mark.parametrize("config", [WAN21_VAE, WAN22_VAE], ids=["2.1", "2.2"])
+def test_vae_working_set_constants_are_measured_values(config) -> None:
+    assert measure_vae_bytes_per_pixel(config) == vae_bytes_per_pixel(config)
+
+
+def test_text_activations_match_a_tracked_run() -> None:
+    from transformers import UMT5EncoderModel
+
+    from studio.models.wan.text import umt5_config
+
+    torch.set_num_threads(1)
+    config = umt5_config(vocab_size=64, d_model=128, d_kv=16, d_ff=96, num_layers=2,
+                         num_heads=8)  # fmt: skip
+    model = UMT5EncoderModel(config).eval()
+    ids = torch.zeros(2, 512, dtype=torch.long)
+    mask = torch.zeros(2, 512, dtype=torch.long)
+    mask[:, :12] = 1
+    with torch.inference_mode(), TensorMemoryTracker() as tracker:
+        model(input_ids=ids, attention_mask=mask)
+    forecast = text_activation_bytes(TextEncoderShape(128, 8, 512), 2, 4)
+    assert 0.95 < forecast / tracker.peak < 1.3
+
+
+def test_policies_order_the_vram_forecast() -> None:
+    info = SimpleNamespace(variant="t2v-1.3b", device="cuda", precision="bfloat16")
+    request = GenerationRequest(prompt="x", width=832, height=480, frames=81)
+    vram = {p: forecast_request(info, request, p).vram_bytes for p in OffloadPolicy}
+    order = [vram[p] for p in OffloadPolicy]
+    assert order == sorted(order, reverse=True) and order[0] > order[-1]
+    none = forecast_request(info, request, "none")
+    weights = sum(v for k, v in none.breakdown.items() if k.startswith("weights."))
+    assert weights > 13 * 2**30  # UMT5-XXL 10.6 GiB + DiT 2.7 GiB + VAE 0.5 GiB in bf16/fp32
+    assert none.vram_stage == "decode" and none.vram_bytes > weights
+    assert forecast_request(SimpleNamespace(variant="demo", device="cpu",
+                                            precision="float32"), request) is None  # fmt: skip
+
+
+def test_cpu_forecast_is_runtime_weights_and_largest_stage() -> None:
+    memory = variant_memory("t2v-1.3b", torch.float32)
+    request = GenerationRequest(prompt="x", width=832, height=480, frames=81, guidance=1.0)
+    forecast = forecast_memory(memory, request, "cpu")
+    stages = {k: v for k, v in forecast.breakdown.items() if k.startswith("stage.")}
+    assert forecast.ram_bytes == RUNTIME_RAM_BYTES + memory.weight_bytes + max(stages.values())
+    assert forecast.vram_bytes == 0 and forecast.ram_stage == "decode"
+    guided = forecast_memory(memory, dataclasses.replace(request, guidance=5.0), "cpu")
+    assert guided.breakdown["stage.sample"] > 1.9 * forecast.breakdown["stage.sample"]
+
+
+def test_model_memory_counts_the_loaded_modules() -> None:
+    from studio.bench.random_model import random_model
+    from studio.bench.specs import get_spec
+
+    model = random_model(get_spec("tiny"), "cpu", torch.float32)
+    memory = model_memory(model)
+    dit = model.denoiser.__self__
+    assert memory.dit_bytes == sum(p.numel() * 4 for p in dit.parameters())
+    assert memory.vae_bytes == sum(p.numel() * 4 for p in model.vae.parameters())
+    assert memory.text_layers == 2 and memory.dit == dit.config
+    info = SimpleNamespace(variant="t2v-custom", device="cpu", precision="float32",
+                           memory=memory)  # fmt: skip
+    request = GenerationRequest(prompt="x", width=64, height=64, frames=5)
+    assert forecast_request(info, request).ram_bytes > memory.weight_bytes
+
+
+_GENERATE = textwrap.dedent("""
+    import json, sys, torch
+    torch.set_num_threads(1)
+    from studio.bench.measure import bench_generate, bench_request
+    from studio.bench.random_model import random_model
+    from studio.bench.specs import BenchSpec, TextSizes
+    from studio.models.wan.dit_config import WanDiTConfig
+    from studio.models.wan.presets import WAN21_GEOMETRY
+    from studio.models.wan.vae import WanVAEConfig
+    dit = WanDiTConfig(dim=1024, ffn_dim=4096, num_heads=8, num_layers=6, text_dim=64,
+                       text_len=64)
+    spec = BenchSpec("memory", "t2v-custom", dit, WanVAEConfig(version="2.1", dim=8,
+                     num_res_blocks=1), TextSizes(64, 64, 96, 2, 4, 16), WAN21_GEOMETRY,
+                     128, 128, 9, 128, 128, 9, text_len=64)
+    result = bench_generate(random_model(spec, "cpu", torch.float32), bench_request(spec, 1),
+                            out_dir=__import__("pathlib").Path(sys.argv[1]))
+    print(json.dumps({"peak": result.peak_ram, "forecast": result.forecast.ram_bytes,
+                      "weights": result.forecast.breakdown["weights.dit"]}))
+""")
+
+
+@pytest.mark.slow
+def test_forecast_is_within_15_percent_of_a_measured_peak_rss(tmp_path: Path) -> None:
+    """A ~0.9 GB generation (0.4 GB of weights) in a fresh process: its peak resident set."""
+    done = subprocess.run([sys.executable, "-c", _GENERATE, str(tmp_path)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    numbers = json.loads(done.stdout.strip().splitlines()[-1])
+    assert numbers["weights"] > 400e6
+    error = abs(numbers["forecast"] - numbers["peak"]) / numbers["peak"]
+    print(f"peak RSS {numbers['peak'] / 2**20:.0f} MiB, forecast "
+          f"{numbers['forecast'] / 2**20:.0f} MiB ({error:.1%})")
+    assert error < 0.15, numbers
