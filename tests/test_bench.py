@@ -41,7 +41,8 @@ def test_flop_count_of_wan21_1_3b_at_480p() -> None:
 
 @pytest.mark.parametrize(
     ("config", "grid", "batch", "context"),
-    [(WanDiTConfig(dim=256, ffn_dim=512, num_heads=2, num_layers=2, text_dim=64), (3, 8, 12), 2, 24),
+    [(WanDiTConfig(dim=256, ffn_dim=512, num_heads=2, num_layers=2, text_dim=64), (3, 8, 12),
+      2, 24),
      (WanDiTConfig(dim=256, ffn_dim=640, num_heads=2, num_layers=3, in_dim=48, out_dim=48,
                    text_dim=96), (2, 4, 6), 1, 10)],
 )  # fmt: skip
