@@ -30,12 +30,13 @@ PROMPTS = ["a cat runs", "a  red dog\n walks on the &amp;amp; snow slowly"]
 def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("umt5")
     state = umt5_state(seed=5)
-    return {"hf": write_umt5(root / "hf", True, state), "wan": write_umt5(root / "wan", False, state),
-            "tokenizer": write_tokenizer(root / "tok")}  # fmt: skip
+    return {"hf": write_umt5(root / "hf", True, state),
+            "wan": write_umt5(root / "wan", False, state),
+            "tokenizer": write_tokenizer(root / "tok")}
 
 
 @pytest.fixture(scope="module")
-def reference(files: dict[str, Path]) -> UMT5EncoderModel:
+def reference() -> UMT5EncoderModel:
     """The transformers model with the same weights, loaded the ordinary way."""
     model = UMT5EncoderModel(TINY_UMT5)
     state = umt5_state(seed=5)
@@ -50,7 +51,8 @@ def test_xxl_config_has_the_published_size() -> None:
     assert sum(p.numel() for p in model.parameters()) == 5_680_910_336
     shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     assert len(umt5_to_wan(model.state_dict())) == 242
-    assert shapes["encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"] == (32, 64)
+    bias = "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"
+    assert shapes[bias] == (32, 64)
     assert shapes["encoder.block.0.layer.1.DenseReluDense.wi_0.weight"] == (10240, 4096)
     cfg = model.config
     assert (cfg.dense_act_fn, cfg.is_gated_act, cfg.relative_attention_max_distance) == (
