@@ -94,7 +94,8 @@ def load_wan_model(
     return LoadedModel(
         id=model_set.id, name=model_set.name or variant.title, family="wan",
         variant=variant.name, geometry=variant.geometry, defaults=variant.defaults,
-        preview=variant.preview, text_encoder=encoder, denoiser=dit.velocity, vae=vae,
+        preview=variant.preview, text_encoder=encoder,
+        denoiser=dit.velocity if variant.supports_image else dit.velocity_uniform, vae=vae,
         device=device, dtype=dtype, supports_image=variant.supports_image,
     )  # fmt: skip
 
