@@ -1,6 +1,7 @@
 """A complete Wan model set with random weights, built in memory for benchmarks.
 
-Same classes as a loaded checkpoint (WanDiT, the Wan VAE, transformers' UMT5 encoder behind
+Same classes and calls as a loaded checkpoint (WanDiT — through ``velocity_uniform`` for the
+text-to-video sizes, as the Wan family does — the Wan VAE, transformers' UMT5 encoder behind
 :class:`~studio.models.wan.text.UMT5TextEncoder`), same dtypes (DiT and text encoder in the
 compute dtype with the DiT's float32 groups, VAE in float32), seeded weights. The tokenizer is a
 small word-level one made on the spot (timing does not depend on which ids are looked up).
@@ -85,5 +86,6 @@ def random_model(spec: BenchSpec, device: torch.device | str, dtype: torch.dtype
         id=f"random:{spec.name}", name=f"random {spec.name}", family="wan",
         variant=spec.variant, geometry=spec.geometry, defaults=defaults,
         preview=WAN22_PREVIEW if wan22 else WAN21_PREVIEW, text_encoder=encoder,
-        denoiser=dit.velocity, vae=vae, device=device, dtype=dtype, supports_image=wan22,
+        denoiser=dit.velocity if wan22 else dit.velocity_uniform, vae=vae, device=device,
+        dtype=dtype, supports_image=wan22,
     )  # fmt: skip

@@ -141,7 +141,8 @@ def run_denoiser(model: LoadedModel, options: BenchOptions) -> tuple[list[Row], 
     inputs = denoiser_inputs(spec, options.device, options.dtype)
     timing = bench_denoiser(model.denoiser, inputs, options.device, options.repeat,
                             options.warmup)
-    flops = flop_count(spec.dit, spec.tokens, spec.text_len, batch=2, per_token_time=True)
+    flops = flop_count(spec.dit, spec.tokens, spec.text_len, batch=2,
+                       per_token_time=model.supports_image)
     peak = options.peak_tflops or device_peak_tflops(options.device)
     speed = throughput(flops.total, timing.median, peak)
     note = f"{flops.total / 1e12:.3g} TFLOP, {speed.tflops:.3g} TFLOP/s"

@@ -394,11 +394,24 @@ def model_memory(model: LoadedModel) -> ModelMemory | None:
     return ModelMemory(
         family=model.family, dit_bytes=_module_bytes(dit), dit_block_bytes=blocks,
         text_encoder_bytes=_module_bytes(encoder), vae_bytes=_module_bytes(vae),
-        dit=dit.config, act_bytes=_itemsize(dit.dtype), per_token_time=True, text=text,
+        dit=dit.config, act_bytes=_itemsize(dit.dtype),
+        per_token_time=_per_token_time(model.denoiser), text=text,
         text_act_bytes=text_act, vae_decode_per_pixel=decode, vae_encode_per_pixel=encode,
         geometry=model.geometry, text_block_bytes=text_block,
         text_layers=len(text_blocks[1]) if text_blocks else 0,
     )  # fmt: skip
+
+
+def _per_token_time(denoiser: object) -> bool:
+    """Whether a (possibly wrapped) Wan denoiser embeds the time per token: all but
+    :meth:`WanDiT.velocity_uniform` do."""
+    for _ in range(8):
+        if getattr(denoiser, "__name__", "") == "velocity_uniform":
+            return False
+        denoiser = getattr(denoiser, "inner", None)
+        if denoiser is None:
+            break
+    return True
 
 
 #: The UMT5-XXL encoder every Wan release uses (models.md §1.4).
@@ -424,7 +437,8 @@ def variant_memory(variant: str, dtype: torch.dtype) -> ModelMemory | None:
         dit_block_bytes=4 * per_block_fp32 + _itemsize(dtype) * per_block,
         text_encoder_bytes=umt5_weight_bytes(dtype=dtype, **UMT5_XXL),
         vae_bytes=vae_weight_bytes(vae), dit=dit, act_bytes=_itemsize(dtype),
-        per_token_time=True, text=TextEncoderShape(4096, 64, dit.text_len),
+        per_token_time=dit.in_dim == 48,  # TI2V takes reference frames; T2V runs uniform t
+        text=TextEncoderShape(4096, 64, dit.text_len),
         text_act_bytes=_itemsize(dtype), vae_decode_per_pixel=decode,
         vae_encode_per_pixel=encode, geometry=geometry,
         text_block_bytes=_umt5_layer_bytes(dtype), text_layers=UMT5_XXL["layers"],

@@ -205,3 +205,29 @@ def test_forecast_is_within_15_percent_of_a_measured_peak_rss(tmp_path: Path) ->
     print(f"peak RSS {numbers['peak'] / 2**20:.0f} MiB, forecast "
           f"{numbers['forecast'] / 2**20:.0f} MiB ({error:.1%})")
     assert error < 0.15, numbers
+
+
+def test_uniform_time_gives_the_same_velocity_with_less_memory() -> None:
+    """``WanDiT.velocity_uniform`` (text-to-video) against the per-token ``velocity``."""
+    torch.manual_seed(0)
+    config = WanDiTConfig(dim=128, ffn_dim=256, num_heads=1, num_layers=2, text_dim=32)
+    model = WanDiT(config).eval()
+    x = torch.randn(2, 16, 3, 8, 8)
+    t_tok = torch.tensor([0.7, 0.3]).view(2, 1, 1, 1).expand(2, 3, 8, 8).contiguous()
+    context = torch.randn(2, 20, 32)
+    peaks = {}
+    with torch.inference_mode():
+        for name in ("velocity", "velocity_uniform"):
+            getattr(model, name)(x, t_tok, context)
+            with TensorMemoryTracker() as tracker:
+                peaks[name] = getattr(model, name)(x, t_tok, context)
+            peaks[name] = (peaks[name], tracker.peak)
+    torch.testing.assert_close(peaks["velocity_uniform"][0], peaks["velocity"][0],
+                               rtol=1e-5, atol=1e-5)  # fmt: skip
+    saved = peaks["velocity"][1] - peaks["velocity_uniform"][1]
+    residual = 2 * 48 * 128 * 4  # B·L·dim float32
+    assert saved >= 6 * residual
+    forecast_saving = (dit_activation_bytes(config, 48, 2, 4, context_len=20)
+                       - dit_activation_bytes(config, 48, 2, 4, context_len=20,
+                                              per_token_time=False))  # fmt: skip
+    assert forecast_saving == 7 * residual
