@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QDockWidget, QMainWindow, QStackedWidget, QToolButton, QWidget
 
 from studio.errors import StudioError
@@ -33,8 +33,10 @@ from .preview_view import PreviewView
 from .prompt_panel import PromptPanel
 from .reference_drop import ReferencePanel, local_paths
 from .schedule_view import ScheduleView
+from .settings_dialog import SettingsDialog
 from .status_bar import JobStatus
 from .tasks import TaskRunner
+from .window_actions import build_actions
 from .window_state import resize_to_default, restore_window, save_window
 from .worker import JobFailure, Progress, describe_failure
 
@@ -97,36 +99,17 @@ class MainWindow(QMainWindow):
         self.job_status = JobStatus(self)
         self.statusBar().addPermanentWidget(self.job_status, 1)
 
-    def _action(self, text: str, shortcuts: list[str], slot: Callable[[], None]) -> QAction:
-        action = QAction(text, self)
-        action.setShortcuts([QKeySequence(s) for s in shortcuts])
-        action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
-        action.triggered.connect(slot)
-        self.addAction(action)
-        return action
-
     def _build_actions(self) -> None:
-        self.generate_action = self._action("Generate", ["Ctrl+Return", "Ctrl+Enter"],
-                                            self.generate)
-        self.cancel_action = self._action("Cancel", ["Esc"], self.cancel)
-        self.export_action = self._action("Export MP4…", ["Ctrl+E"], self.export)
-        self.open_action = self._action("Open…", ["Ctrl+O"], self._open_dialog)
-        self.paste_action = self._action("Paste reference frame", ["Ctrl+Shift+V"],
-                                         self.reference_panel.paste)
-        self.quit_action = self._action("Quit", ["Ctrl+Q"], self.close)
-        toolbar = self.addToolBar("Main")
-        toolbar.setObjectName("main-toolbar")
-        for action in (self.generate_action, self.cancel_action, self.export_action,
-                       self.open_action):
-            toolbar.addAction(action)
-        file_menu = self.menuBar().addMenu("&File")
-        for action in (self.open_action, self.export_action, self.paste_action,
-                       self.quit_action):
-            file_menu.addAction(action)
-        job_menu = self.menuBar().addMenu("&Job")
-        job_menu.addAction(self.generate_action)
-        job_menu.addAction(self.cancel_action)
-        self.view_menu = self.menuBar().addMenu("&View")
+        self.window_actions = build_actions(self, {
+            "generate": self.generate, "cancel": self.cancel, "export": self.export,
+            "open": self._open_dialog, "paste": self.reference_panel.paste,
+            "settings": self.open_settings, "quit": self.close,
+        })
+        self.generate_action = self.window_actions.generate
+        self.cancel_action = self.window_actions.cancel
+        self.export_action = self.window_actions.export
+        self.paste_action = self.window_actions.paste
+        self.view_menu = self.window_actions.view_menu
         for action in (self.generate_action, self.cancel_action):
             button = QToolButton(self.prompt_panel)
             button.setDefaultAction(action)
@@ -362,13 +345,31 @@ class MainWindow(QMainWindow):
 
     @Slot(tuple)
     def _on_folders_changed(self, folders: tuple[str, ...]) -> None:
-        self.settings = self.settings.with_changes(model_folders=tuple(folders))
+        self.apply_settings(self.settings.with_changes(model_folders=tuple(folders)))
+
+    @Slot()
+    def open_settings(self) -> None:
+        """The settings dialog (non-blocking); accepted changes are saved and applied."""
+        self.settings_dialog = SettingsDialog(self.settings, self)
+        self.settings_dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.settings_dialog.accepted.connect(self._on_settings_accepted)
+        self.settings_dialog.open()
+
+    @Slot()
+    def _on_settings_accepted(self) -> None:
+        self.apply_settings(self.settings_dialog.settings())
+
+    def apply_settings(self, settings: Settings) -> None:
+        """Save ``settings`` and hand them to the worker (used from the next job on)."""
+        rescan = settings.model_folders != self.settings.model_folders
+        self.settings = settings
         try:
-            save_settings(self.settings)
+            save_settings(settings)
         except StudioError as exc:
             self.reporter.report(describe_failure(exc))
-        self.controller.apply_settings(self.settings)
-        self.rescan_models()
+        self.controller.apply_settings(settings)
+        if rescan:
+            self.rescan_models()
 
     # --- files ------------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from studio.engine.request import ConditioningItem, GenerationRequest
 from studio.media.video import write_video
 from studio.service.settings import load_settings
 
-from .conftest import BROKEN_ROW, TINY_ROW
+from .conftest import BROKEN_ROW, TINY_ROW, run_job
 
 
 def drop_files(widget, *paths) -> None:
@@ -235,3 +235,21 @@ def test_pasting_a_bitmap_saves_it_and_uses_it_as_the_reference(make_window, qtb
     assert (panel.image.width, panel.image.height) == (40, 30)
     assert QImage(str(saved[0])).pixelColor(5, 5) == image.pixelColor(5, 5)
     QApplication.clipboard().clear()
+
+
+def test_settings_dialog_saves_and_the_worker_uses_the_new_cadence(make_window, qtbot, tmp_path):
+    window = make_window()
+    window.window_actions.settings.trigger()
+    dialog = window.settings_dialog
+    assert dialog.isVisible() and dialog.device.currentText() == "auto"
+    dialog.preview_every.setValue(2)
+    dialog.output_dir.setText(str(tmp_path / "elsewhere"))
+    dialog.accept()
+    saved = load_settings()
+    assert saved.preview_every == 2 and saved.output_dir == str(tmp_path / "elsewhere")
+    steps: list[int] = []
+    window.controller.preview.connect(lambda _job, step, _images: steps.append(step))
+    window.prompt_panel.steps.setValue(5)
+    assert run_job(qtbot, window).kind == "finished"
+    assert steps == [2, 4, 5]  # every 2nd step, and always the last
+    assert len(list((tmp_path / "elsewhere").glob("*.mp4"))) == 1
