@@ -38,7 +38,8 @@ def resources_dir() -> Path:
     package_dir = Path(__file__).resolve().parent
     candidates += [package_dir / "resources", package_dir.parent / "resources"]
     for candidate in candidates:
-        if (candidate / "models").is_dir():
+        # "models" holds the demo weights; style.qss is there even before they are added.
+        if (candidate / "models").is_dir() or (candidate / "style.qss").is_file():
             return candidate
     raise FileNotFoundError(
         "Flow Studio's resources folder was not found; looked in "

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -160,3 +162,34 @@ def test_reference_inspection_accepts_images_and_refuses_others(tmp_path):
     with pytest.raises(MediaError) as caught:
         inspect_reference(bogus)
     assert caught.value.hint
+
+
+def test_run_app_smoke_test_exits_0(monkeypatch, qapp, tmp_path):
+    """``studio --smoke-test`` end to end through ``run_app`` (the tiny model stands in for the
+    demo model): style, excepthooks, window, 1-step job, export, exit code."""
+    from studio.app import main as app_main
+    from studio.service.catalog import ModelCache
+    from studio.service.generation import GenerationService
+    from studio.service.jobs import JobQueue
+    from studio.service.settings import Settings
+
+    from .conftest import TINY_ROW, TinySet
+    from .tiny_family import tiny_model
+
+    def build_window():
+        settings = Settings(output_dir=str(tmp_path / "out"), default_model="tiny")
+        model = tiny_model()
+        cache = ModelCache(settings, finder=lambda _s, _m: TinySet(),
+                           loader=lambda _set, _device, _cancel: model)
+        return app_main.MainWindow(settings, GenerationService(settings, cache), JobQueue(),
+                                   catalog=lambda _s: [TINY_ROW])
+
+    monkeypatch.setattr(app_main, "build_window", build_window)
+    hooks = (sys.excepthook, threading.excepthook)
+    assert app_main.run_app(["--smoke-test", "--smoke-timeout", "120"]) == 0
+    assert (sys.excepthook, threading.excepthook) == hooks
+    assert "QSpinBox::up-arrow" in qapp.styleSheet() and "%ICONS%" not in qapp.styleSheet()
+    assert not qapp.windowIcon().isNull()
+    exported = Path(os.environ["STUDIO_HOME"]) / "smoke-export.mp4"
+    assert read_video_metadata(exported)["request"]["steps"] == 1
+    qapp.setStyleSheet("")
