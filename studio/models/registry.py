@@ -304,7 +304,11 @@ def _pairing_problems(
 
 
 def demo_model_set() -> ModelSet | None:
-    """The shipped demo model, or None when this installation has no demo weights."""
+    """The shipped demo model, or None when this installation has no demo weights.
+
+    Every ``*.safetensors`` in :func:`~studio.paths.demo_model_dir` is a part named by its stem
+    (``dit``, ``vae``); the variant comes from ``config.json`` ("variant" or "name") if given.
+    """
     try:
         folder = demo_model_dir()
     except FileNotFoundError:
@@ -319,7 +323,7 @@ def demo_model_set() -> ModelSet | None:
         except CheckpointError as exc:
             problems.append(exc.message)
             continue
-        components.append(Component(role="weights", path=path, files=(path,), layout="demo",
+        components.append(Component(role=path.stem, path=path, files=(path,), layout="demo",
                                     variant="", dtype=probed.dominant_dtype(), size=probed.size))
     variant = _demo_variant(folder)
     return ModelSet(

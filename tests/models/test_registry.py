@@ -252,11 +252,14 @@ def test_demo_model_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     folder.mkdir()
     monkeypatch.setattr(registry, "demo_model_dir", lambda: folder)
     assert demo_model_set() is None  # no weights yet
-    save_file({"w": torch.zeros(4, dtype=torch.float16)}, folder / "denoiser.safetensors")
+    save_file({"w": torch.zeros(4, dtype=torch.float16)}, folder / "dit.safetensors")
+    save_file({"w": torch.zeros(2)}, folder / "vae.safetensors")
     (folder / "config.json").write_text(json.dumps({"variant": "shapes-v1"}))
     demo = demo_model_set()
     assert demo is not None and demo.usable
     assert (demo.id, demo.family, demo.variant, demo.dtype) == ("demo", "demo", "shapes-v1", "F16")
+    assert demo.files == {"dit": (folder / "dit.safetensors",),
+                          "vae": (folder / "vae.safetensors",)}
     (folder / "broken.safetensors").write_bytes(b"\x00")
     assert "broken.safetensors" in demo_model_set().problems[0]
 
