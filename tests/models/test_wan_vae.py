@@ -357,6 +357,8 @@ def test_invalid_inputs_raise_actionable_errors(version: str) -> None:
         vae.encode(torch.zeros(1, 3, 1, s + 4, s))
     with pytest.raises(InvalidRequest, match="latent"):
         vae.decode(torch.zeros(1, vae.config.z_dim + 1, 1, 2, 2))
+    with pytest.raises(InvalidRequest, match="latent"):
+        vae.decode(torch.zeros(1, vae.config.z_dim, 0, 2, 2))
 
 
 def test_cancellation_between_chunks() -> None:

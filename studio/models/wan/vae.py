@@ -218,20 +218,20 @@ class CausalVideoVAE(nn.Module):
         x = self.conv2(mu)
         cache = FeatureCache()
         out: torch.Tensor | None = None
+        start = 0
         for i in range(x.shape[2]):
             cancel.check()
-            frames = self.decoder(x[:, :, i : i + 1], cache)
+            frames = self.unpatchify(self.decoder(x[:, :, i : i + 1], cache))
             if out is None:  # latent frame 0 gives 1 frame, every later one r frames
                 n = 1 + self.config.temporal_factor * (x.shape[2] - 1)
                 out = frames.new_empty(
                     (*frames.shape[:2], n, *frames.shape[3:]), dtype=torch.float32
                 )
-                start = 0
             out[:, :, start : start + frames.shape[2]] = frames
             start += frames.shape[2]
         assert out is not None and start == out.shape[2]
         logger.debug("decoded %s → %s", tuple(latent.shape), tuple(out.shape))
-        return self.unpatchify(out).clamp_(-1.0, 1.0)
+        return out.clamp_(-1.0, 1.0)
 
     def patchify(self, video: torch.Tensor) -> torch.Tensor:
         """Pixels ``[B, 3, T, H, W]`` → encoder input (identity for Wan 2.1)."""
@@ -274,7 +274,7 @@ class CausalVideoVAE(nn.Module):
 
     def _check_latent(self, latent: torch.Tensor) -> None:
         z = self.config.z_dim
-        if latent.ndim != 5 or latent.shape[1] != z:
+        if latent.ndim != 5 or latent.shape[1] != z or latent.shape[2] < 1:
             raise InvalidRequest(
                 "latent",
                 f"expected [B, {z}, T', H', W'] for this Wan "

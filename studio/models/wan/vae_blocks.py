@@ -20,8 +20,9 @@ from torch import nn
 class FeatureCache:
     """Temporal memory carried from one chunk to the next, local to one encode/decode call.
 
-    Each causal layer keeps the few frames it needs from the previous chunk (at most
-    ``CACHE_T`` = 2 per layer), so the cache size does not depend on the clip length.
+    Each temporal layer keeps the few frames it needs from the previous chunk (at most 2, the
+    original's ``CACHE_T``), so the cache size does not depend on the clip length. Layers are
+    keyed by identity; the cache lives only as long as the call that made it.
     """
 
     __slots__ = ("_frames", "_seen")
@@ -109,7 +110,8 @@ class RMSNorm(nn.Module):
         self.scale = dim**0.5
         self.gamma = nn.Parameter(torch.ones(dim, *((1, 1) if images else (1, 1, 1))))
 
-    def forward(self, x: torch.Tensor, cache: FeatureCache | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, C, ...]`` → same shape; float16/bfloat16 inputs are normalised in float32."""
         if x.dtype in (torch.float16, torch.bfloat16):
             normed = F.normalize(x.float(), dim=1).to(x.dtype)
         else:
@@ -153,6 +155,7 @@ class AttentionBlock(nn.Module):
         self.proj = nn.Conv2d(dim, dim, 1)
 
     def forward(self, x: torch.Tensor, cache: FeatureCache | None = None) -> torch.Tensor:
+        """``[B, C, T, H, W]`` → same shape (``cache`` is unused: nothing mixes across time)."""
         b, c, t, h, w = x.shape
         frames = x.transpose(1, 2).reshape(b * t, c, h, w)
         qkv = self.to_qkv(self.norm(frames)).view(b * t, 3, c, h * w).transpose(2, 3)
