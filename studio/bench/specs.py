@@ -101,8 +101,8 @@ SPECS: dict[str, BenchSpec] = {
         BenchSpec(
             "small", "t2v-custom",
             WanDiTConfig(dim=256, ffn_dim=1024, num_heads=2, num_layers=4, text_dim=1024),
-            WanVAEConfig(version="2.1", dim=32), _SMALL_TEXT, WAN21_GEOMETRY,
-            256, 256, 17, 128, 128, 9,
+            WanVAEConfig(version="2.1", dim=16), _SMALL_TEXT, WAN21_GEOMETRY,
+            256, 256, 9, 256, 256, 9,
         ),
         BenchSpec(
             "wan21-1.3b", "t2v-1.3b", WAN21_T2V_1_3B, WAN21_VAE, UMT5_XXL_SIZES, WAN21_GEOMETRY,
