@@ -134,7 +134,7 @@ class MainWindow(QMainWindow):
         # The schedule sits under the preview only; the side columns run the full height.
         self.setCorner(Qt.Corner.BottomLeftCorner, left)
         self.setCorner(Qt.Corner.BottomRightCorner, right)
-        self.resizeDocks([models], [400], Qt.Orientation.Horizontal)
+        self.resizeDocks([models], [430], Qt.Orientation.Horizontal)
 
     def _connect(self) -> None:
         c = self.controller
@@ -302,7 +302,7 @@ class MainWindow(QMainWindow):
 
     @Slot(str)
     def _on_job_cancelled(self, job_id: str) -> None:
-        self.job_status.ended("Cancelled — nothing was written")
+        self.job_status.ended("Cancelled — no video was written")
         self._job_ended("Cancelled")
 
     def _job_ended(self, caption: str = "") -> None:

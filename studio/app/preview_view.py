@@ -89,5 +89,5 @@ class PreviewView(QWidget):
 
     def _show_frame(self) -> None:
         self.canvas.set_image(self._images[self._frame])
-        self.caption.setText(f"preview x̂₀ · step {self._step}/{self._steps} · "
+        self.caption.setText(f"clean-video estimate at step {self._step}/{self._steps} · "
                              f"latent frame {self._frame + 1}/{len(self._images)}")
