@@ -1,0 +1,92 @@
+"""Load the shipped demo model: a small Wan DiT + Wan 2.1 VAE + MiniLM text encoder.
+
+The folder (``resources/models/demo`` by default) holds ``config.json`` (:class:`DemoConfig`),
+``dit.safetensors`` and ``vae.safetensors`` in the original Wan key layouts, so the demo runs
+through exactly the classes and the pipeline the real Wan models use.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+from torch import nn
+
+from studio.engine.shapes import LatentGeometry
+from studio.errors import CheckpointError
+from studio.models.demo.config import DIT_FILE, VAE_FILE, VARIANT, DemoConfig
+from studio.models.demo.text import MiniLMTextEncoder
+from studio.models.family import LoadedModel
+from studio.models.wan.dit import WanDiT
+from studio.models.wan.vae import build_vae
+from studio.paths import demo_model_dir
+
+log = logging.getLogger(__name__)
+
+_HINT = "reinstall Flow Studio, or re-create the weights with: studio train demo"
+
+
+def load_weights(module: nn.Module, path: Path, device: torch.device | str) -> None:
+    """Load a safetensors file into ``module`` (built on the meta device) with strict keys."""
+    try:
+        state = load_file(str(path), device=str(device))
+    except FileNotFoundError as exc:
+        raise CheckpointError(f"The demo model file {path.name} is missing in {path.parent}",
+                              _HINT) from exc  # fmt: skip
+    except (SafetensorError, OSError) as exc:
+        raise CheckpointError(f"The demo model file {path} is damaged ({exc})", _HINT) from exc
+    try:
+        module.load_state_dict(state, strict=True, assign=True)
+    except RuntimeError as exc:
+        raise CheckpointError(
+            f"The demo model file {path.name} does not match its config.json", _HINT
+        ) from exc
+
+
+def load_demo_model(
+    folder: Path | str | None = None,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> LoadedModel:
+    """Load the demo model from ``folder`` (default: the shipped one) onto ``device``.
+
+    ``dtype`` is the DiT's compute precision (its time MLP, modulation and norms stay float32);
+    the VAE and the text encoder run in float32.
+    """
+    started = time.perf_counter()
+    folder = Path(folder) if folder is not None else demo_model_dir()
+    device = torch.device(device)
+    config = DemoConfig.load(folder)
+    with torch.device("meta"):
+        dit = WanDiT(config.dit)
+        vae = build_vae(config.vae)
+    load_weights(dit, folder / DIT_FILE, device)
+    load_weights(vae, folder / VAE_FILE, device)
+    dit.eval().requires_grad_(False)
+    if dtype != torch.float32:
+        dit.to_dtype(dtype)
+    vae.eval().requires_grad_(False)
+    text_encoder = MiniLMTextEncoder(length=config.text_length, device=device)
+    log.info("demo model loaded from %s in %.2f s", folder, time.perf_counter() - started)
+    vae_cfg = config.vae
+    return LoadedModel(
+        id="demo",
+        name="Demo (shapes)",
+        family="demo",
+        variant=VARIANT,
+        geometry=LatentGeometry(
+            vae_cfg.z_dim, vae_cfg.temporal_factor, vae_cfg.spatial_factor, config.dit.patch_size
+        ),  # fmt: skip
+        defaults=config.defaults.family_defaults(),
+        preview=config.preview,
+        text_encoder=text_encoder,
+        denoiser=dit.velocity,
+        vae=vae,
+        device=device,
+        dtype=dtype,
+        supports_image=True,
+    )

@@ -1,0 +1,173 @@
+"""Reproduce the shipped demo model from scratch: VAE, then latents, then DiT, then export.
+
+``train_demo(out_dir)`` writes resumable checkpoints into ``out_dir`` (``vae.*``, ``dit.*``, the
+cached latent dataset ``latents.pt``) and the finished model folder into ``out_dir/model``
+(``config.json``, ``dit.safetensors``, ``vae.safetensors`` — what ``resources/models/demo``
+ships), then evaluates it on held-out prompts. CUDA is used when present, the CPU otherwise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import logging
+from pathlib import Path
+from typing import Literal
+
+import torch
+from safetensors.torch import save_file
+
+from studio.media.atomic import atomic_path, atomic_write_bytes
+from studio.models.demo.checkpoint import load_ema_weights
+from studio.models.demo.config import (
+    DIT_CONFIG,
+    DIT_FILE,
+    VAE_ARCH,
+    VAE_FILE,
+    DemoConfig,
+    DemoDefaults,
+)
+from studio.models.demo.latents import LatentDataset, build_latent_dataset
+from studio.models.demo.text import MiniLMTextEncoder
+from studio.models.demo.train_dit import DitRecipe, train_dit
+from studio.models.demo.train_vae import VaeRecipe, train_vae
+from studio.models.wan.dit import WanDiT
+from studio.models.wan.vae import CausalVideoVAE, WanVAEConfig, build_vae
+
+log = logging.getLogger(__name__)
+
+Stage = Literal["all", "vae", "dit"]
+DATASET_FILE = "latents.pt"
+CLIPS = 384
+CAPTIONS_PER_CLIP = 4
+
+
+def pick_training_device(device: torch.device | str | None) -> torch.device:
+    if device is not None:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def train_demo(
+    out_dir: Path | str,
+    *,
+    stage: Stage = "all",
+    steps: int | None = None,
+    resume: bool = True,
+    device: torch.device | str | None = None,
+    seed: int = 0,
+    evaluate: bool = True,
+) -> Path:
+    """Train the demo model (``stage`` "vae", "dit" or "all") and export it.
+
+    Args:
+        out_dir: folder for checkpoints, the latent cache and the exported ``model/``.
+        stage: which stage(s) to run; "dit" needs a finished VAE stage in ``out_dir``.
+        steps: overrides the step count of the stage(s) run.
+        resume: continue from the checkpoints in ``out_dir`` (else start over).
+        device: "cuda", "cpu", … (default: CUDA when available).
+        seed: seeds data, initialisation and noise.
+        evaluate: run the held-out evaluation on the exported model.
+
+    Returns:
+        The exported model folder (after the DiT stage) or ``out_dir`` (VAE stage only).
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    device = pick_training_device(device)
+    if device.type == "cpu":
+        torch.set_num_threads(min(2, torch.get_num_threads()))
+    vae_recipe = (
+        VaeRecipe()
+        if steps is None
+        else dataclasses.replace(
+            VaeRecipe(), steps=steps, encoder_steps=min(steps, VaeRecipe().encoder_steps)
+        )
+    )
+    dit_recipe = DitRecipe() if steps is None else dataclasses.replace(DitRecipe(), steps=steps)
+    if stage in ("all", "vae"):
+        train_vae(out_dir, VAE_ARCH, recipe=vae_recipe, resume=resume, device=device, seed=seed)
+        if stage == "vae":
+            return out_dir
+    data = prepare_latents(out_dir, vae_recipe, resume=resume, device=device, seed=seed)
+    dit = train_dit(out_dir, DIT_CONFIG, data, recipe=dit_recipe, resume=resume, device=device,
+                    seed=seed)  # fmt: skip
+    model_dir = export_model(out_dir / "model", out_dir, dit, data, vae_recipe, dit_recipe, seed)
+    if evaluate:
+        run_evaluation(model_dir, device, out_dir)
+    return model_dir
+
+
+def trained_vae(out_dir: Path, config: WanVAEConfig, device: torch.device) -> CausalVideoVAE:
+    """The VAE stage's EMA weights in a VAE built with ``config``."""
+    with torch.device("meta"):
+        vae = build_vae(config)
+    vae.load_state_dict(load_ema_weights(out_dir, "vae"), strict=True, assign=True)
+    return vae.to(device).eval().requires_grad_(False)
+
+
+def prepare_latents(
+    out_dir: Path, recipe: VaeRecipe, *, resume: bool, device: torch.device, seed: int
+) -> LatentDataset:
+    """Load the cached latent dataset, or build it with the (frozen-encoder) VAE and cache it."""
+    path = out_dir / DATASET_FILE
+    if resume and path.is_file():
+        return LatentDataset.from_dict(torch.load(path, weights_only=True))
+    state = json.loads((out_dir / "vae.json").read_text(encoding="utf-8"))
+    if state["step"] < recipe.encoder_steps:
+        raise RuntimeError(f"the VAE stage has run {state['step']} of its {recipe.encoder_steps} "
+                           "encoder steps; run the VAE stage first")  # fmt: skip
+    vae = trained_vae(out_dir, VAE_ARCH, device)
+    text = MiniLMTextEncoder(device=device)
+    data = build_latent_dataset(vae, text, CLIPS, CAPTIONS_PER_CLIP, seed)
+    buffer = io.BytesIO()
+    torch.save(data.to_dict(), buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+    log.info("latent dataset: %s, std of raw latents %s", tuple(data.latents.shape),
+             [round(v, 3) for v in data.std.tolist()])  # fmt: skip
+    return data
+
+
+def export_model(
+    model_dir: Path,
+    out_dir: Path,
+    dit: WanDiT,
+    data: LatentDataset,
+    vae_recipe: VaeRecipe,
+    dit_recipe: DitRecipe,
+    seed: int,
+) -> Path:
+    """Write ``config.json`` and the float32 weights (recipe in the safetensors metadata)."""
+    model_dir.mkdir(parents=True, exist_ok=True)
+    vae_config = dataclasses.replace(
+        VAE_ARCH,
+        latent_mean=tuple(round(v, 6) for v in data.mean.tolist()),
+        latent_std=tuple(round(v, 6) for v in data.std.tolist()),
+    )
+    defaults = DemoDefaults(shift=dit_recipe.shift)
+    config = DemoConfig(dit=DIT_CONFIG, vae=vae_config, defaults=defaults, preview=data.preview)
+    vae = trained_vae(out_dir, vae_config, torch.device("cpu"))
+    recipe = json.dumps({
+        "vae": dataclasses.asdict(vae_recipe), "dit": dataclasses.asdict(dit_recipe),
+        "clips": data.latents.shape[0], "captions_per_clip": data.captions_per_clip,
+        "seed": seed, "command": "studio train demo",
+    })  # fmt: skip
+    for module, name in ((dit, DIT_FILE), (vae, VAE_FILE)):
+        tensors = {k: v.detach().float().contiguous().cpu() for k, v in module.state_dict().items()}
+        with atomic_path(model_dir / name) as tmp:
+            save_file(tensors, str(tmp), metadata={"recipe": recipe, "format": "pt"})
+    config.save(model_dir)
+    log.info("exported the demo model to %s", model_dir)
+    return model_dir
+
+
+def run_evaluation(model_dir: Path, device: torch.device, out_dir: Path) -> None:
+    """Evaluate the exported model on held-out prompts; the report goes to the log and a file."""
+    from studio.models.demo.evaluate import evaluate_demo, format_report
+    from studio.models.demo.family import load_demo_model
+
+    report = evaluate_demo(load_demo_model(model_dir, device=device))
+    text = format_report(report)
+    log.info("evaluation:\n%s", text)
+    atomic_write_bytes(out_dir / "evaluation.txt", (text + "\n").encode("utf-8"))

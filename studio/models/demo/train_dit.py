@@ -1,0 +1,150 @@
+"""Stage 2 of the demo recipe: train the small Wan DiT on the cached latents.
+
+Rectified flow with the engine's training pieces: logit-normal timesteps shifted by the model's
+default shift (:func:`~studio.engine.training.sample_timesteps`), the Open-Sora interpolation
+(:func:`~studio.engine.training.add_noise`), the velocity target and DiffSynth's timestep weights
+(:func:`~studio.engine.schedule.training_weight_at`). Captions are dropped for a share of samples
+(classifier-free guidance). For another share, latent frame 0 is given clean with t_tok = 0 there
+and left out of the loss, which teaches first-frame (image-to-video) conditioning with the same
+weights.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from studio.engine.schedule import training_weight_at
+from studio.engine.training import add_noise, flow_loss, sample_timesteps, velocity_target
+from studio.models.demo.checkpoint import load_checkpoint, save_checkpoint, update_ema
+from studio.models.demo.latents import LatentDataset, shift_latent
+from studio.models.wan.dit import WanDiT, WanDiTConfig
+
+log = logging.getLogger(__name__)
+
+STAGE = "dit"
+
+
+@dataclass(frozen=True, slots=True)
+class DitRecipe:
+    """Hyper-parameters of the DiT stage."""
+
+    steps: int = 1500
+    batch: int = 16
+    lr: float = 1e-3
+    warmup: int = 50
+    ema_decay: float = 0.99
+    shift: float = 2.0
+    uncond_share: float = 0.1
+    first_frame_share: float = 0.3
+    shift_share: float = 0.5
+    """Share of samples moved by whole latent cells (:func:`shift_latent`)."""
+    checkpoint_every: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """One training batch: clean latents, contexts and the first-frame mask ``[B]`` (bool)."""
+
+    x0: torch.Tensor
+    context: torch.Tensor
+    first_frame: torch.Tensor
+
+
+def make_batch(data: LatentDataset, recipe: DitRecipe, rng: random.Random) -> Batch:
+    """Draw a batch: random clips, one of their captions (or the empty prompt), augmentation."""
+    n, k = data.latents.shape[0], data.captions_per_clip
+    x0, contexts, first = [], [], []
+    for _ in range(recipe.batch):
+        i = rng.randrange(n)
+        latent = data.latents[i]
+        if rng.random() < recipe.shift_share:
+            latent = shift_latent(latent, data.boxes[i], rng)
+        x0.append(latent)
+        if rng.random() < recipe.uncond_share:
+            contexts.append(data.empty[0])
+        else:
+            contexts.append(data.contexts[i * k + rng.randrange(k)].float())
+        first.append(rng.random() < recipe.first_frame_share)
+    return Batch(torch.stack(x0), torch.stack(contexts), torch.tensor(first))
+
+
+def flow_step_loss(
+    model: WanDiT, batch: Batch, recipe: DitRecipe, generator: torch.Generator
+) -> torch.Tensor:
+    """The weighted rectified-flow loss of one batch (first-frame samples: frame 0 excluded)."""
+    x0 = batch.x0
+    b, _, frames, h, w = x0.shape
+    t = sample_timesteps(b, recipe.shift, generator)
+    x1 = torch.randn(x0.shape, generator=generator)
+    xt = add_noise(x0, x1, t)
+    t_tok = t.view(b, 1, 1, 1).expand(b, frames, h, w).clone()
+    loss_mask = torch.ones(b, 1, frames, h, w)
+    first = batch.first_frame
+    xt[first, :, 0] = x0[first, :, 0]
+    t_tok[first, 0] = 0.0
+    loss_mask[first, :, 0] = 0.0
+    v = model.velocity(xt, t_tok, batch.context)
+    weight = training_weight_at(t, recipe.shift)
+    return flow_loss(v, velocity_target(x0, x1), weight, loss_mask)
+
+
+def init_dit(config: WanDiTConfig, seed: int) -> WanDiT:
+    """A freshly initialised DiT: Xavier-uniform linear layers, zero biases, output head zeroed."""
+    torch.manual_seed(seed)
+    model = WanDiT(config)
+    for module in model.modules():
+        if isinstance(module, torch.nn.Linear | torch.nn.Conv3d):
+            torch.nn.init.xavier_uniform_(module.weight.flatten(1))
+            torch.nn.init.zeros_(module.bias)
+    torch.nn.init.zeros_(model.head.head.weight)
+    torch.nn.init.zeros_(model.head.head.bias)
+    return model
+
+
+def train_dit(
+    out_dir: Path,
+    config: WanDiTConfig,
+    data: LatentDataset,
+    *,
+    recipe: DitRecipe = DitRecipe(),
+    resume: bool = True,
+    device: torch.device,
+    seed: int = 0,
+) -> WanDiT:
+    """Train (or resume) the DiT on ``data``; returns the EMA model (eval mode, on ``device``)."""
+    model = init_dit(config, seed).to(device).train()
+    ema = copy.deepcopy(model).requires_grad_(False)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, betas=(0.9, 0.99),
+                                  weight_decay=0.01)  # fmt: skip
+    state = load_checkpoint(out_dir, STAGE, model, ema, optimizer) if resume else None
+    start = state.step if state else 0
+    bar = tqdm(range(start, recipe.steps), initial=start, total=recipe.steps, desc="DiT",
+               dynamic_ncols=True)  # fmt: skip
+    running = None
+    for step in bar:
+        rng = random.Random(f"dit-{seed}-{step}")
+        generator = torch.Generator().manual_seed(seed * 1_000_003 + step)
+        batch = make_batch(data, recipe, rng)
+        batch = Batch(batch.x0.to(device), batch.context.to(device), batch.first_frame)
+        for group in optimizer.param_groups:
+            group["lr"] = recipe.lr * min(1.0, (step + 1) / recipe.warmup)
+        loss = flow_step_loss(model, batch, recipe, generator)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        update_ema(ema, model, min(recipe.ema_decay, (1 + step) / (10 + step)))
+        running = loss.item() if running is None else 0.95 * running + 0.05 * loss.item()
+        bar.set_postfix(loss=f"{running:.4f}")
+        log.info("dit step %d loss %.5f (avg %.5f)", step, loss.item(), running)
+        if (step + 1) % recipe.checkpoint_every == 0 or step + 1 == recipe.steps:
+            save_checkpoint(out_dir, STAGE, step + 1, model, ema, optimizer, {"loss": running})
+    bar.close()
+    return ema.eval()

@@ -1,0 +1,180 @@
+"""Stage 1 of the demo recipe: train the small Wan 2.1 VAE on crops of procedural clips.
+
+Convolutions are translation-equivariant and causal in time, so the VAE trains on small random
+crops (5 frames × 64 × 64 pixels, centred near the shape) and still encodes whole 17 × 128 × 128
+clips. Loss: L1 + MSE on pixels in [−1, 1], plus a small penalty on the latent's magnitude; the
+decoder sees the latent with a little noise so it tolerates the DiT's imprecision.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from studio.models.demo.checkpoint import load_checkpoint, save_checkpoint, update_ema
+from studio.models.demo.data import FRAMES, SIZE, random_spec, render
+from studio.models.demo.vocabulary import BACKGROUNDS, COLOURS, DIRECTIONS, SHAPES
+from studio.models.wan.vae import CausalVideoVAE, WanVAEConfig, build_vae
+from studio.models.wan.vae_blocks import AttentionBlock, FeatureCache, ResidualBlock
+
+log = logging.getLogger(__name__)
+
+STAGE = "vae"
+
+
+@dataclass(frozen=True, slots=True)
+class VaeRecipe:
+    """Hyper-parameters of the VAE stage."""
+
+    steps: int = 900
+    encoder_steps: int = 300
+    """After this many steps the encoder is frozen (at its EMA weights) and only the decoder
+    trains on; the latents the DiT learns from are fixed from then on."""
+    batch: int = 4
+    crop_frames: int = 5
+    crop_size: int = 48
+    image_batch: int = 8
+    image_size: int = 48
+    clip_every: int = 3
+    """One step in ``clip_every`` trains on clips, the others on single frames (cheaper; the
+    first-frame path that image-to-video relies on)."""
+    lr: float = 1e-3
+    warmup: int = 10
+    ema_decay: float = 0.99
+    latent_noise: float = 0.05
+    """Noise added to μ before decoding, as a fraction of the batch's latent std."""
+    latent_penalty: float = 1e-4
+    checkpoint_every: int = 25
+
+
+def crop_batch(rng: random.Random, batch: int, frames: int, size: int) -> torch.Tensor:
+    """Random crops ``[batch, 3, frames, size, size]`` in [−1, 1], each centred near its shape."""
+    crops = []
+    for _ in range(batch):
+        colour = rng.choice(list(COLOURS))
+        background = rng.choice([b for b in BACKGROUNDS if b != colour])
+        spec = random_spec(
+            rng, rng.choice(SHAPES), colour, rng.choice(list(DIRECTIONS)), background
+        )
+        start = rng.randrange(FRAMES - frames + 1)
+        cx, cy = spec.centre(start + frames // 2)
+        half, limit = size // 2, SIZE - size
+        x0 = min(max(int(cx) - half + rng.randint(-12, 12), 0), limit)
+        y0 = min(max(int(cy) - half + rng.randint(-12, 12), 0), limit)
+        video = render(spec)[start : start + frames]
+        crops.append(video[:, y0 : y0 + size, x0 : x0 + size])
+    pixels = torch.from_numpy(np.stack(crops)).permute(0, 4, 1, 2, 3).float()
+    return pixels / 127.5 - 1.0
+
+
+def step_batch(seed: int, step: int, recipe: VaeRecipe) -> torch.Tensor:
+    """The batch of ``step``: video crops every ``clip_every`` steps, single frames otherwise."""
+    rng = random.Random(f"vae-{seed}-{step}")
+    if step % recipe.clip_every:
+        return crop_batch(rng, recipe.image_batch, 1, recipe.image_size)
+    return crop_batch(rng, recipe.batch, recipe.crop_frames, recipe.crop_size)
+
+
+def init_vae(config: WanVAEConfig, seed: int) -> CausalVideoVAE:
+    """A VAE initialised so that the input reaches the output from the first step.
+
+    PyTorch's default convolution init shrinks the signal at every layer while its random biases
+    add constants, so a fresh Wan VAE of this depth ignores its input and learns very slowly.
+    Here: weights ``N(0, 1/fan_in)``, zero biases, and the last convolution of every residual
+    branch (and the attention output) zeroed, so each block starts as the identity.
+    """
+    torch.manual_seed(seed)
+    model = build_vae(config)
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d | nn.Conv3d):
+            nn.init.normal_(module.weight, std=module.weight[0].numel() ** -0.5)
+            nn.init.zeros_(module.bias)
+    for module in model.modules():
+        if isinstance(module, ResidualBlock):
+            nn.init.zeros_(module.residual[6].weight)
+        elif isinstance(module, AttentionBlock):
+            nn.init.zeros_(module.proj.weight)
+    return model
+
+
+def freeze_encoder(model: CausalVideoVAE, ema: CausalVideoVAE) -> None:
+    """Copy the EMA encoder into the model and stop training it (encoder and ``conv1``)."""
+    for name in ("encoder", "conv1"):
+        trained, averaged = getattr(model, name), getattr(ema, name)
+        trained.load_state_dict(averaged.state_dict())
+        trained.requires_grad_(False)
+
+
+def reconstruct(
+    vae: CausalVideoVAE, pixels: torch.Tensor, noise: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Differentiable encode → μ (+ noise) → decode over a whole clip in one piece.
+
+    Returns ``(reconstruction [B, 3, T, H, W], μ [B, z, T', H', W'])``.
+    """
+    z = vae.config.z_dim
+    h = vae.encoder(pixels, FeatureCache())
+    mu = F.conv3d(h, vae.conv1.weight[:z], vae.conv1.bias[:z])
+    latent = mu + noise * mu.detach().std() * torch.randn_like(mu) if noise else mu
+    return vae.decoder(vae.conv2(latent), FeatureCache()), mu
+
+
+def train_vae(
+    out_dir: Path,
+    config: WanVAEConfig,
+    *,
+    recipe: VaeRecipe = VaeRecipe(),
+    resume: bool = True,
+    device: torch.device,
+    seed: int = 0,
+) -> CausalVideoVAE:
+    """Train (or resume) the VAE; returns the EMA model (eval mode, on ``device``)."""
+    model = init_vae(config, seed).to(device).train().requires_grad_(True)
+    ema = copy.deepcopy(model).requires_grad_(False)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, betas=(0.9, 0.99),
+                                  weight_decay=0.0)  # fmt: skip
+    state = load_checkpoint(out_dir, STAGE, model, ema, optimizer) if resume else None
+    start = state.step if state else 0
+    bar = tqdm(range(start, recipe.steps), initial=start, total=recipe.steps, desc="VAE",
+               dynamic_ncols=True)  # fmt: skip
+    for step in bar:
+        if step >= recipe.encoder_steps:
+            freeze_encoder(model, ema)
+        torch.manual_seed(hash((seed, step)) & 0xFFFFFFFF)
+        pixels = step_batch(seed, step, recipe).to(device)
+        for group in optimizer.param_groups:
+            group["lr"] = recipe.lr * min(1.0, (step + 1) / recipe.warmup)
+        recon, mu = reconstruct(model, pixels, recipe.latent_noise)
+        l1 = (recon - pixels).abs().mean()
+        mse = (recon - pixels).square().mean()
+        loss = l1 + mse + recipe.latent_penalty * mu.square().mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        update_ema(ema, model, recipe.ema_decay if step > recipe.warmup else 0.0)
+        psnr = 10 * torch.log10(4.0 / mse.detach().clamp(min=1e-10)).item()
+        bar.set_postfix(loss=f"{loss.item():.4f}", psnr=f"{psnr:.1f}")
+        log.info(
+            "vae step %d loss %.5f psnr %.2f dB (%s)",
+            step,
+            loss.item(),
+            psnr,
+            "frames" if step % recipe.clip_every else "clips",
+        )
+        if (step + 1) % recipe.checkpoint_every == 0 or step + 1 in (
+            recipe.steps,
+            recipe.encoder_steps,
+        ):
+            save_checkpoint(out_dir, STAGE, step + 1, model, ema, optimizer, {"psnr": psnr})
+    bar.close()
+    return ema.eval()

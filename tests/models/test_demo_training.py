@@ -1,0 +1,114 @@
+"""Training pieces of the demo recipe: checkpoints, latent augmentation, preview fit, a DiT step."""
+
+from __future__ import annotations
+
+import copy
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from studio.models.demo.checkpoint import load_checkpoint, save_checkpoint, update_ema
+from studio.models.demo.config import DIT_CONFIG, VAE_ARCH, DemoConfig
+from studio.models.demo.data import ClipSpec, render
+from studio.models.demo.latents import RING, _pixel_targets, fit_preview, shape_box, shift_latent
+from studio.models.demo.train_dit import Batch, DitRecipe, flow_step_loss, init_dit
+from studio.models.demo.train_vae import VaeRecipe, crop_batch, step_batch
+
+
+def test_checkpoint_round_trip_restores_weights_ema_and_optimizer(tmp_path) -> None:
+    model = torch.nn.Linear(3, 2)
+    ema = copy.deepcopy(model)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.1)
+    model(torch.ones(4, 3)).sum().backward()
+    optimizer.step()
+    update_ema(ema, model, 0.5)
+    save_checkpoint(tmp_path, "stage", 7, model, ema, optimizer, {"loss": 1.5})
+    model2, ema2 = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
+    optimizer2 = torch.optim.AdamW(model2.parameters(), lr=0.1)
+    state = load_checkpoint(tmp_path, "stage", model2, ema2, optimizer2)
+    assert state is not None and state.step == 7 and state.info == {"loss": 1.5}
+    torch.testing.assert_close(model2.weight, model.weight)
+    torch.testing.assert_close(ema2.weight, ema.weight)
+    exp_avg = optimizer.state_dict()["state"][0]["exp_avg"]
+    torch.testing.assert_close(optimizer2.state_dict()["state"][0]["exp_avg"], exp_avg)
+    assert load_checkpoint(tmp_path, "other", model2, ema2) is None
+
+
+def test_ema_update_is_a_lerp() -> None:
+    model, ema = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+    before = ema.weight.detach().clone()
+    update_ema(ema, model, 0.9)
+    torch.testing.assert_close(ema.weight, 0.9 * before + 0.1 * model.weight.detach())
+
+
+def test_shift_latent_moves_only_background_cells() -> None:
+    spec = ClipSpec("circle", "red", "still", "black", 40.0, 40.0, 12.0, 0.0)
+    box = torch.tensor(shape_box(spec))
+    latent = torch.zeros(2, 5, 16, 16)
+    x0, y0, x1, y1 = box.tolist()
+    latent[:, :, y0 : y1 + 1, x0 : x1 + 1] = 1.0  # the shape's footprint
+    latent[..., :RING, :] = latent[..., -RING:, :] = 2.0  # the border ring
+    latent[..., :, :RING] = latent[..., :, -RING:] = 2.0
+    moved = [shift_latent(latent, box, random.Random(i)) for i in range(20)]
+    assert any(not torch.equal(m, latent) for m in moved)
+    for m in moved:
+        assert m.sum() == latent.sum()  # nothing is lost: the footprint stayed inside
+        ring = torch.ones(16, 16, dtype=torch.bool)
+        ring[RING:-RING, RING:-RING] = False
+        assert torch.equal(m[..., ring], latent[..., ring])
+
+
+def test_preview_fit_recovers_a_linear_map() -> None:
+    rng = np.random.default_rng(0)
+    latents = torch.from_numpy(rng.normal(size=(3, 4, 2, 2, 2))).float()
+    factors = rng.normal(size=(4, 3))
+    targets = latents.permute(0, 2, 3, 4, 1).numpy() @ factors + np.array([0.1, -0.2, 0.3])
+    preview = fit_preview(latents, targets)
+    np.testing.assert_allclose(np.array(preview.rgb_factors), factors, atol=1e-4)
+    np.testing.assert_allclose(preview.bias, [0.1, -0.2, 0.3], atol=1e-4)
+
+
+def test_pixel_targets_average_the_frames_of_each_latent_frame() -> None:
+    video = render(ClipSpec("square", "white", "right", "black", 30.0, 64.0, 12.0, 3.0))
+    targets = _pixel_targets(video, 5, 8)
+    assert targets.shape == (5, 16, 16, 3)
+    expected = video[5:9, 8:16, 24:32].astype(np.float32).mean() / 127.5 - 1.0
+    assert targets[2, 1, 3].mean() == pytest.approx(expected, abs=1e-5)
+
+
+def test_vae_batches_are_deterministic_and_shaped() -> None:
+    recipe = VaeRecipe()
+    clips, frames = step_batch(0, 0, recipe), step_batch(0, 1, recipe)
+    assert clips.shape == (recipe.batch, 3, recipe.crop_frames, recipe.crop_size, recipe.crop_size)
+    assert frames.shape == (recipe.image_batch, 3, 1, recipe.image_size, recipe.image_size)
+    assert torch.equal(step_batch(0, 1, recipe), frames)
+    assert clips.min() >= -1.0 and clips.max() <= 1.0
+    crops = crop_batch(random.Random(0), 16, 1, 48)
+    lit = (crops - crops[..., :1, :1]).abs().amax(dim=(1, 2, 3, 4)) > 0.2
+    assert lit.float().mean() > 0.8  # crops are centred near the shape
+
+
+def test_dit_loss_ignores_a_given_first_frame() -> None:
+    model = init_dit(DIT_CONFIG, seed=0)
+    torch.nn.init.normal_(model.head.head.weight, std=0.02)
+    x0 = torch.randn(2, DIT_CONFIG.in_dim, 5, 4, 4)
+    context = torch.randn(2, 8, DIT_CONFIG.text_dim)
+    recipe = DitRecipe()
+    first = torch.tensor([True, True])
+    loss = flow_step_loss(
+        model, Batch(x0, context, first), recipe, torch.Generator().manual_seed(1)
+    )
+    changed = x0.clone()
+    changed[:, :, 0] += 5.0  # a different clean first frame changes the input, not the target
+    assert loss.isfinite()
+    loss_free = flow_step_loss(model, Batch(x0, context, ~first), recipe,
+                               torch.Generator().manual_seed(1))  # fmt: skip
+    assert not torch.isclose(loss, loss_free)
+
+
+def test_config_round_trip(tmp_path) -> None:
+    config = DemoConfig(dit=DIT_CONFIG, vae=VAE_ARCH)
+    config.save(tmp_path)
+    assert DemoConfig.load(tmp_path) == config
