@@ -18,7 +18,7 @@ from studio.errors import CheckpointError
 from studio.service.catalog import ModelCache
 from studio.service.generation import GenerationService
 from studio.service.jobs import JobQueue
-from studio.service.model_info import ModelRow
+from studio.service.model_info import ModelRow, model_rows
 from studio.service.settings import Settings
 
 from .tiny_family import tiny_model
@@ -127,8 +127,8 @@ def make_window(qtbot, tmp_path: Path) -> Iterator[Callable[..., MainWindow]]:
     collector.start()
 
     def factory(step_delay_s: float = 0.0, rows: tuple[ModelRow, ...] = (TINY_ROW,),
-                load: bool = True) -> MainWindow:
-        settings = Settings(output_dir=str(tmp_path / "outputs"), default_model="tiny")
+                load: bool = True, settings: Settings | None = None) -> MainWindow:
+        """``settings`` given: the real catalogue and loaders over those settings."""
         model = tiny_model(step_delay_s=step_delay_s)
 
         def finder(_settings: Settings, model_id: str) -> TinySet:
@@ -137,9 +137,15 @@ def make_window(qtbot, tmp_path: Path) -> Iterator[Callable[..., MainWindow]]:
                                       "point to a folder with a Wan checkpoint")
             return TinySet()
 
-        cache = ModelCache(settings, finder=finder, loader=lambda _set, _device, _cancel: model)
+        if settings is None:
+            settings = Settings(output_dir=str(tmp_path / "outputs"), default_model="tiny")
+            cache = ModelCache(settings, finder=finder,
+                               loader=lambda _set, _device, _cancel: model)
+            catalog = lambda _s: list(rows)  # noqa: E731
+        else:
+            cache, catalog = ModelCache(settings), model_rows
         service = GenerationService(settings, cache)
-        window = MainWindow(settings, service, JobQueue(), catalog=lambda _s: list(rows))
+        window = MainWindow(settings, service, JobQueue(), catalog=catalog)
         window.test_model = model  # the tests reach the tiny model's parts through this
         windows.append(window)
         window.show()
