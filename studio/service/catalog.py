@@ -76,8 +76,14 @@ def find_model(settings: Settings, model_id: str) -> ModelSet:
     return chosen
 
 
-def load_model(model_set: ModelSet, device: torch.device, cancel: CancelToken = NEVER) -> LoadedModel:
-    """Load a catalogue entry onto ``device`` (bf16 for Wan on CUDA, float32 otherwise)."""
+def load_model(model_set: ModelSet, device: torch.device, cancel: CancelToken = NEVER, *,
+               offload: str = "auto") -> LoadedModel:
+    """Load a catalogue entry onto ``device`` (bf16 for Wan on CUDA, float32 otherwise).
+
+    On CUDA a Wan set is loaded under an offload policy (``offload``: a policy name, or "auto"
+    for the fastest whose memory forecast fits the free VRAM); when it keeps parts in host
+    memory the weights are read into RAM first (see :mod:`studio.engine.offload`).
+    """
     cancel.check()
     if model_set.family == DEMO_ID:
         from studio.models.demo.family import load_demo_model
@@ -85,10 +91,15 @@ def load_model(model_set: ModelSet, device: torch.device, cancel: CancelToken = 
         return load_demo_model(Path(model_set.id) if model_set.id != DEMO_ID else None,
                                device=device)
     if model_set.family == "wan":
+        from studio.engine.offload import OffloadPolicy, apply_offload
         from studio.models.wan.family import load_wan_model
+        from studio.service.forecast import plan_offload
 
         dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-        return load_wan_model(model_set, device, dtype)
+        policy = plan_offload(model_set.variant, dtype, device, offload).policy
+        if policy is OffloadPolicy.NONE:
+            return load_wan_model(model_set, device, dtype)
+        return apply_offload(load_wan_model(model_set, torch.device("cpu"), dtype), policy, device)
     raise CheckpointError(f"model family {model_set.family!r} is not supported",
                           "supported families: demo, wan")
 
@@ -131,7 +142,9 @@ class ModelCache:
             if self._key != key or self._model is None:
                 self._unload_locked()
                 log.info("loading model %s on %s", model_set.id, device)
-                self._model = (self._loader or load_model)(model_set, device, cancel)
+                offload = self.settings.offload  # passed on only when it is not the default
+                options = {} if offload == "auto" else {"offload": offload}
+                self._model = (self._loader or load_model)(model_set, device, cancel, **options)
                 self._key = key
             return self._model
 

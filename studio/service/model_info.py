@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from studio.engine.memory_forecast import ModelMemory
 from studio.engine.request import GenerationRequest
 from studio.engine.shapes import LatentGeometry
 from studio.models.family import LoadedModel
 from studio.models.registry import ModelSet
 from studio.service.catalog import list_models
+from studio.service.forecast import model_memory
 from studio.service.settings import Settings
 
 
@@ -30,6 +32,9 @@ class ModelInfo:
         negative_prompt: the default negative prompt ("" = none).
         supports_image: whether reference frames are meaningful for this model.
         device: "cpu" or "cuda"; precision: e.g. "float32", "bfloat16".
+        memory: what the memory forecast needs (plain numbers; None for families without
+            a memory model) — pass the info to :func:`studio.service.forecast.forecast_request`.
+        offload: the offload policy the model runs under ("none" without a GPU).
     """
 
     id: str
@@ -47,6 +52,8 @@ class ModelInfo:
     supports_image: bool
     device: str
     precision: str
+    memory: ModelMemory | None = None
+    offload: str = "none"
 
 
 def model_info(model: LoadedModel) -> ModelInfo:
@@ -68,6 +75,8 @@ def model_info(model: LoadedModel) -> ModelInfo:
         supports_image=bool(model.supports_image),
         device=model.device.type,
         precision=str(model.dtype).removeprefix("torch."),
+        memory=model_memory(model),
+        offload=str(getattr(getattr(model.denoiser, "residency", None), "policy", "none")),
     )
 
 

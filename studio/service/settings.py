@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 DEVICES = ("auto", "cpu", "cuda")
+OFFLOAD_POLICIES = ("auto", "none", "text-encoder", "model", "blocks")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +34,9 @@ class Settings:
         preview_every: send a live preview every this many steps.
         checkpoint_every: save the sampler state every this many steps so a job that is killed
             resumes there (0 = never).
+        offload: where weights live on a GPU: "auto" (the fastest policy whose memory
+            forecast fits the free VRAM), "none", "text-encoder", "model" or "blocks"
+            (see :mod:`studio.engine.offload`).
     """
 
     model_folders: tuple[str, ...] = ()
@@ -41,6 +45,7 @@ class Settings:
     default_model: str = ""
     preview_every: int = 1
     checkpoint_every: int = 5
+    offload: str = "auto"
 
     @property
     def outputs(self) -> Path:
@@ -81,6 +86,8 @@ def _valid(name: str, value: object) -> bool:
         return isinstance(value, str)
     if name == "device":
         return value in DEVICES
+    if name == "offload":
+        return value in OFFLOAD_POLICIES
     if name == "preview_every":
         return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 1000
     if name == "checkpoint_every":
