@@ -19,7 +19,7 @@ import torch
 
 from studio.bench.specs import BenchSpec
 from studio.bench.timing import Timing, measure, synchronize
-from studio.engine.memory_forecast import MemoryForecast, forecast_memory, model_memory
+from studio.engine.memory_forecast import MemoryForecast, forecast_memory
 from studio.engine.noise import make_noise
 from studio.engine.offload import OffloadPolicy
 from studio.engine.pipeline import decode_latent, encode_prompts, sample_latent
@@ -27,6 +27,7 @@ from studio.engine.request import GenerationRequest
 from studio.engine.tensor_memory import TensorMemoryTracker
 from studio.media.video import write_video
 from studio.models.family import LoadedModel
+from studio.service.forecast import model_memory
 from studio.service.memory import peak_rss
 
 log = logging.getLogger(__name__)

@@ -24,7 +24,7 @@ from studio.bench.random_model import random_model
 from studio.bench.report import Row, ratio, seconds, size
 from studio.bench.specs import BenchSpec
 from studio.engine.fastpath import accelerate, usable_backends
-from studio.engine.memory_forecast import forecasts_by_policy, model_memory
+from studio.engine.memory_forecast import forecasts_by_policy
 from studio.engine.offload import (
     AUTO,
     OffloadPolicy,
@@ -33,6 +33,7 @@ from studio.engine.offload import (
     free_device_memory,
 )
 from studio.models.family import LoadedModel
+from studio.service.forecast import model_memory
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +190,7 @@ def run_comparison(options: BenchOptions, ours: dict[str, Any]) -> tuple[list[Ro
         memory = size(part.get("diffusers_peak_bytes")) if "diffusers_peak_bytes" in part else ""
         rows.append(Row(section, f"diffusers {data['diffusers_version']}",
                         seconds(part["diffusers"]["median_s"]), memory and f"peak {memory}"))
-        rows.append(Row(section, "ours / diffusers (same run)", ratio(part["ratio"]),
+        rows.append(Row(section, "ours / diffusers (paired runs)", ratio(part["ratio"]),
                         note=f"ours {seconds(part['ours']['median_s'])} in that run; "
                         f"max |Δ| {part['max_abs_difference']:.1e}"))
     return rows, data

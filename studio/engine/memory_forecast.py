@@ -28,21 +28,26 @@ written on (no GPU): see ``docs/benchmarks.md``.
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import torch
 
-from studio.engine.offload import OffloadPolicy, part_module
+from studio.engine.offload import (
+    AUTO,
+    OffloadPolicy,
+    PolicyChoice,
+    choose_policy,
+    free_device_memory,
+)
 from studio.engine.shapes import LatentGeometry
-from studio.engine.streaming import block_list
 from studio.engine.tensor_memory import TensorMemoryTracker
-from studio.models.family import LoadedModel
-from studio.models.wan.dit import WanDiT
-from studio.models.wan.dit_config import WAN21_T2V_1_3B, WAN21_T2V_14B, WAN22_TI2V_5B, WanDiTConfig
-from studio.models.wan.presets import WAN21_GEOMETRY, WAN22_GEOMETRY
-from studio.models.wan.vae import WAN21_VAE, WAN22_VAE, CausalVideoVAE, WanVAEConfig, build_vae
+from studio.models.wan.dit_config import WanDiTConfig
+from studio.models.wan.vae import WAN21_VAE, WAN22_VAE, WanVAEConfig, build_vae
+
+log = logging.getLogger(__name__)
 
 GIB = 2**30
 MIB = 2**20
@@ -175,7 +180,7 @@ def dit_parameter_counts(config: WanDiTConfig) -> tuple[int, int]:
 def dit_weight_bytes(config: WanDiTConfig, dtype: torch.dtype) -> int:
     """Bytes of the DiT's weights when loaded in ``dtype`` (fp32 groups stay float32)."""
     fp32, other = dit_parameter_counts(config)
-    return 4 * fp32 + _itemsize(dtype) * other
+    return 4 * fp32 + itemsize(dtype) * other
 
 
 def umt5_weight_bytes(vocab: int, d_model: int, d_ff: int, layers: int, heads: int, d_kv: int,
@@ -183,7 +188,7 @@ def umt5_weight_bytes(vocab: int, d_model: int, d_ff: int, layers: int, heads: i
     """Bytes of a UMT5 encoder (tied embedding counted once) in ``dtype``."""
     inner = heads * d_kv
     per_layer = 4 * d_model * inner + buckets * heads + 2 * d_model + 3 * d_model * d_ff
-    return _itemsize(dtype) * (vocab * d_model + layers * per_layer + d_model)
+    return itemsize(dtype) * (vocab * d_model + layers * per_layer + d_model)
 
 
 @functools.lru_cache(maxsize=16)
@@ -264,11 +269,14 @@ def text_activation_bytes(shape: TextEncoderShape, batch: int, act_bytes: int) -
     return int((1 + 2.5 * batch) * scores + 4 * hidden)
 
 
-def _itemsize(dtype: torch.dtype) -> int:
+def itemsize(dtype: torch.dtype) -> int:
+    """Bytes per element of ``dtype``."""
     return torch.empty((), dtype=dtype).element_size()
 
 
-class _Request(Protocol):
+class ForecastRequest(Protocol):
+    """What the forecast reads of a :class:`~studio.engine.request.GenerationRequest`."""
+
     frames: int
     height: int
     width: int
@@ -288,7 +296,7 @@ class _Stages:
     export: int  # host peak while converting the video to uint8
 
 
-def stage_bytes(memory: ModelMemory, request: _Request) -> _Stages:
+def stage_bytes(memory: ModelMemory, request: ForecastRequest) -> _Stages:
     """What each stage of ``request`` allocates beyond the weights (bytes)."""
     g = memory.geometry
     batch = 1 if request.guidance == 1.0 else 2
@@ -313,7 +321,7 @@ def stage_bytes(memory: ModelMemory, request: _Request) -> _Stages:
 
 def forecast_memory(
     memory: ModelMemory,
-    request: _Request,
+    request: ForecastRequest,
     device: str = "cpu",
     policy: OffloadPolicy = OffloadPolicy.NONE,
 ) -> MemoryForecast:
@@ -365,127 +373,26 @@ def _device_resident(memory: ModelMemory, policy: OffloadPolicy) -> dict[str, in
     return {"encode": te, "condition": vae, "sample": dit, "decode": vae}
 
 
-def forecasts_by_policy(memory: ModelMemory, request: _Request) -> dict[OffloadPolicy, int]:
+def forecasts_by_policy(memory: ModelMemory, request: ForecastRequest) -> dict[OffloadPolicy, int]:
     """Forecast peak VRAM of ``request`` under every policy (for :func:`choose_policy`)."""
     return {policy: forecast_memory(memory, request, "cuda", policy).vram_bytes
             for policy in OffloadPolicy}  # fmt: skip
 
 
-# --- where the numbers come from -------------------------------------------------------------
-
-
-def _module_bytes(module: torch.nn.Module | None) -> int:
-    if module is None:
-        return 0
-    return sum(t.numel() * t.element_size() for t in module.state_dict().values())
-
-
-def model_memory(model: LoadedModel) -> ModelMemory | None:
-    """The forecast inputs of a loaded model, or None for a family without an activation model.
-
-    Weight bytes are counted on the loaded modules themselves (exact, whatever their dtypes).
-    """
-    dit = part_module(model.denoiser)
-    vae = part_module(model.vae)
-    if not isinstance(dit, WanDiT) or not isinstance(vae, CausalVideoVAE):
-        return None
-    encoder = part_module(model.text_encoder)
-    config = getattr(encoder, "config", None)
-    text = TextEncoderShape(getattr(config, "d_model", dit.config.text_dim),
-                            getattr(config, "num_heads", 64), dit.config.text_len)
-    blocks = _module_bytes(dit.blocks[0]) if len(dit.blocks) else 0
-    decode, encode = vae_bytes_per_pixel(vae.config)
-    text_act = next((p.element_size() for p in encoder.parameters()), 4) if encoder else 4
-    text_blocks = block_list(encoder) if encoder is not None else None
-    text_block = _module_bytes(text_blocks[1][0]) if text_blocks else 0
-    return ModelMemory(
-        family=model.family, dit_bytes=_module_bytes(dit), dit_block_bytes=blocks,
-        text_encoder_bytes=_module_bytes(encoder), vae_bytes=_module_bytes(vae),
-        dit=dit.config, act_bytes=_itemsize(dit.dtype),
-        per_token_time=_per_token_time(model.denoiser), text=text,
-        text_act_bytes=text_act, vae_decode_per_pixel=decode, vae_encode_per_pixel=encode,
-        geometry=model.geometry, text_block_bytes=text_block,
-        text_layers=len(text_blocks[1]) if text_blocks else 0,
-    )  # fmt: skip
-
-
-def _per_token_time(denoiser: object) -> bool:
-    """Whether a (possibly wrapped) Wan denoiser embeds the time per token: all but
-    :meth:`WanDiT.velocity_uniform` do."""
-    for _ in range(8):
-        if getattr(denoiser, "__name__", "") == "velocity_uniform":
-            return False
-        denoiser = getattr(denoiser, "inner", None)
-        if denoiser is None:
-            break
-    return True
-
-
-#: The UMT5-XXL encoder every Wan release uses (models.md §1.4).
-UMT5_XXL = {"vocab": 256384, "d_model": 4096, "d_ff": 10240, "layers": 24, "heads": 64,
-            "d_kv": 64, "buckets": 32}  # fmt: skip
-_PUBLISHED = {"t2v-1.3b": (WAN21_T2V_1_3B, WAN21_VAE, WAN21_GEOMETRY),
-              "t2v-14b": (WAN21_T2V_14B, WAN21_VAE, WAN21_GEOMETRY),
-              "ti2v-5b": (WAN22_TI2V_5B, WAN22_VAE, WAN22_GEOMETRY)}  # fmt: skip
-
-
-def variant_memory(variant: str, dtype: torch.dtype) -> ModelMemory | None:
-    """Forecast inputs of a published Wan release from its configuration (nothing loaded):
-    DiT and UMT5-XXL in ``dtype``, VAE in float32. None for other variants."""
-    if variant not in _PUBLISHED:
-        return None
-    dit, vae, geometry = _PUBLISHED[variant]
-    fp32, other = dit_parameter_counts(dit)
-    per_block_fp32 = 12 * dit.dim
-    per_block = 8 * (dit.dim**2 + dit.dim) + 2 * dit.dim * dit.ffn_dim + dit.ffn_dim + dit.dim
-    decode, encode = vae_bytes_per_pixel(vae)
-    return ModelMemory(
-        family="wan", dit_bytes=dit_weight_bytes(dit, dtype),
-        dit_block_bytes=4 * per_block_fp32 + _itemsize(dtype) * per_block,
-        text_encoder_bytes=umt5_weight_bytes(dtype=dtype, **UMT5_XXL),
-        vae_bytes=vae_weight_bytes(vae), dit=dit, act_bytes=_itemsize(dtype),
-        per_token_time=dit.in_dim == 48,  # TI2V takes reference frames; T2V runs uniform t
-        text=TextEncoderShape(4096, 64, dit.text_len),
-        text_act_bytes=_itemsize(dtype), vae_decode_per_pixel=decode,
-        vae_encode_per_pixel=encode, geometry=geometry,
-        text_block_bytes=_umt5_layer_bytes(dtype), text_layers=UMT5_XXL["layers"],
-    )  # fmt: skip
-
-
-def _umt5_layer_bytes(dtype: torch.dtype) -> int:
-    x = UMT5_XXL
-    inner = x["heads"] * x["d_kv"]
-    return _itemsize(dtype) * (4 * x["d_model"] * inner + x["buckets"] * x["heads"]
-                               + 2 * x["d_model"] + 3 * x["d_model"] * x["d_ff"])
-
-
-class _ModelInfo(Protocol):
-    variant: str
-    device: str
-    precision: str
-
-
-def forecast_request(
-    model_info: _ModelInfo,
-    request: _Request,
-    policy: OffloadPolicy | str | None = None,
-) -> MemoryForecast | None:
-    """The forecast the app shows before Generate; None when the model has no memory model.
-
-    Args:
-        model_info: a :class:`~studio.service.model_info.ModelInfo` (or anything with
-            ``variant``, ``device``, ``precision`` and optionally ``memory`` — a
-            :class:`ModelMemory` — and ``offload``, the policy name in use).
-        request: the request as edited (sizes must be valid for the model).
-        policy: override of the policy to assume (default: the model's, else "none").
-
-    Plain arithmetic: cheap enough to call on every edit.
-    """
-    memory = getattr(model_info, "memory", None)
-    if memory is None:
-        dtype = getattr(torch, model_info.precision, torch.float32)
-        memory = variant_memory(model_info.variant, dtype)
-    if memory is None:
-        return None
-    chosen = policy or getattr(model_info, "offload", None) or OffloadPolicy.NONE.value
-    return forecast_memory(memory, request, model_info.device, OffloadPolicy(chosen))
+def choose_offload(
+    memory: ModelMemory | None,
+    request: ForecastRequest,
+    device: torch.device,
+    requested: OffloadPolicy | str = AUTO,
+) -> PolicyChoice:
+    """The offload policy for running ``request`` on ``device``: ``requested`` when it names
+    one, else the fastest whose VRAM forecast fits the free memory (``none`` off CUDA or when
+    the model has no memory model)."""
+    if device.type != "cuda" or (memory is None and requested == AUTO):
+        policy = OffloadPolicy.NONE if requested == AUTO else OffloadPolicy(requested)
+        return PolicyChoice(policy, "no CUDA device or no forecast", 0, 0)
+    needs = forecasts_by_policy(memory, request) if memory is not None else {}
+    choice = choose_policy(needs, free_device_memory(device), requested)
+    log.info("offload %s: %s (forecast %.1f GiB, free %.1f GiB)", choice.policy.value,
+             choice.reason, choice.need_bytes / GIB, choice.free_bytes / GIB)
+    return choice

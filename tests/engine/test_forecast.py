@@ -27,14 +27,11 @@ from studio.engine.memory_forecast import (
     dit_parameter_counts,
     dit_weight_bytes,
     forecast_memory,
-    forecast_request,
     measure_vae_bytes_per_pixel,
-    model_memory,
     text_activation_bytes,
     umt5_weight_bytes,
     vae_bytes_per_pixel,
     vae_weight_bytes,
-    variant_memory,
 )
 from studio.engine.offload import OffloadPolicy
 from studio.engine.request import GenerationRequest
@@ -42,6 +39,7 @@ from studio.engine.tensor_memory import TensorMemoryTracker
 from studio.models.wan.dit import FP32_PARAMETERS, WanDiT
 from studio.models.wan.dit_config import WAN21_T2V_1_3B, WAN22_TI2V_5B, WanDiTConfig
 from studio.models.wan.vae import WAN21_VAE, WAN22_VAE
+from studio.service.forecast import forecast_request, model_memory, variant_memory
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -233,3 +231,42 @@ def test_uniform_time_gives_the_same_velocity_with_less_memory() -> None:
                        - dit_activation_bytes(config, 48, 2, 4, context_len=20,
                                               per_token_time=False))  # fmt: skip
     assert forecast_saving == 7 * residual
+
+
+def test_model_memory_is_the_same_when_blocks_are_streamed() -> None:
+    from studio.bench.random_model import random_model
+    from studio.bench.specs import get_spec
+    from studio.engine.offload import apply_offload
+
+    plain = model_memory(random_model(get_spec("tiny"), "cpu", torch.float32))
+    streamed = apply_offload(random_model(get_spec("tiny"), "cpu", torch.float32),
+                             OffloadPolicy.BLOCKS, "cpu")  # fmt: skip
+    assert model_memory(streamed) == plain
+    assert plain.dit_block_bytes * 2 < plain.dit_bytes and plain.text_block_bytes > 0
+
+
+def test_auto_offload_follows_free_vram(monkeypatch) -> None:
+    """Wan 2.1 1.3B at its default request: the policy shrinks with the free VRAM."""
+    import studio.engine.memory_forecast as forecast
+    from studio.service.forecast import plan_offload
+
+    cuda, gib = torch.device("cuda"), 2**30
+    chosen = {}
+    for free in (80, 20, 14, 11, 4):
+        monkeypatch.setattr(forecast, "free_device_memory", lambda device, f=free: f * gib)
+        chosen[free] = plan_offload("t2v-1.3b", torch.bfloat16, cuda).policy.value
+    assert chosen == {80: "none", 20: "text-encoder", 14: "model", 11: "blocks", 4: "blocks"}
+    assert plan_offload("t2v-1.3b", torch.bfloat16, cuda, "model").policy.value == "model"
+    assert plan_offload("t2v-1.3b", torch.float32, torch.device("cpu")).policy.value == "none"
+
+
+def test_model_info_carries_what_the_app_forecast_needs() -> None:
+    from studio.bench.random_model import random_model
+    from studio.bench.specs import get_spec
+    from studio.service.model_info import model_info
+
+    model = random_model(get_spec("tiny"), "cpu", torch.float32)
+    info = model_info(model)
+    assert info.memory == model_memory(model) and info.offload == "none"
+    request = GenerationRequest(prompt="x", width=64, height=64, frames=5)
+    assert forecast_request(info, request) == forecast_memory(info.memory, request, "cpu")
