@@ -28,6 +28,7 @@ import torch
 
 from studio.engine.cancel import NEVER, CancelToken
 from studio.engine.decode import decode_video, is_out_of_memory
+from studio.engine.fastpath import PreviewQueue
 from studio.engine.pipeline import (
     build_conditioning,
     check_request,
@@ -358,6 +359,7 @@ class GenerationService:
     ) -> Callable[[StepInfo], None]:
         began = time.perf_counter()
         every = max(1, self.settings.preview_every)
+        previews = PreviewQueue()  # x̂₀ copied to the host without waiting for the device
 
         def on_step(info: StepInfo) -> None:
             done = info.i + 1
@@ -366,7 +368,9 @@ class GenerationService:
             eta = (info.n - done) / rate if rate > 0 else 0.0
             on_event(ProgressEvent(job_id, done, info.n, info.t_next, rate, eta))
             if done % every == 0 or done == info.n:
-                on_event(PreviewEvent(job_id, done, latent_to_rgb(info.x0_hat[0], model.preview)))
+                previews.submit(done, info.x0_hat[0])
+            for step, x0_hat in previews.collect(wait=done == info.n):
+                on_event(PreviewEvent(job_id, step, latent_to_rgb(x0_hat, model.preview)))
 
         return on_step
 
