@@ -78,6 +78,9 @@ class ScopedDenoiser:
         with attention_backends(self.backends):
             return self.inner(x, t_tok, context)
 
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
 
 def compile_blocks(module: nn.Module, mode: str | None = None) -> int:
     """Compile each block of ``module.blocks`` in place; returns how many were compiled."""

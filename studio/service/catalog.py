@@ -91,6 +91,7 @@ def load_model(model_set: ModelSet, device: torch.device, cancel: CancelToken = 
         return load_demo_model(Path(model_set.id) if model_set.id != DEMO_ID else None,
                                device=device)
     if model_set.family == "wan":
+        from studio.engine.fastpath import accelerate
         from studio.engine.offload import OffloadPolicy, apply_offload
         from studio.models.wan.family import load_wan_model
         from studio.service.forecast import plan_offload
@@ -98,8 +99,11 @@ def load_model(model_set: ModelSet, device: torch.device, cancel: CancelToken = 
         dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
         policy = plan_offload(model_set.variant, dtype, device, offload).policy
         if policy is OffloadPolicy.NONE:
-            return load_wan_model(model_set, device, dtype)
-        return apply_offload(load_wan_model(model_set, torch.device("cpu"), dtype), policy, device)
+            model = load_wan_model(model_set, device, dtype)
+        else:
+            model = apply_offload(load_wan_model(model_set, torch.device("cpu"), dtype), policy,
+                                  device)  # fmt: skip
+        return accelerate(model)  # explicit attention kernels on CUDA; unchanged on the CPU
     raise CheckpointError(f"model family {model_set.family!r} is not supported",
                           "supported families: demo, wan")
 
