@@ -17,6 +17,8 @@ from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QDockWidget, QMainWindow, QStackedWidget, QToolButton, QWidget
 
 from studio.errors import StudioError
+from studio.engine.request import GenerationRequest
+from studio.service.forecast import forecast_request
 from studio.service.generation import GenerationService, JobResult
 from studio.service.jobs import JobQueue
 from studio.service.memory import MemoryUsage
@@ -43,6 +45,16 @@ from .worker import JobFailure, Progress, describe_failure
 log = logging.getLogger(__name__)
 
 Catalog = Callable[[Settings], list[ModelRow]]
+
+
+def memory_forecast_text(info: ModelInfo, request: GenerationRequest) -> str:
+    """The forecast peak memory of ``request`` in words ("" when the model has no forecast)."""
+    try:
+        forecast = forecast_request(info, request)
+    except (StudioError, ValueError) as exc:
+        log.debug("no memory forecast: %s", exc)
+        return ""
+    return forecast.describe() if forecast is not None else ""
 
 
 class MainWindow(QMainWindow):
@@ -240,6 +252,7 @@ class MainWindow(QMainWindow):
         if not self.prompt_panel.size.is_valid():
             self.schedule_view.set_preview(None, "Fix the size to see the schedule")
             self.prompt_panel.show_shift(None)
+            self.prompt_panel.size.set_forecast("")
             return
         request = self.prompt_panel.request(self.reference_panel.items())
         self.reference_panel.set_frame_count(request.frames)
@@ -249,6 +262,7 @@ class MainWindow(QMainWindow):
             self.schedule_view.set_preview(None, str(exc))
             return
         self.prompt_panel.show_shift(preview.shift)
+        self.prompt_panel.size.set_forecast(memory_forecast_text(self._info, request))
         if not self.controller.busy:
             self.schedule_view.set_preview(preview)
 

@@ -48,6 +48,10 @@ class SizeEditor(QWidget):
         self.frames_spin = _spin(4097, "", "frames", self)
         self.duration = QLabel(self)
         self.duration.setObjectName("duration")
+        self.forecast = QLabel(self)
+        self.forecast.setObjectName("memory-forecast")
+        self.forecast.setToolTip("forecast peak memory of a run with these settings")
+        self.forecast.hide()
         self.banner = ErrorBanner(self)
         self._layout_widgets()
         self.preset.activated.connect(self._on_preset)
@@ -66,7 +70,8 @@ class SizeEditor(QWidget):
         grid.addWidget(QLabel("Frames", self), 2, 0)
         grid.addWidget(self.frames_spin, 2, 1)
         grid.addWidget(self.duration, 2, 2, 1, 2)
-        grid.addWidget(self.banner, 3, 0, 1, 4)
+        grid.addWidget(self.forecast, 3, 0, 1, 4)
+        grid.addWidget(self.banner, 4, 0, 1, 4)
         grid.setColumnStretch(1, 1)
         grid.setColumnStretch(3, 1)
 
@@ -93,6 +98,11 @@ class SizeEditor(QWidget):
             with QSignalBlocker(spin):
                 spin.setValue(value)
         self._on_value()
+
+    def set_forecast(self, text: str) -> None:
+        """Show the memory forecast for the values on screen ("" hides it)."""
+        self.forecast.setText(f"Estimated peak: {text}" if text else "")
+        self.forecast.setVisible(bool(text))
 
     def set_fps(self, fps: float) -> None:
         self._fps = fps

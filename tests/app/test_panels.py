@@ -79,6 +79,7 @@ def test_schedule_follows_steps_shift_size_frames_and_hover(make_window, qtbot):
     assert view.preview.auto and abs(view.preview.shift - alpha) < 1e-12
     assert np.allclose(view.preview.ts, shifted_schedule(10, alpha), atol=1e-12)
     assert panel.shift_label.text() == f"= {alpha:.3f}"
+    assert not panel.size.forecast.isVisible()  # the analytic model has no memory forecast
 
     panel.shift_auto.setChecked(False)
     panel.shift.setValue(3.0)

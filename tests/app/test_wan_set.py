@@ -37,6 +37,8 @@ def test_tiny_wan_set_is_listed_loaded_and_generates(make_window, qtbot, tmp_pat
     size.set_values(4 * multiple, 2 * multiple, 5)
     window.prompt_panel.prompt.setPlainText("a cat runs in the snow")
     window.prompt_panel.steps.setValue(2)
+    forecast = window.prompt_panel.size.forecast
+    qtbot.waitUntil(lambda: forecast.isVisible() and "RAM ≈" in forecast.text())
     outcome = run_job(qtbot, window, timeout_ms=120_000)
     assert outcome.kind == "finished", outcome.payload
     frames, _, recipe = read_video(outcome.payload.video_path)
