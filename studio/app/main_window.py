@@ -16,8 +16,8 @@ from PySide6.QtCore import Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QDockWidget, QMainWindow, QStackedWidget, QToolButton, QWidget
 
-from studio.errors import StudioError
 from studio.engine.request import GenerationRequest
+from studio.errors import StudioError
 from studio.service.forecast import forecast_request
 from studio.service.generation import GenerationService, JobResult
 from studio.service.jobs import JobQueue
