@@ -10,6 +10,8 @@ small word-level one made on the spot (timing does not depend on which ids are l
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -44,10 +46,21 @@ def word_tokenizer(vocab_size: int) -> Any:
                                    eos_token="</s>", unk_token="<unk>")  # fmt: skip
 
 
+@contextmanager
+def default_dtype(dtype: torch.dtype) -> Iterator[None]:
+    """Create new parameters in ``dtype`` (random init straight in the target precision)."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)
+
+
 def random_dit(spec: BenchSpec, device: torch.device, dtype: torch.dtype, seed: int = 0) -> WanDiT:
     """The spec's DiT with seeded random weights, cast like a loaded checkpoint."""
     torch.manual_seed(seed)
-    with torch.device(device):
+    with torch.device(device), default_dtype(dtype):  # no float32 copy of a 5B model first
         dit = WanDiT(spec.dit)
     return dit.to_dtype(dtype).eval().requires_grad_(False)
 
@@ -64,7 +77,7 @@ def random_text_encoder(spec: BenchSpec, device: torch.device, dtype: torch.dtyp
     """A UMT5 encoder of the spec's sizes with seeded random weights and a word tokenizer."""
     torch.manual_seed(seed)
     config = umt5_config(**spec.text.to_dict())
-    with torch.device(device):
+    with torch.device(device), default_dtype(dtype):  # UMT5-XXL is 23 GB in float32
         model = UMT5EncoderModel(config)
     model = model.to(dtype).eval().requires_grad_(False)
     return UMT5TextEncoder(model, word_tokenizer(spec.text.vocab_size), text_len=spec.text_len)

@@ -8,9 +8,10 @@ is resident and what the stage allocates, and takes the largest stage:
 * **DiT activations** from the token count: the peak of one block, which is either its
   feed-forward phase (3 float32 copies of the residual stream plus two ``[B, L, ffn_dim]``
   tensors) or its self-attention phase (3 float32 copies plus 5 projection-sized tensors), plus
-  the per-token time embedding (e and e0: 7 float32 ``[B, L, dim]``), plus the embedded
-  context. Attention never materialises ``L × L`` scores (fused SDPA kernels on CUDA, the
-  blocked flash kernel on the CPU);
+  the per-token time embedding where the model uses one (e and e0: 7 float32 ``[B, L, dim]``;
+  Wan 2.2 TI2V, which takes reference frames), plus the embedded context. Attention never
+  materialises ``L × L`` scores (fused SDPA kernels on CUDA, the blocked flash kernel on the
+  CPU);
 * **VAE decode working set** per output pixel of one latent-frame chunk (the decoder runs one
   latent frame at a time, so it does not grow with the length) plus the float32 output video;
 * **text encoder activations** (UMT5 attention scores and position bias, ``h·L²``);
@@ -22,7 +23,8 @@ The per-pixel VAE figures and the block coefficients were measured by running th
 on the ``meta`` device under :class:`~studio.engine.tensor_memory.TensorMemoryTracker` (every
 storage an operator allocates, to the byte); the tests re-measure them. Figures on CUDA add the
 CUDA context and an allocator allowance, which could not be measured on the machine this was
-written on (no GPU): see ``docs/benchmarks.md``.
+written on (no GPU): see ``docs/benchmarks.md``. What the app calls is
+:func:`studio.service.forecast.forecast_request`; this module is the arithmetic.
 """
 
 from __future__ import annotations
