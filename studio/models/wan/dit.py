@@ -64,6 +64,7 @@ class WanDiT(nn.Module):
         self.blocks = nn.ModuleList(WanBlock(config) for _ in range(config.num_layers))
         self.head = WanHead(config)
         self._rope = RopeCache(config.rope_pairs)
+        self._context: tuple[torch.Tensor, tuple, torch.Tensor] | None = None
 
     @property
     def dtype(self) -> torch.dtype:
@@ -109,8 +110,7 @@ class WanDiT(nn.Module):
         emb = self.patch_embedding
         tokens = F.conv3d(x.to(dtype), emb.weight, emb.bias, stride=emb.stride)
         tokens = tokens.flatten(2).transpose(1, 2).float().contiguous()  # [B, L, dim]
-        text = self.text_embedding
-        ctx = linear(F.gelu(linear(context, text[0]), approximate="tanh"), text[2])
+        ctx = self._embedded_context(context)
         rope = self._rope.get(grid, x.device)
         for block in self.blocks:
             tokens = block(tokens, e0, ctx, rope)
@@ -152,6 +152,25 @@ class WanDiT(nn.Module):
         wide = torch.float32 if x.device.type == "mps" else torch.float64
         timestep = t_tok.flatten(1)[:, 0].to(wide) * 1000.0
         return self.forward(x.to(self.dtype), timestep, context.to(self.dtype))
+
+    def _embedded_context(self, context: torch.Tensor) -> torch.Tensor:
+        """``text_embedding(context)``: ``[B, L_ctx, text_dim]`` → ``[B, L_ctx, dim]``.
+
+        Without gradients the result is kept and reused while the very same context tensor
+        comes back with the same weights (the sampler passes one context for every step), so the
+        text MLP runs once per generation. A context changed in place between calls would not be
+        noticed; the engine never does that.
+        """
+        text = self.text_embedding
+        params = list(text.parameters())
+        keep = not torch.is_grad_enabled() and not any(p.is_inference() for p in params)
+        weights = tuple((id(p), p._version) for p in params) if keep else ()  # new weights
+        cached = self._context
+        if keep and cached is not None and cached[0] is context and cached[1] == weights:
+            return cached[2]
+        ctx = linear(F.gelu(linear(context, text[0]), approximate="tanh"), text[2])
+        self._context = (context, weights, ctx) if keep else None
+        return ctx
 
     def _token_grid(self, x: torch.Tensor) -> tuple[int, int, int]:
         cfg = self.config
