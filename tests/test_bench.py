@@ -179,3 +179,37 @@ def test_host_copies_are_copies_and_arrive_in_order() -> None:
     assert [step for step, _ in arrived] == [0, 1, 2]
     assert [float(t[0]) for _, t in arrived] == [0.0, 1.0, 2.0]
     assert queue.collect(wait=True) == []
+
+
+def test_text_context_is_embedded_once_per_generation(monkeypatch) -> None:
+    """The DiT reuses its embedded context across steps, and only while it may."""
+    import studio.models.wan.dit as dit_module
+
+    torch.manual_seed(0)
+    model = WanDiT(WanDiTConfig(dim=128, ffn_dim=64, num_heads=1, num_layers=1, text_dim=16))
+    embedded = []
+    original = dit_module.linear
+    watched = [model.text_embedding[0]]
+
+    def counting(x: torch.Tensor, layer: torch.nn.Linear) -> torch.Tensor:
+        if layer is watched[0]:
+            embedded.append(1)
+        return original(x, layer)
+
+    monkeypatch.setattr(dit_module, "linear", counting)
+    x, t = torch.randn(2, 16, 1, 4, 4), torch.full((2, 1, 4, 4), 0.5)
+    context = torch.randn(2, 6, 16)
+    with torch.inference_mode():
+        first = [model.velocity_uniform(x, t, context) for _ in range(3)]
+        assert len(embedded) == 1 and all(torch.equal(v, first[0]) for v in first)
+        model.velocity_uniform(x, t, context.clone())  # another context: embedded again
+        assert len(embedded) == 2
+    with torch.no_grad():
+        model.text_embedding[2].weight.add_(1.0)  # new weights: the kept context is stale
+        changed = model.velocity_uniform(x, t, context)
+    assert len(embedded) == 3 and not torch.equal(changed, first[0])
+    trained = WanDiT(model.config)  # with gradients nothing is kept or reused
+    watched[0] = trained.text_embedding[0]
+    trained.velocity_uniform(x, t, context)
+    trained.velocity_uniform(x, t, context)
+    assert len(embedded) == 5 and trained._context is None
