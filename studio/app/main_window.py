@@ -109,7 +109,7 @@ class MainWindow(QMainWindow):
         self.stack.addWidget(self.player)
         self.setCentralWidget(self.stack)
         self.job_status = JobStatus(self)
-        self.statusBar().addPermanentWidget(self.job_status, 1)
+        self.statusBar().addPermanentWidget(self.job_status)  # messages keep the left side
 
     def _build_actions(self) -> None:
         self.window_actions = build_actions(self, {
