@@ -58,6 +58,10 @@ def load_demo_model(
     the VAE and the text encoder run in float32.
     """
     started = time.perf_counter()
+    if torch.device(device).type == "cpu":
+        # Trained attention produces denormal floats on the CPU, which made sampling ~7× slower
+        # (36 s instead of 5 s for 20 guided steps); flushing them to zero changes nothing visible.
+        torch.set_flush_denormal(True)
     folder = Path(folder) if folder is not None else demo_model_dir()
     device = torch.device(device)
     config = DemoConfig.load(folder)

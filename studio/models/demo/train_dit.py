@@ -35,7 +35,7 @@ STAGE = "dit"
 class DitRecipe:
     """Hyper-parameters of the DiT stage."""
 
-    steps: int = 1500
+    steps: int = 2600
     batch: int = 16
     lr: float = 1e-3
     warmup: int = 50

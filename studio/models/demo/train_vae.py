@@ -35,8 +35,8 @@ STAGE = "vae"
 class VaeRecipe:
     """Hyper-parameters of the VAE stage."""
 
-    steps: int = 900
-    encoder_steps: int = 300
+    steps: int = 16200
+    encoder_steps: int = 100
     """After this many steps the encoder is frozen (at its EMA weights) and only the decoder
     trains on; the latents the DiT learns from are fixed from then on."""
     batch: int = 4
@@ -46,7 +46,13 @@ class VaeRecipe:
     image_size: int = 48
     clip_every: int = 3
     """One step in ``clip_every`` trains on clips, the others on single frames (cheaper; the
-    first-frame path that image-to-video relies on)."""
+    first-frame path that image-to-video relies on)..."""
+    clips_only_from: int = 3300
+    """... until this step; from then on every step trains on clips (whose frame 0 also takes
+    the first-frame path)."""
+    long_clips_from: int = 16100
+    """From this step the clips are whole (17 frames): a decoder that only ever saw 2 latent
+    frames fails on the later ones of a 5-latent-frame video."""
     lr: float = 1e-3
     warmup: int = 10
     ema_decay: float = 0.99
@@ -79,9 +85,10 @@ def crop_batch(rng: random.Random, batch: int, frames: int, size: int) -> torch.
 def step_batch(seed: int, step: int, recipe: VaeRecipe) -> torch.Tensor:
     """The batch of ``step``: video crops every ``clip_every`` steps, single frames otherwise."""
     rng = random.Random(f"vae-{seed}-{step}")
-    if step % recipe.clip_every:
+    if step < recipe.clips_only_from and step % recipe.clip_every:
         return crop_batch(rng, recipe.image_batch, 1, recipe.image_size)
-    return crop_batch(rng, recipe.batch, recipe.crop_frames, recipe.crop_size)
+    frames = FRAMES if step >= recipe.long_clips_from else recipe.crop_frames
+    return crop_batch(rng, recipe.batch, frames, recipe.crop_size)
 
 
 def init_vae(config: WanVAEConfig, seed: int) -> CausalVideoVAE:
@@ -169,7 +176,7 @@ def train_vae(
             step,
             loss.item(),
             psnr,
-            "frames" if step % recipe.clip_every else "clips",
+            "frames" if pixels.shape[2] == 1 else "clips",
         )
         if (step + 1) % recipe.checkpoint_every == 0 or step + 1 in (
             recipe.steps,
