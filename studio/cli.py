@@ -1,4 +1,5 @@
-"""The command line: ``studio generate``, ``studio models``, ``studio train``, ``studio eval``.
+"""The command line: ``studio generate``, ``studio models``, ``studio queue``, ``studio train``,
+``studio eval``, ``studio bench``.
 
 One function per command; each calls the same service layer as the GUI.
 """
@@ -115,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_generate(sub)
     _add_models(sub)
     _add_train_eval(sub)
+    from studio.bench import add_bench_parser
+
+    add_bench_parser(sub)
     _add_queue(sub)
     return parser
 
