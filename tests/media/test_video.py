@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import struct
 from fractions import Fraction
+from dataclasses import dataclass
 from pathlib import Path
 
 import av
@@ -36,12 +37,24 @@ def moving_gradient(frames: int, height: int, width: int) -> np.ndarray:
     return np.stack(np.broadcast_arrays(red, green, blue), -1).round().astype(np.uint8)
 
 
-def decode_with_pyav(path: Path) -> tuple[np.ndarray, av.video.stream.VideoStream, dict, list]:
+@dataclass(frozen=True)
+class StreamFacts:
+    """What PyAV reports about the video stream, read while the container is open."""
+
+    codec: str
+    pix_fmt: str
+    average_rate: Fraction | None
+
+
+def decode_with_pyav(path: Path) -> tuple[np.ndarray, StreamFacts, dict, list]:
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         decoded = list(container.decode(video=0))
         frames = np.stack([f.to_ndarray(format="rgb24") for f in decoded])
-        return frames, stream, dict(container.metadata), decoded
+        facts = StreamFacts(
+            stream.codec_context.name, stream.codec_context.pix_fmt, stream.average_rate
+        )
+        return frames, facts, dict(container.metadata), decoded
 
 
 def top_level_boxes(path: Path) -> list[bytes]:
@@ -82,8 +95,8 @@ def test_mp4_decodes_back_with_pyav(tmp_path: Path, height: int, width: int) -> 
     decoded, stream, container_meta, av_frames = decode_with_pyav(path)
     even_h, even_w = height + height % 2, width + width % 2
     assert decoded.shape == (9, even_h, even_w, 3)
-    assert stream.codec_context.name == "h264"
-    assert stream.codec_context.pix_fmt == "yuv420p"
+    assert stream.codec == "h264"
+    assert stream.pix_fmt == "yuv420p"
     assert stream.average_rate == 16
     assert av_frames[0].colorspace == 1 and av_frames[0].color_range == 1  # BT.709, TV range
     error = np.abs(decoded[:, :height, :width].astype(np.int16) - frames)
