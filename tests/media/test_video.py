@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import struct
-from fractions import Fraction
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import av
