@@ -78,26 +78,35 @@ def train_demo(
     device = pick_training_device(device)
     if device.type == "cpu":
         torch.set_num_threads(min(2, torch.get_num_threads()))
-        torch.set_flush_denormal(True)  # denormals made CPU training and sampling ~5× slower
-    vae_recipe = (
-        VaeRecipe()
-        if steps is None
-        else dataclasses.replace(
-            VaeRecipe(), steps=steps, encoder_steps=min(steps, VaeRecipe().encoder_steps)
+    # Denormals made CPU training and sampling ~5× slower; the flag is thread state, so it is
+    # restored when training ends instead of leaking into the caller.
+    torch.set_flush_denormal(device.type == "cpu")
+    try:
+        vae_recipe = (
+            VaeRecipe()
+            if steps is None
+            else dataclasses.replace(
+                VaeRecipe(), steps=steps, encoder_steps=min(steps, VaeRecipe().encoder_steps)
+            )
         )
-    )
-    dit_recipe = DitRecipe() if steps is None else dataclasses.replace(DitRecipe(), steps=steps)
-    if stage in ("all", "vae"):
-        train_vae(out_dir, VAE_ARCH, recipe=vae_recipe, resume=resume, device=device, seed=seed)
-        if stage == "vae":
-            return out_dir
-    data = prepare_latents(out_dir, vae_recipe, resume=resume, device=device, seed=seed)
-    dit = train_dit(out_dir, DIT_CONFIG, data, recipe=dit_recipe, resume=resume, device=device,
-                    seed=seed)  # fmt: skip
-    model_dir = export_model(out_dir / "model", out_dir, dit, data, vae_recipe, dit_recipe, seed)
-    if evaluate:
-        run_evaluation(model_dir, device, out_dir)
-    return model_dir
+        dit_recipe = (
+            DitRecipe() if steps is None else dataclasses.replace(DitRecipe(), steps=steps)
+        )
+        if stage in ("all", "vae"):
+            train_vae(out_dir, VAE_ARCH, recipe=vae_recipe, resume=resume, device=device,
+                      seed=seed)  # fmt: skip
+            if stage == "vae":
+                return out_dir
+        data = prepare_latents(out_dir, vae_recipe, resume=resume, device=device, seed=seed)
+        dit = train_dit(out_dir, DIT_CONFIG, data, recipe=dit_recipe, resume=resume, device=device,
+                        seed=seed)  # fmt: skip
+        model_dir = export_model(out_dir / "model", out_dir, dit, data, vae_recipe, dit_recipe,
+                                 seed)  # fmt: skip
+        if evaluate:
+            run_evaluation(model_dir, device, out_dir)
+        return model_dir
+    finally:
+        torch.set_flush_denormal(False)
 
 
 def trained_vae(out_dir: Path, config: WanVAEConfig, device: torch.device) -> CausalVideoVAE:
