@@ -21,7 +21,7 @@ class ModuleHome:
 
     ``load()`` copies them to ``device`` (asynchronously from pinned memory on CUDA);
     ``park()`` points the module back at the host copies (a usable host module);
-    ``release()`` points it at empty placeholders on the device, so a parked block cannot be
+    ``release()`` points it at empty tensors on the device, so a parked block cannot be
     used by mistake — a forward would fail on the shapes. ``skip`` names child modules whose
     tensors are left alone (the DiT's ``blocks``, streamed separately).
     """
@@ -68,7 +68,7 @@ class ModuleHome:
         self.loaded = False
 
     def release(self) -> None:
-        """Point the module at empty device placeholders, freeing its device copies."""
+        """Point the module at empty device tensors, freeing its device copies."""
         with torch.inference_mode(False), torch.no_grad():
             for owner, name, is_param, home in self._slots:
                 empty = torch.empty(0, dtype=home.dtype, device=self.device)
