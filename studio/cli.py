@@ -7,7 +7,6 @@ One function per command; each calls the same service layer as the GUI.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import uuid
@@ -77,6 +76,7 @@ def _add_train_eval(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--steps", type=int)
     ev.add_argument("--guidance", type=float)
     ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--json", type=Path, help="also write the report as JSON")
     ev.set_defaults(func=cmd_eval_demo)
 
 
@@ -210,15 +210,17 @@ def cmd_train_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_eval_demo(args: argparse.Namespace) -> int:
+    from studio.media.atomic import atomic_write_json
     from studio.models.demo.evaluate import evaluate_demo, format_report
     from studio.models.demo.family import load_demo_model
     from studio.service.catalog import pick_device
 
     model = load_demo_model(args.model, device=pick_device("auto"))
-    options = {k: v for k, v in (("steps", args.steps), ("guidance", args.guidance)) if v}
-    report = evaluate_demo(model, args.prompts, seed=args.seed, **options)
+    report = evaluate_demo(model, args.prompts, steps=args.steps, guidance=args.guidance,
+                           seed=args.seed)
     print(format_report(report))
-    print(json.dumps(report.to_dict() if hasattr(report, "to_dict") else {}, indent=2))
+    if args.json is not None:
+        atomic_write_json(args.json, report.to_dict())
     return 0
 
 
