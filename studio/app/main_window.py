@@ -174,9 +174,14 @@ class MainWindow(QMainWindow):
         self.files.failed.connect(self.reporter.report)
 
     def start(self, model_id: str | None = None) -> None:
-        """Scan the model folders and load the default model (or ``model_id``)."""
+        """Scan the model folders, load the default model (or ``model_id``) and resume the queue.
+
+        Jobs left queued (or running) by an earlier session that ended or crashed run first,
+        in their saved order, resuming from their sampling checkpoints.
+        """
         self.rescan_models()
         self.load_model(model_id or self.settings.default_model or "demo")
+        self.controller.pump()
 
     # --- commands ---------------------------------------------------------------------------
 

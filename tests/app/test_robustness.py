@@ -19,7 +19,7 @@ from studio.engine.request import ConditioningItem, GenerationRequest
 from studio.engine.shapes import LatentGeometry
 from studio.errors import InvalidRequest, MediaError
 from studio.media.video import read_video_metadata
-from studio.service.jobs import JobState
+from studio.service.jobs import JobQueue, JobState
 from studio.service.model_info import size_problems
 from studio.service.preview_math import first_changing_step, schedule_preview
 from studio.service.reference import inspect_reference, thumbnail_size
@@ -71,6 +71,23 @@ def test_jobs_run_one_at_a_time_in_queue_order(make_window, qtbot):
     history = {j.id: j for j in c.queue.history()}
     assert all(history[i].state is JobState.FINISHED for i in ids)
     assert len({history[i].result["video_path"] for i in ids}) == 3
+
+
+def test_jobs_left_in_the_queue_by_an_earlier_session_run_at_start(make_window, qtbot):
+    first = make_window()
+    request = first.prompt_panel.request().with_changes(steps=2)
+    first.close()
+    earlier = JobQueue()  # what a session that crashed left on disk
+    ids = [earlier.add(request.with_changes(seed=s)).id for s in (1, 2)]
+    window = make_window(load=False)
+    c = window.controller
+    assert [j.id for j in c.queue.pending()] == ids
+    with qtbot.waitSignals([c.job_finished, c.job_finished], timeout=60_000):
+        window.start()
+    qtbot.waitUntil(lambda: not c.busy)
+    history = {j.id: j for j in c.queue.history()}
+    assert all(history[i].state is JobState.FINISHED for i in ids)
+    assert c.queue.pending() == []
 
 
 def test_invalid_requests_are_refused_before_queueing(make_window, qtbot):
