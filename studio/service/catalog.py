@@ -88,8 +88,7 @@ def load_model(model_set: ModelSet, device: torch.device, cancel: CancelToken = 
     if model_set.family == DEMO_ID:
         from studio.models.demo.family import load_demo_model
 
-        return load_demo_model(Path(model_set.id) if model_set.id != DEMO_ID else None,
-                               device=device)
+        return load_demo_model(device=device)  # the demo set is always the shipped folder
     if model_set.family == "wan":
         from studio.engine.fastpath import accelerate
         from studio.engine.offload import OffloadPolicy, apply_offload
