@@ -57,6 +57,7 @@ from studio.service.resume import (
     job_identity,
 )
 from studio.service.settings import Settings
+from studio.service.thumbnails import save_job_thumbnail
 
 log = logging.getLogger(__name__)
 
@@ -339,6 +340,7 @@ class GenerationService:
             recipe_path = video_path.with_suffix(".json")
             atomic_write_json(recipe_path, recipe)
             atomic_write_json(latent_path.parent / "recipe.json", recipe)
+            save_job_thumbnail(latent_path.parent, frames)
             timer.lap("export")
         log.info("job %s finished in %.2f s: %s", job_id, timer.total, video_path)
         return JobResult(job_id, request, model.name, video_path, latent_path, recipe_path,

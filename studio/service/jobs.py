@@ -220,7 +220,8 @@ class JobQueue:
         return job
 
     def mark_finished(self, job_id: str, result: dict[str, Any]) -> None:
-        self._end(job_id, JobState.FINISHED, result=result)
+        """End a job with its result record (also a failed one whose latent was decoded again)."""
+        self._end(job_id, JobState.FINISHED, result=result, error=None)
 
     def mark_failed(self, job_id: str, title: str, message: str, hint: str = "") -> None:
         self._end(job_id, JobState.FAILED, error={"title": title, "message": message, "hint": hint})
