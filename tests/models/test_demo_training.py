@@ -80,9 +80,13 @@ def test_pixel_targets_average_the_frames_of_each_latent_frame() -> None:
 
 def test_vae_batches_are_deterministic_and_shaped() -> None:
     recipe = VaeRecipe()
+    first = recipe.phases[0]
     clips, frames = step_batch(0, 0, recipe), step_batch(0, 1, recipe)
-    assert clips.shape == (recipe.batch, 3, recipe.crop_frames, recipe.crop_size, recipe.crop_size)
-    assert frames.shape == (recipe.image_batch, 3, 1, recipe.image_size, recipe.image_size)
+    assert clips.shape == (first.batch, 3, first.frames, first.size, first.size)
+    assert frames.shape == (2 * first.batch, 3, 1, first.size, first.size)
+    last = recipe.phases[-1]
+    whole = step_batch(0, recipe.steps - 1, recipe)
+    assert whole.shape == (last.batch, 3, last.frames, last.size, last.size)
     assert torch.equal(step_batch(0, 1, recipe), frames)
     assert clips.min() >= -1.0 and clips.max() <= 1.0
     crops = crop_batch(random.Random(0), 16, 1, 48)
@@ -110,3 +114,18 @@ def test_config_round_trip(tmp_path) -> None:
     config = DemoConfig(dit=DIT_CONFIG, vae=VAE_ARCH)
     config.save(tmp_path)
     assert DemoConfig.load(tmp_path) == config
+
+
+def test_vae_phases_cover_every_step_and_truncate() -> None:
+    recipe = VaeRecipe()
+    ends = [p.until for p in recipe.phases]
+    assert ends == sorted(ends) and recipe.steps == ends[-1]
+    assert recipe.phase(0) is recipe.phases[0]
+    assert recipe.phase(ends[0]) is recipe.phases[1]
+    assert recipe.phase(recipe.steps + 5) is recipe.phases[-1]
+    assert recipe.encoder_steps == max(p.until for p in recipe.phases if p.train_encoder)
+    short = recipe.truncated(150)
+    assert [p.until for p in short.phases] == [100, 150] and short.steps == 150
+    assert short.phases[1].frames == recipe.phases[1].frames and short.encoder_steps == 100
+    longer = recipe.truncated(recipe.steps + 10)
+    assert longer.steps == recipe.steps + 10 and len(longer.phases) == len(recipe.phases)

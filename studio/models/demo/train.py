@@ -82,13 +82,7 @@ def train_demo(
     # restored when training ends instead of leaking into the caller.
     torch.set_flush_denormal(device.type == "cpu")
     try:
-        vae_recipe = (
-            VaeRecipe()
-            if steps is None
-            else dataclasses.replace(
-                VaeRecipe(), steps=steps, encoder_steps=min(steps, VaeRecipe().encoder_steps)
-            )
-        )
+        vae_recipe = VaeRecipe() if steps is None else VaeRecipe().truncated(steps)
         dit_recipe = (
             DitRecipe() if steps is None else dataclasses.replace(DitRecipe(), steps=steps)
         )

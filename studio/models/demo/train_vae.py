@@ -1,7 +1,7 @@
 """Stage 1 of the demo recipe: train the small Wan 2.1 VAE on crops of procedural clips.
 
 Convolutions are translation-equivariant and causal in time, so the VAE trains on small random
-crops (5 frames × 64 × 64 pixels, centred near the shape) and still encodes whole 17 × 128 × 128
+crops (centred near the shape; the schedule is :data:`VAE_PHASES`) and still encodes whole 17 × 128 × 128
 clips. Loss: L1 + MSE on pixels in [−1, 1], plus a small penalty on the latent's magnitude; the
 decoder sees the latent with a little noise so it tolerates the DiT's imprecision.
 """
@@ -9,6 +9,7 @@ decoder sees the latent with a little noise so it tolerates the DiT's imprecisio
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import random
 from dataclasses import dataclass
@@ -32,27 +33,46 @@ STAGE = "vae"
 
 
 @dataclass(frozen=True, slots=True)
+class VaePhase:
+    """A span of VAE training steps that all draw the same kind of batch.
+
+    Attributes:
+        until: the phase covers the steps before this one (and after the previous phase).
+        frames: frames per training crop (1 + 4k; 17 = whole clips).
+        size: crop size in pixels (square).
+        batch: crops per step.
+        train_encoder: whether the encoder (and ``conv1``) learns; when not, it holds its EMA
+            weights and only the decoder trains, so the latents stay fixed.
+        frame_steps: when > 1, only one step in ``frame_steps`` draws clips; the others draw
+            ``2 × batch`` single frames (cheaper; the first-frame path image-to-video relies on).
+    """
+
+    until: int
+    frames: int
+    size: int = 48
+    batch: int = 4
+    train_encoder: bool = False
+    frame_steps: int = 1
+
+
+VAE_PHASES = (
+    VaePhase(until=100, frames=5, train_encoder=True, frame_steps=3),
+    VaePhase(until=3300, frames=5, frame_steps=3),
+    VaePhase(until=16100, frames=5),
+    VaePhase(until=16200, frames=17),
+    VaePhase(until=18200, frames=17, train_encoder=True),
+    VaePhase(until=19200, frames=17, size=64),
+)
+"""The demo VAE's schedule. The first phases (short crops, encoder frozen early) left a decoder
+that fails after two latent frames (16 dB on whole clips), so the later phases train encoder and
+decoder together on whole 17-frame clips, then polish the decoder on larger crops."""
+
+
+@dataclass(frozen=True, slots=True)
 class VaeRecipe:
     """Hyper-parameters of the VAE stage."""
 
-    steps: int = 16200
-    encoder_steps: int = 100
-    """After this many steps the encoder is frozen (at its EMA weights) and only the decoder
-    trains on; the latents the DiT learns from are fixed from then on."""
-    batch: int = 4
-    crop_frames: int = 5
-    crop_size: int = 48
-    image_batch: int = 8
-    image_size: int = 48
-    clip_every: int = 3
-    """One step in ``clip_every`` trains on clips, the others on single frames (cheaper; the
-    first-frame path that image-to-video relies on)..."""
-    clips_only_from: int = 3300
-    """... until this step; from then on every step trains on clips (whose frame 0 also takes
-    the first-frame path)."""
-    long_clips_from: int = 16100
-    """From this step the clips are whole (17 frames): a decoder that only ever saw 2 latent
-    frames fails on the later ones of a 5-latent-frame video."""
+    phases: tuple[VaePhase, ...] = VAE_PHASES
     lr: float = 1e-3
     warmup: int = 10
     ema_decay: float = 0.99
@@ -60,6 +80,25 @@ class VaeRecipe:
     """Noise added to μ before decoding, as a fraction of the batch's latent std."""
     latent_penalty: float = 1e-4
     checkpoint_every: int = 25
+
+    @property
+    def steps(self) -> int:
+        return self.phases[-1].until
+
+    @property
+    def encoder_steps(self) -> int:
+        """The step after the last one that trains the encoder: the latents are fixed from here."""
+        return max((p.until for p in self.phases if p.train_encoder), default=0)
+
+    def phase(self, step: int) -> VaePhase:
+        """The phase that ``step`` belongs to (the last one for steps past the end)."""
+        return next((p for p in self.phases if step < p.until), self.phases[-1])
+
+    def truncated(self, steps: int) -> VaeRecipe:
+        """The same schedule cut (or the last phase extended) to ``steps`` steps in all."""
+        last = self.phase(steps - 1)
+        kept = self.phases[: self.phases.index(last)]
+        return dataclasses.replace(self, phases=(*kept, dataclasses.replace(last, until=steps)))
 
 
 def crop_batch(rng: random.Random, batch: int, frames: int, size: int) -> torch.Tensor:
@@ -83,12 +122,12 @@ def crop_batch(rng: random.Random, batch: int, frames: int, size: int) -> torch.
 
 
 def step_batch(seed: int, step: int, recipe: VaeRecipe) -> torch.Tensor:
-    """The batch of ``step``: video crops every ``clip_every`` steps, single frames otherwise."""
+    """The batch of ``step``: its phase's clips, or single frames on a phase's frame steps."""
     rng = random.Random(f"vae-{seed}-{step}")
-    if step < recipe.clips_only_from and step % recipe.clip_every:
-        return crop_batch(rng, recipe.image_batch, 1, recipe.image_size)
-    frames = FRAMES if step >= recipe.long_clips_from else recipe.crop_frames
-    return crop_batch(rng, recipe.batch, frames, recipe.crop_size)
+    phase = recipe.phase(step)
+    if phase.frame_steps > 1 and step % phase.frame_steps:
+        return crop_batch(rng, 2 * phase.batch, 1, phase.size)
+    return crop_batch(rng, phase.batch, phase.frames, phase.size)
 
 
 def init_vae(config: WanVAEConfig, seed: int) -> CausalVideoVAE:
@@ -113,12 +152,13 @@ def init_vae(config: WanVAEConfig, seed: int) -> CausalVideoVAE:
     return model
 
 
-def freeze_encoder(model: CausalVideoVAE, ema: CausalVideoVAE) -> None:
-    """Copy the EMA encoder into the model and stop training it (encoder and ``conv1``)."""
+def set_encoder_training(model: CausalVideoVAE, ema: CausalVideoVAE, train: bool) -> None:
+    """Let the encoder (and ``conv1``) learn, or freeze it at its EMA weights."""
     for name in ("encoder", "conv1"):
         trained, averaged = getattr(model, name), getattr(ema, name)
-        trained.load_state_dict(averaged.state_dict())
-        trained.requires_grad_(False)
+        if not train:
+            trained.load_state_dict(averaged.state_dict())
+        trained.requires_grad_(train)
 
 
 def reconstruct(
@@ -154,8 +194,7 @@ def train_vae(
     bar = tqdm(range(start, recipe.steps), initial=start, total=recipe.steps, desc="VAE",
                dynamic_ncols=True)  # fmt: skip
     for step in bar:
-        if step >= recipe.encoder_steps:
-            freeze_encoder(model, ema)
+        set_encoder_training(model, ema, recipe.phase(step).train_encoder)
         torch.manual_seed(hash((seed, step)) & 0xFFFFFFFF)
         pixels = step_batch(seed, step, recipe).to(device)
         for group in optimizer.param_groups:
