@@ -54,7 +54,7 @@ BACKGROUND_WORDS: dict[str, tuple[str, ...]] = {
     "black": ("black", "dark"),
     "gray": ("gray", "grey"),
     "white": ("white", "bright white"),
-    "navy": ("navy", "navy blue"),
+    "navy": ("navy", "navy blue", "blue", "dark blue"),
 }
 
 SHAPE_WORDS: dict[str, tuple[str, ...]] = {
