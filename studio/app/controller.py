@@ -10,6 +10,7 @@ busy worker sees it at its next step. Widgets connect only to the controller's s
 from __future__ import annotations
 
 import logging
+from collections import deque
 from dataclasses import dataclass
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
@@ -17,10 +18,10 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 from studio.engine.cancel import CancelToken
 from studio.engine.request import GenerationRequest
 from studio.service.generation import GenerationService, JobResult
-from studio.service.jobs import JobQueue
+from studio.service.jobs import JobQueue, JobState
 from studio.service.settings import Settings
 
-from .worker import GenerationWorker, JobFailure, WorkItem
+from .worker import DecodeItem, GenerationWorker, JobFailure, WorkItem
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 class RunningJob:
     job_id: str
     cancel: CancelToken
+    decode: bool = False  # a "decode again" of an ended job, not a queued job
 
 
 class JobController(QObject):
@@ -44,6 +46,7 @@ class JobController(QObject):
 
     # to the worker (queued: the worker lives on its own thread)
     run_requested = Signal(object)
+    decode_requested = Signal(object)
     load_requested = Signal(str)
     unload_requested = Signal()
     settings_requested = Signal(object)
@@ -65,6 +68,7 @@ class JobController(QObject):
         super().__init__(parent)
         self.queue = queue
         self._running: RunningJob | None = None
+        self._decodes: deque[str] = deque()  # ended jobs to decode again, before queued ones
         self._closing = False
         self._thread = QThread()
         self._thread.setObjectName("generation-worker")
@@ -77,6 +81,7 @@ class JobController(QObject):
     def _connect_worker(self) -> None:
         w = self._worker
         self.run_requested.connect(w.run)
+        self.decode_requested.connect(w.decode_again)
         self.load_requested.connect(w.load_model)
         self.unload_requested.connect(w.unload_model)
         self.settings_requested.connect(w.apply_settings)
@@ -113,6 +118,16 @@ class JobController(QObject):
         self.pump()
         return job.id
 
+    def decode_again(self, job_id: str) -> None:
+        """Decode an ended job's saved latent again on the worker (before the next queued job).
+
+        A failed or cancelled job becomes finished with the new video; a finished job keeps its
+        record (the new MP4 is another output), as ``studio queue decode`` does.
+        """
+        if job_id not in self._decodes:
+            self._decodes.append(job_id)
+        self.pump()
+
     def cancel(self) -> None:
         """Cancel the running job; the worker stops before its next model call."""
         if self._running is not None:
@@ -132,6 +147,12 @@ class JobController(QObject):
         """Hand the next queued job to the worker if it is idle."""
         if self._running is not None or self._closing:
             return
+        if self._decodes:
+            job_id = self._decodes.popleft()
+            self._running = RunningJob(job_id, CancelToken(), decode=True)
+            self.busy_changed.emit(True)
+            self.decode_requested.emit(DecodeItem(job_id, self._running.cancel))
+            return
         job = self.queue.take_next()
         if job is None:
             return
@@ -149,7 +170,7 @@ class JobController(QObject):
             running.cancel.set()
         self._thread.quit()
         done = self._thread.wait(timeout_ms)
-        if running is not None:
+        if running is not None and not running.decode:
             self.queue.requeue(running.job_id)
             self._running = None
         if not done:
@@ -162,7 +183,8 @@ class JobController(QObject):
     def _on_finished(self, job_id: str, result: JobResult) -> None:
         if self._closing:
             return
-        self.queue.mark_finished(job_id, result.to_record())
+        if self._records(job_id):
+            self.queue.mark_finished(job_id, result.to_record())
         self._running = None
         self.job_finished.emit(job_id, result)
         self._after_job()
@@ -171,7 +193,8 @@ class JobController(QObject):
     def _on_failed(self, job_id: str, failure: JobFailure) -> None:
         if self._closing:
             return
-        self.queue.mark_failed(job_id, failure.title, failure.message, failure.hint)
+        if self._running is None or not self._running.decode:
+            self.queue.mark_failed(job_id, failure.title, failure.message, failure.hint)
         self._running = None
         self.job_failed.emit(job_id, failure)
         self._after_job()
@@ -180,10 +203,21 @@ class JobController(QObject):
     def _on_cancelled(self, job_id: str) -> None:
         if self._closing:
             return
-        self.queue.mark_cancelled(job_id)
+        if self._running is None or not self._running.decode:
+            self.queue.mark_cancelled(job_id)
         self._running = None
         self.job_cancelled.emit(job_id)
         self._after_job()
+
+    def _records(self, job_id: str) -> bool:
+        """Whether a finished run changes the job's record (not so for decoding a finished job)."""
+        running = self._running
+        if running is None or not running.decode:
+            return True
+        try:
+            return self.queue.get(job_id).state is not JobState.FINISHED
+        except KeyError:  # deleted meanwhile
+            return False
 
     def _after_job(self) -> None:
         """The worker is idle again: say so, then start the next queued job, if any."""

@@ -1,6 +1,7 @@
 """The main window: docks, actions and shortcuts, and the wiring between them.
 
-Left: the prompt panel. Right: models and the reference frame. Bottom: the schedule plot.
+Left: the prompt panel. Right: models and the reference frame. Bottom: the schedule plot, the
+queue and the history gallery (tabs).
 Centre: the live preview while a job runs, the result player afterwards. Work happens in the
 :class:`~studio.app.controller.JobController`'s thread and the task pool; this class only
 connects signals to slots and moves data between panels.
@@ -29,10 +30,13 @@ from studio.service.settings import Settings, save_settings
 from .controller import JobController
 from .dialogs import ErrorReporter
 from .file_actions import FileActions, is_recipe_file
+from .history_view import HistoryView
 from .models_panel import ModelsPanel
 from .player import DecodedVideo, Player, decode_video_images
 from .preview_view import PreviewView
 from .prompt_panel import PromptPanel
+from .queue_ops import QueueOps
+from .queue_view import QueueView
 from .reference_drop import ReferencePanel, local_paths
 from .schedule_view import ScheduleView
 from .settings_dialog import SettingsDialog
@@ -81,6 +85,7 @@ class MainWindow(QMainWindow):
         self.reporter = ErrorReporter(self)
         self.tasks.on_unhandled_error = self.reporter.report
         self.controller = JobController(service, queue, self)
+        self.queue_ops = QueueOps(queue, self)
         self.files = FileActions(self.tasks, self)
         self._schedule_timer = QTimer(self)  # 0-ms debounce: one redraw per burst of edits
         self._schedule_timer.setSingleShot(True)
@@ -108,6 +113,8 @@ class MainWindow(QMainWindow):
         self.stack.addWidget(self.preview_view)
         self.stack.addWidget(self.player)
         self.setCentralWidget(self.stack)
+        self.queue_view = QueueView(self.controller, self.queue_ops, self)
+        self.history_view = HistoryView(self.controller, self.queue_ops, self.tasks, self)
         self.job_status = JobStatus(self)
         self.statusBar().addPermanentWidget(self.job_status)  # messages keep the left side
 
@@ -142,7 +149,11 @@ class MainWindow(QMainWindow):
         self._dock("Prompt", self.prompt_panel, left)
         models = self._dock("Models", self.models_panel, right)
         self._dock("Reference frame", self.reference_panel, right)
-        self._dock("Schedule", self.schedule_view, Qt.DockWidgetArea.BottomDockWidgetArea)
+        bottom = Qt.DockWidgetArea.BottomDockWidgetArea
+        schedule = self._dock("Schedule", self.schedule_view, bottom)
+        for title, view in (("Queue", self.queue_view), ("History", self.history_view)):
+            self.tabifyDockWidget(schedule, self._dock(title, view, bottom))
+        schedule.raise_()
         # The schedule sits under the preview only; the side columns run the full height.
         self.setCorner(Qt.Corner.BottomLeftCorner, left)
         self.setCorner(Qt.Corner.BottomRightCorner, right)
@@ -172,6 +183,11 @@ class MainWindow(QMainWindow):
         self.files.exported.connect(self._on_exported)
         self.files.request_loaded.connect(self._on_request_loaded)
         self.files.failed.connect(self.reporter.report)
+        self.queue_ops.failed.connect(self.reporter.report)
+        self.history_view.reopen_requested.connect(self._on_request_loaded)
+        self.history_view.play_requested.connect(self._play)
+        for view in (self.queue_view, self.history_view):
+            view.message.connect(lambda text: self.statusBar().showMessage(text, 5000))
 
     def start(self, model_id: str | None = None) -> None:
         """Scan the model folders, load the default model (or ``model_id``) and resume the queue.
@@ -274,7 +290,8 @@ class MainWindow(QMainWindow):
     def shutdown(self) -> bool:
         """Stop the worker and background tasks; True when every thread ended."""
         self.reporter.close_all()
-        done = self.controller.shutdown()
+        done = self.queue_ops.shutdown()
+        done = self.controller.shutdown() and done
         return self.tasks.wait() and done
 
     # --- job events -------------------------------------------------------------------------
@@ -329,6 +346,11 @@ class MainWindow(QMainWindow):
         self.schedule_view.set_current_step(None)
         self._update_actions()
         self._schedule_timer.start()
+
+    @Slot(str)
+    def _play(self, path: str) -> None:
+        """Decode ``path`` in the task pool, then play it (a job picked in the history)."""
+        self.tasks.submit(lambda: decode_video_images(Path(path)), self._show_video)
 
     def _show_video(self, video: DecodedVideo) -> None:
         self.player.set_video(video)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from PySide6.QtCore import QObject, Signal, Slot
@@ -21,6 +22,7 @@ from studio.errors import Cancelled, StudioError
 from studio.service.generation import (
     GenerationService,
     JobEvent,
+    JobResult,
     PreviewEvent,
     ProgressEvent,
     StageEvent,
@@ -40,6 +42,14 @@ class WorkItem:
 
     job_id: str
     request: GenerationRequest
+    cancel: CancelToken
+
+
+@dataclass(frozen=True, slots=True)
+class DecodeItem:
+    """Decode a finished (or failed) job's saved latent again; ``cancel`` as in WorkItem."""
+
+    job_id: str
     cancel: CancelToken
 
 
@@ -108,21 +118,31 @@ class GenerationWorker(QObject):
     @Slot(object)
     def run(self, item: WorkItem) -> None:
         """Run one job; always ends with exactly one of finished / failed / cancelled."""
-        self.started.emit(item.job_id)
+        self._run_job(item.job_id, lambda: self._service.run(
+            item.job_id, item.request, self._on_event, item.cancel))
+
+    @Slot(object)
+    def decode_again(self, item: DecodeItem) -> None:
+        """Decode and export a job's saved latent again (no sampling); ends like :meth:`run`."""
+        self._run_job(item.job_id, lambda: self._service.decode_again(
+            item.job_id, self._on_event, item.cancel))
+
+    def _run_job(self, job_id: str, work: Callable[[], JobResult]) -> None:
+        self.started.emit(job_id)
         try:
-            result = self._service.run(item.job_id, item.request, self._on_event, item.cancel)
+            result = work()
         except Cancelled:
-            log.info("job %s cancelled", item.job_id)
-            self.cancelled.emit(item.job_id)
+            log.info("job %s cancelled", job_id)
+            self.cancelled.emit(job_id)
         except Exception as exc:  # the worker must survive anything
             failure = describe_failure(exc)
             if isinstance(exc, StudioError):
-                log.warning("job %s failed: %s", item.job_id, exc)
+                log.warning("job %s failed: %s", job_id, exc)
             else:
-                log.exception("job %s: internal error", item.job_id)
-            self.failed.emit(item.job_id, failure)
+                log.exception("job %s: internal error", job_id)
+            self.failed.emit(job_id, failure)
         else:
-            self.finished.emit(item.job_id, result)
+            self.finished.emit(job_id, result)
         self._report_model()
 
     @Slot(str)
