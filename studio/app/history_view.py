@@ -90,9 +90,11 @@ class HistoryView(QWidget):
         self.controller = controller
         self.ops = ops
         self.tasks = tasks
+        self.thumbnail_tasks = TaskRunner(self, threads=1)  # old jobs' thumbnails queue here
         self.model = HistoryModel(self)
         self.confirm_box: QMessageBox | None = None
         self._loading: set[str] = set()
+        self._shown: Job | None = None  # the job whose details are on show
         self._build()
         self._connect()
         self.reload()
@@ -178,9 +180,14 @@ class HistoryView(QWidget):
         for job in self.model.jobs():
             if self.model.needs_thumbnail(job.id) and job.id not in self._loading:
                 self._loading.add(job.id)
-                self.tasks.submit(lambda job=job: load_thumbnail(job),
-                                  lambda image, i=job.id: self._thumbnail_loaded(i, image),
-                                  lambda failure, i=job.id: self._thumbnail_failed(i, failure))
+                self.thumbnail_tasks.submit(
+                    lambda job=job: load_thumbnail(job),
+                    lambda image, i=job.id: self._thumbnail_loaded(i, image),
+                    lambda failure, i=job.id: self._thumbnail_failed(i, failure))
+
+    def shutdown(self, timeout_ms: int = 10_000) -> bool:
+        """Wait for thumbnails being made; True when none is left."""
+        return self.thumbnail_tasks.wait(timeout_ms)
 
     def _thumbnail_loaded(self, job_id: str, image) -> None:
         self._loading.discard(job_id)
@@ -209,21 +216,29 @@ class HistoryView(QWidget):
         self._show_details(self.model.job_at(current.row()) if current.isValid() else None)
 
     def _show_details(self, job: Job | None) -> None:
+        """Summary now, recipe JSON and playback from the task pool.
+
+        The same job selected again after the gallery was rebuilt is not played again (a newer
+        result on screen stays); its texts are refreshed if the job changed.
+        """
         self._update_buttons()
+        shown, self._shown = self._shown, job
         if job is None:
             self.summary.setText("Select a job to see its recipe")
             self.recipe.setPlainText("")
             return
+        again = shown is not None and shown.id == job.id
+        if again and shown == job:
+            return
         self.summary.setText(recipe_summary(job))
-        self.recipe.setPlainText("")
         self.tasks.submit(lambda: (recipe_text(job), existing_video(job)),
-                          lambda found: self._details_loaded(job.id, *found))
+                          lambda found: self._details_loaded(job.id, *found, play=not again))
 
-    def _details_loaded(self, job_id: str, text: str, video: str | None) -> None:
+    def _details_loaded(self, job_id: str, text: str, video: str | None, play: bool) -> None:
         if self.selected_id() != job_id:
             return  # the selection moved on meanwhile
         self.recipe.setPlainText(text)
-        if video is not None:
+        if video is not None and play:
             self.play_requested.emit(video)
 
     # --- commands ---------------------------------------------------------------------------

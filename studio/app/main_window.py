@@ -197,6 +197,7 @@ class MainWindow(QMainWindow):
         """
         self.rescan_models()
         self.load_model(model_id or self.settings.default_model or "demo")
+        self.queue_view.auto_start = True
         self.controller.pump()
 
     # --- commands ---------------------------------------------------------------------------
@@ -291,6 +292,7 @@ class MainWindow(QMainWindow):
         """Stop the worker and background tasks; True when every thread ended."""
         self.reporter.close_all()
         done = self.queue_ops.shutdown()
+        done = self.history_view.shutdown() and done
         done = self.controller.shutdown() and done
         return self.tasks.wait() and done
 

@@ -192,6 +192,7 @@ class QueueView(QWidget):
         self.controller = controller
         self.ops = ops
         self.model = QueueModel(self)
+        self.auto_start = False  # start jobs queued or resumed elsewhere (set once started)
         self._build()
         self._connect()
         self.reload()
@@ -275,7 +276,7 @@ class QueueView(QWidget):
         paused = " · paused" if self.queue.paused else ""
         self.summary.setText(f"{len(running)} running · {len(queued)} queued{paused}")
         self._update_actions()
-        if queued and not self.queue.paused and not self.controller.busy:
+        if self.auto_start and queued and not self.queue.paused and not self.controller.busy:
             self.controller.pump()  # jobs added or resumed elsewhere
 
     def selected_id(self) -> str | None:

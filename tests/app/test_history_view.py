@@ -74,6 +74,9 @@ def test_a_finished_job_shows_its_thumbnail_recipe_and_video(make_window, qtbot)
     recipe = json.loads(view.recipe.toPlainText())
     assert recipe == json.loads(Path(job.result["recipe_path"]).read_text())
     assert recipe["request"] == job.request.to_dict()
+    qtbot.waitUntil(lambda: window.tasks.pending == 0, timeout=20_000)
+    view.reload()  # the queue changed: the same job stays selected, and is not played again
+    assert view.selected_id() == job.id and window.tasks.pending == 0
 
 
 def test_reopen_fills_every_field_of_the_prompt_panel(make_window, qtbot, tmp_path):
