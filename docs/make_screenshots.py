@@ -5,8 +5,9 @@
 
 Shots: ``main-window.png`` (idle, ready to generate), ``generating.png`` (mid-run with the live
 preview and the current step on the schedule), ``reference-frame.png`` (a soft reference frame
-and where it starts denoising), ``result.png`` (the finished video in the player). Runs in a
-temporary STUDIO_HOME so the user's settings and queue are never touched.
+and where it starts denoising), ``result.png`` (the finished video in the player),
+``history.png`` (the history gallery after three jobs). ``--only history.png`` writes just that
+one. Runs in a temporary STUDIO_HOME so the user's settings and queue are never touched.
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMPT = "a red circle moving right on a white background"
+MORE_PROMPTS = ("a blue square moving left on a white background",
+                "a green circle moving down on a white background")
+ONLY: set[str] = set()
+"""Shots to write (empty: all)."""
 
 
 def wait_for(signal, timeout_s: float, check=None):
@@ -53,6 +58,8 @@ def settle(ms: int = 150) -> None:
 
 def shoot(window, out: Path, name: str) -> None:
     settle()
+    if ONLY and name not in ONLY:
+        return
     path = out / name
     if not window.grab().save(str(path)):
         raise OSError(f"could not write {path}")
@@ -76,6 +83,31 @@ def reference_image(path: Path) -> Path:
     return path
 
 
+def shoot_history(window, out: Path) -> None:
+    """Two more jobs, then the History tab with the newest selected."""
+    from PySide6.QtWidgets import QDockWidget
+
+    for seed, prompt in enumerate(MORE_PROMPTS, start=7):
+        window.prompt_panel.prompt.setPlainText(prompt)
+        window.prompt_panel.seed.setText(str(seed))
+        window.generate()
+        wait_for(window.result_shown, 600)
+    from PySide6.QtCore import Qt
+
+    dock = window.findChild(QDockWidget, "dock-history")
+    dock.raise_()
+    window.resizeDocks([dock], [420], Qt.Orientation.Vertical)
+    view = window.history_view
+    settle(300)
+    view.select(view.model.job_at(0).id)
+    wait_for(window.result_shown, 60)
+    window.player.pause()
+    window.player.seek(window.player.frame_count // 2)
+    settle(500)
+    shoot(window, out, "history.png")
+    window.findChild(QDockWidget, "dock-schedule").raise_()
+
+
 def take_screenshots(window, out: Path, model_id: str, steps: int) -> None:
     """Drive ``window`` (already shown) through the four shots."""
     c = window.controller
@@ -95,6 +127,7 @@ def take_screenshots(window, out: Path, model_id: str, steps: int) -> None:
     window.player.pause()
     window.player.seek(window.player.frame_count // 2)
     shoot(window, out, "result.png")
+    shoot_history(window, out)
 
     if info.supports_image:
         window.reference_panel.load_path(str(reference_image(out.parent / ".reference.png")))
@@ -110,7 +143,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
     parser.add_argument("--size", default="1360x860", help="window size, WxH")
+    parser.add_argument("--only", action="append", default=[],
+                        help="write only this shot (repeatable), e.g. history.png")
     args = parser.parse_args(argv)
+    ONLY.update(args.only)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     home = tempfile.mkdtemp(prefix="flow-studio-shots-")
     os.environ["STUDIO_HOME"] = home
