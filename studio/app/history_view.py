@@ -18,7 +18,7 @@ from PySide6.QtCore import QModelIndex, QSize, Qt, QUrl, Signal, Slot
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QHBoxLayout,
+    QGridLayout,
     QLabel,
     QListView,
     QMessageBox,
@@ -123,7 +123,8 @@ class HistoryView(QWidget):
         self.recipe = QPlainTextEdit(self)
         self.recipe.setObjectName("history-recipe")
         self.recipe.setReadOnly(True)
-        self.reopen_button = self._button("Re-open in prompt panel", "reopen", self.reopen)
+        self.reopen_button = self._button("Re-open", "reopen", self.reopen)
+        self.reopen_button.setToolTip("Fill the prompt panel with this job's settings")
         self.decode_button = self._button("Decode again", "decode-again", self.decode_again)
         self.folder_button = self._button("Show in folder", "show-in-folder",
                                           self.show_in_folder)
@@ -137,11 +138,11 @@ class HistoryView(QWidget):
         return button
 
     def _lay_out(self) -> None:
-        buttons = QHBoxLayout()
-        for button in (self.reopen_button, self.decode_button, self.folder_button,
-                       self.delete_button):
-            buttons.addWidget(button)
-        buttons.addStretch(1)
+        # Two by two, so the details column stays narrow and the gallery keeps its columns.
+        buttons = QGridLayout()
+        for i, button in enumerate((self.reopen_button, self.decode_button, self.folder_button,
+                                    self.delete_button)):
+            buttons.addWidget(button, i // 2, i % 2)
         details = QWidget(self)
         column = QVBoxLayout(details)
         column.setContentsMargins(0, 0, 0, 0)
