@@ -76,11 +76,13 @@ class HistoryView(QWidget):
     Signals:
         reopen_requested(GenerationRequest, str): fill the prompt panel (label for the status).
         play_requested(str): play this video in the player.
+        deleted(str): this job and its files were deleted.
         message(str): a short status-bar message.
     """
 
     reopen_requested = Signal(object, str)
     play_requested = Signal(str)
+    deleted = Signal(str)
     message = Signal(str)
 
     def __init__(self, controller: JobController, ops: QueueOps, tasks: TaskRunner,
@@ -295,8 +297,11 @@ class HistoryView(QWidget):
 
     def delete(self, job_id: str) -> None:
         """Delete an ended job with its files (no question asked)."""
-        self.ops.submit(lambda: self.queue.delete(job_id),
-                        lambda _: self.message.emit(f"Deleted job {job_id[:6]}"))
+        self.ops.submit(lambda: self.queue.delete(job_id), lambda _: self._deleted(job_id))
+
+    def _deleted(self, job_id: str) -> None:
+        self.deleted.emit(job_id)
+        self.message.emit(f"Deleted job {job_id[:6]}")
 
     def _on_confirm(self, button: QMessageBox.StandardButton, job_id: str) -> None:
         if button == QMessageBox.StandardButton.Yes:

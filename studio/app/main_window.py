@@ -80,7 +80,8 @@ class MainWindow(QMainWindow):
         self._catalog = catalog
         self._info: ModelInfo | None = None
         self._pending_request = None
-        self.last_result: JobResult | None = None
+        self.shown_video: Path | None = None
+        """The video in the player (the last finished job, or a job played from the history)."""
         self.tasks = TaskRunner(self)
         self.reporter = ErrorReporter(self)
         self.tasks.on_unhandled_error = self.reporter.report
@@ -186,6 +187,7 @@ class MainWindow(QMainWindow):
         self.queue_ops.failed.connect(self.reporter.report)
         self.history_view.reopen_requested.connect(self._on_request_loaded)
         self.history_view.play_requested.connect(self._play)
+        self.history_view.deleted.connect(self._on_job_deleted)
         for view in (self.queue_view, self.history_view):
             view.message.connect(lambda text: self.statusBar().showMessage(text, 5000))
 
@@ -229,16 +231,16 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def export(self) -> None:
-        """Ctrl+E: save the last finished video (with its recipe) where the user says."""
-        if self.last_result is None:
+        """Ctrl+E: save the video in the player (with its recipe) where the user says."""
+        if self.shown_video is None:
             self.statusBar().showMessage("Nothing to export yet", 4000)
             return
-        self.files.ask_export(self.last_result.video_path)
+        self.files.ask_export(self.shown_video)
 
     def export_to(self, target: Path) -> None:
-        """Export the last finished video to ``target`` (no dialog); ``files.exported`` tells."""
-        assert self.last_result is not None, "no finished job to export"
-        self.files.export(self.last_result.video_path, Path(target))
+        """Export the video in the player to ``target`` (no dialog); ``files.exported`` tells."""
+        assert self.shown_video is not None, "no video to export"
+        self.files.export(self.shown_video, Path(target))
 
     def open_path(self, path: Path) -> None:
         """A recipe (MP4 / JSON) restores settings; anything else is tried as a reference."""
@@ -326,7 +328,6 @@ class MainWindow(QMainWindow):
 
     @Slot(str, object)
     def _on_job_finished(self, job_id: str, result: JobResult) -> None:
-        self.last_result = result
         self.job_status.ended(f"Finished in {result.seconds:.1f} s · {result.video_path.name}")
         self._job_ended()
         path = Path(result.video_path)
@@ -354,8 +355,18 @@ class MainWindow(QMainWindow):
         """Decode ``path`` in the task pool, then play it (a job picked in the history)."""
         self.tasks.submit(lambda: decode_video_images(Path(path)), self._show_video)
 
+    @Slot(str)
+    def _on_job_deleted(self, _job_id: str) -> None:
+        """A job deleted from the history takes its video along: stop showing it."""
+        if self.shown_video is not None and not self.shown_video.exists():
+            self.shown_video = None
+            self.player.clear("The video was deleted")
+            self._update_actions()
+
     def _show_video(self, video: DecodedVideo) -> None:
         self.player.set_video(video)
+        self.shown_video = Path(video.path)
+        self._update_actions()
         self.stack.setCurrentWidget(self.player)
         self.result_shown.emit(str(video.path))
 
@@ -439,7 +450,7 @@ class MainWindow(QMainWindow):
     def _update_actions(self) -> None:
         self.generate_action.setEnabled(self._info is not None and self.prompt_panel.is_valid())
         self.cancel_action.setEnabled(self.controller.busy)
-        self.export_action.setEnabled(self.last_result is not None)
+        self.export_action.setEnabled(self.shown_video is not None)
 
     # --- Qt overrides -----------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QMessageBox
 from studio.app.history_model import LATENT_FILE
 from studio.app.images import qimage_to_array
 from studio.errors import StudioError
+from studio.media.video import read_video_metadata
 from studio.paths import studio_home
 from studio.service.jobs import JobState
 from studio.service.resume import LATENT_NAME
@@ -190,3 +191,27 @@ def test_failed_jobs_are_marked_and_the_history_survives_a_restart(make_window, 
     frames = decoded_frames(done.result["video_path"])
     assert np.abs(qimage_to_array(image).astype(float)
                   - frames[middle_index(len(frames))]).mean() < 3.0
+
+
+def test_export_again_saves_the_job_picked_in_the_history(make_window, qtbot, tmp_path):
+    window = make_window()
+    view = window.history_view
+    older = finished_job(qtbot, window, prompt="the older job")
+    newer = finished_job(qtbot, window, prompt="the newer job")
+    qtbot.waitUntil(lambda: window.shown_video == Path(newer.result["video_path"]), timeout=20_000)
+    qtbot.waitUntil(lambda: view.model.row_of(older.id) == 1, timeout=5000)
+
+    with qtbot.waitSignal(window.result_shown, timeout=20_000):
+        view.select(older.id)
+    assert window.export_action.isEnabled()
+    target = tmp_path / "again.mp4"
+    with qtbot.waitSignal(window.files.exported, timeout=30_000):
+        window.export_to(target)
+    assert read_video_metadata(target)["request"]["prompt"] == "the older job"
+    assert np.array_equal(decoded_frames(str(target)), decoded_frames(older.result["video_path"]))
+
+    # Deleting the job on show takes its video: nothing is left to export.
+    with qtbot.waitSignal(view.deleted, timeout=5000):
+        view.delete(older.id)
+    assert window.shown_video is None and not window.export_action.isEnabled()
+    assert window.player.video is None
