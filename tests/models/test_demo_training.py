@@ -13,7 +13,7 @@ from studio.models.demo.checkpoint import load_checkpoint, save_checkpoint, upda
 from studio.models.demo.config import DIT_CONFIG, VAE_ARCH, DemoConfig
 from studio.models.demo.data import ClipSpec, render
 from studio.models.demo.latents import RING, _pixel_targets, fit_preview, shape_box, shift_latent
-from studio.models.demo.train_dit import Batch, DitRecipe, flow_step_loss, init_dit
+from studio.models.demo.train_dit import Batch, DitRecipe, flow_step_loss, init_dit, learning_rate
 from studio.models.demo.train_vae import VaeRecipe, crop_batch, step_batch
 
 
@@ -129,3 +129,14 @@ def test_vae_phases_cover_every_step_and_truncate() -> None:
     assert short.phases[1].frames == recipe.phases[1].frames and short.encoder_steps == 100
     longer = recipe.truncated(recipe.steps + 10)
     assert longer.steps == recipe.steps + 10 and len(longer.phases) == len(recipe.phases)
+
+
+def test_dit_learning_rate_warms_up_then_decays_along_a_half_cosine() -> None:
+    recipe = DitRecipe(steps=1050, warmup=50, lr=1e-3, final_lr=1e-4)
+    assert learning_rate(recipe, 0) == pytest.approx(2e-5)
+    assert learning_rate(recipe, 49) == pytest.approx(1e-3)
+    assert learning_rate(recipe, 50) == pytest.approx(1e-3)
+    assert learning_rate(recipe, 550) == pytest.approx(5.5e-4)  # half way: the mean
+    assert learning_rate(recipe, 1050) == pytest.approx(1e-4)
+    decay = [learning_rate(recipe, s) for s in range(50, 1051)]
+    assert all(a >= b for a, b in zip(decay, decay[1:], strict=False))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,10 +36,12 @@ STAGE = "dit"
 class DitRecipe:
     """Hyper-parameters of the DiT stage."""
 
-    steps: int = 2600
+    steps: int = 3600
     batch: int = 16
     lr: float = 1e-3
     warmup: int = 50
+    final_lr: float = 1e-4
+    """The learning rate decays from ``lr`` to this along a half cosine after the warm-up."""
     ema_decay: float = 0.99
     shift: float = 2.0
     uncond_share: float = 0.1
@@ -95,6 +98,14 @@ def flow_step_loss(
     return flow_loss(v, velocity_target(x0, x1), weight, loss_mask)
 
 
+def learning_rate(recipe: DitRecipe, step: int) -> float:
+    """Linear warm-up to ``recipe.lr``, then a half cosine down to ``recipe.final_lr``."""
+    if step < recipe.warmup:
+        return recipe.lr * (step + 1) / recipe.warmup
+    progress = (step - recipe.warmup) / max(1, recipe.steps - recipe.warmup)
+    return recipe.final_lr + 0.5 * (recipe.lr - recipe.final_lr) * (1 + math.cos(math.pi * progress))
+
+
 def init_dit(config: WanDiTConfig, seed: int) -> WanDiT:
     """A freshly initialised DiT: Xavier-uniform linear layers, zero biases, output head zeroed."""
     torch.manual_seed(seed)
@@ -134,7 +145,7 @@ def train_dit(
         batch = make_batch(data, recipe, rng)
         batch = Batch(batch.x0.to(device), batch.context.to(device), batch.first_frame)
         for group in optimizer.param_groups:
-            group["lr"] = recipe.lr * min(1.0, (step + 1) / recipe.warmup)
+            group["lr"] = learning_rate(recipe, step)
         loss = flow_step_loss(model, batch, recipe, generator)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -60,12 +60,12 @@ VAE_PHASES = (
     VaePhase(until=3300, frames=5, frame_steps=3),
     VaePhase(until=16100, frames=5),
     VaePhase(until=16200, frames=17),
-    VaePhase(until=18200, frames=17, train_encoder=True),
-    VaePhase(until=19200, frames=17, size=64),
+    VaePhase(until=17400, frames=17, train_encoder=True),
 )
 """The demo VAE's schedule. The first phases (short crops, encoder frozen early) left a decoder
-that fails after two latent frames (16 dB on whole clips), so the later phases train encoder and
-decoder together on whole 17-frame clips, then polish the decoder on larger crops."""
+that fails after two latent frames (20 dB from pixel frame 8 on, 55 % of motions still readable
+after a round trip), so the last phase trains encoder and decoder together on whole 17-frame
+clips (23–25 dB on every frame after 400 of its steps)."""
 
 
 @dataclass(frozen=True, slots=True)
