@@ -103,7 +103,8 @@ def learning_rate(recipe: DitRecipe, step: int) -> float:
     if step < recipe.warmup:
         return recipe.lr * (step + 1) / recipe.warmup
     progress = (step - recipe.warmup) / max(1, recipe.steps - recipe.warmup)
-    return recipe.final_lr + 0.5 * (recipe.lr - recipe.final_lr) * (1 + math.cos(math.pi * progress))
+    cosine = 0.5 * (1.0 + math.cos(math.pi * progress))
+    return recipe.final_lr + (recipe.lr - recipe.final_lr) * cosine
 
 
 def init_dit(config: WanDiTConfig, seed: int) -> WanDiT:
