@@ -40,7 +40,7 @@ def load_thumbnail(job: Job) -> QImage:
     return image
 
 
-def placeholder(colour: QColor) -> QImage:
+def plain_tile(colour: QColor) -> QImage:
     """A plain tile for jobs without a thumbnail (failed, cancelled, or the video is gone)."""
     image = QImage(THUMBNAIL_EDGE, THUMBNAIL_EDGE * 3 // 4, QImage.Format.Format_RGB32)
     image.fill(colour.darker(300))
@@ -58,8 +58,8 @@ class HistoryModel(QAbstractListModel):
         super().__init__(parent)
         self._jobs: list[Job] = []
         self._thumbnails: dict[str, QImage | None] = {}  # None: tried, there is none
-        self._tile = placeholder(QColor("#607d8b"))
-        self._failed_tile = placeholder(FAILED)
+        self._tile = plain_tile(QColor("#607d8b"))
+        self._failed_tile = plain_tile(FAILED)
 
     def set_jobs(self, jobs: list[Job]) -> None:
         self.beginResetModel()
