@@ -67,6 +67,9 @@ def _add_train_eval(sub: argparse._SubParsersAction) -> None:
     demo.add_argument("--steps", type=int, help="override the number of steps of the stage(s)")
     demo.add_argument("--no-resume", action="store_true", help="ignore existing checkpoints")
     demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--continue-from", type=Path, metavar="MODEL",
+                      help="start from an exported demo model folder (e.g. resources/models/demo): "
+                      "its weights, a fresh optimizer, the step counts it records")  # fmt: skip
     demo.set_defaults(func=cmd_train_demo)
     p = sub.add_parser("eval", help="evaluate a model")
     esub = p.add_subparsers(dest="eval_command", required=True)
@@ -205,7 +208,7 @@ def cmd_train_demo(args: argparse.Namespace) -> int:
     from studio.models.demo.train import train_demo
 
     train_demo(args.out, stage=args.stage, steps=args.steps, resume=not args.no_resume,
-               seed=args.seed)
+               seed=args.seed, continue_from=args.continue_from)
     return 0
 
 

@@ -3,17 +3,33 @@
 from __future__ import annotations
 
 import copy
+import json
 import random
 
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
-from studio.models.demo.checkpoint import load_checkpoint, save_checkpoint, update_ema
-from studio.models.demo.config import DIT_CONFIG, VAE_ARCH, DemoConfig
+from studio.models.demo.checkpoint import (
+    load_checkpoint,
+    load_ema_weights,
+    save_checkpoint,
+    update_ema,
+)
+from studio.models.demo.config import DIT_CONFIG, DIT_FILE, VAE_ARCH, VAE_FILE, DemoConfig
 from studio.models.demo.data import ClipSpec, render
+from studio.models.demo.family import demo_model_dir
 from studio.models.demo.latents import RING, _pixel_targets, fit_preview, shape_box, shift_latent
-from studio.models.demo.train_dit import Batch, DitRecipe, flow_step_loss, init_dit, learning_rate
+from studio.models.demo.train import ORIGIN_FILE, continue_from_model, exported_steps
+from studio.models.demo.train_dit import (
+    Batch,
+    DitRecipe,
+    LrCycle,
+    flow_step_loss,
+    init_dit,
+    learning_rate,
+)
 from studio.models.demo.train_vae import VaeRecipe, crop_batch, step_batch
 
 
@@ -131,12 +147,59 @@ def test_vae_phases_cover_every_step_and_truncate() -> None:
     assert longer.steps == recipe.steps + 10 and len(longer.phases) == len(recipe.phases)
 
 
-def test_dit_learning_rate_warms_up_then_decays_along_a_half_cosine() -> None:
-    recipe = DitRecipe(steps=1050, warmup=50, lr=1e-3, final_lr=1e-4)
+def test_dit_learning_rate_warms_up_then_decays_along_a_half_cosine_in_every_cycle() -> None:
+    cycles = (LrCycle(1050, 1e-3, 1e-4), LrCycle(2050, 4e-4, 4e-5))
+    recipe = DitRecipe(cycles=cycles, warmup=50)
+    assert recipe.steps == 2050
     assert learning_rate(recipe, 0) == pytest.approx(2e-5)
     assert learning_rate(recipe, 49) == pytest.approx(1e-3)
     assert learning_rate(recipe, 50) == pytest.approx(1e-3)
     assert learning_rate(recipe, 550) == pytest.approx(5.5e-4)  # half way: the mean
-    assert learning_rate(recipe, 1050) == pytest.approx(1e-4)
-    decay = [learning_rate(recipe, s) for s in range(50, 1051)]
-    assert all(a >= b for a, b in zip(decay, decay[1:], strict=False))
+    assert learning_rate(recipe, 1049) == pytest.approx(1e-4, rel=1e-2)
+    assert learning_rate(recipe, 1050) == pytest.approx(8e-6)  # the restart warms up again
+    assert learning_rate(recipe, 1099) == pytest.approx(4e-4)
+    assert learning_rate(recipe, 1575) == pytest.approx(2.2e-4, rel=1e-2)
+    assert learning_rate(recipe, 2049) == pytest.approx(4e-5, rel=1e-2)
+    for start, end in ((50, 1050), (1100, 2050)):
+        decay = [learning_rate(recipe, s) for s in range(start, end)]
+        assert all(a >= b for a, b in zip(decay, decay[1:], strict=False))
+
+
+def test_dit_recipe_truncates_to_fewer_or_more_steps() -> None:
+    recipe = DitRecipe()
+    first = recipe.cycles[0]
+    short = recipe.truncated(100)
+    assert short.steps == 100 and short.cycles == (LrCycle(100, first.peak, first.final),)
+    longer = recipe.truncated(recipe.steps + 10)
+    assert longer.steps == recipe.steps + 10 and longer.cycles[:-1] == recipe.cycles[:-1]
+    assert recipe.cycle(first.until) == (first.until, recipe.cycles[1])
+
+
+def test_training_continues_from_an_exported_model(tmp_path) -> None:
+    source = demo_model_dir()
+    steps = exported_steps(source)
+    continue_from_model(tmp_path, source)
+    model, ema = init_dit(DIT_CONFIG, seed=1), init_dit(DIT_CONFIG, seed=2)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    state = load_checkpoint(tmp_path, "dit", model, ema, optimizer)
+    assert state is not None and state.step == steps["dit"]
+    shipped = load_file(str(source / DIT_FILE))
+    for module in (model, ema):
+        assert all(torch.equal(v, shipped[k]) for k, v in module.state_dict().items())
+    assert not optimizer.state  # AdamW starts afresh
+    vae = load_ema_weights(tmp_path, "vae")
+    assert all(torch.equal(v, vae[k]) for k, v in load_file(str(source / VAE_FILE)).items())
+    assert json.loads((tmp_path / "vae.json").read_text())["step"] == steps["vae"]
+    origin = json.loads((tmp_path / ORIGIN_FILE).read_text())
+    assert origin["steps"] == steps
+    with pytest.raises(RuntimeError, match="already holds training checkpoints"):
+        continue_from_model(tmp_path, source)
+
+
+def test_continuing_needs_an_export_with_its_recipe(tmp_path) -> None:
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (model_dir / "config.json").write_text((demo_model_dir() / "config.json").read_text())
+    save_file({"x": torch.zeros(1)}, str(model_dir / DIT_FILE))
+    with pytest.raises(RuntimeError, match="records no training step counts"):
+        continue_from_model(tmp_path / "out", model_dir)

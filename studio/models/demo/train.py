@@ -4,10 +4,14 @@
 cached latent dataset ``latents.pt``) and the finished model folder into ``out_dir/model``
 (``config.json``, ``dit.safetensors``, ``vae.safetensors`` — what ``resources/models/demo``
 ships), then evaluates it on held-out prompts. CUDA is used when present, the CPU otherwise.
+
+``train_demo(out_dir, continue_from=model_dir)`` first seeds ``out_dir`` from an exported model
+(:func:`continue_from_model`), so a longer recipe picks up where that model's training ended.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import io
 import json
@@ -16,10 +20,11 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from safetensors.torch import save_file
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 
 from studio.media.atomic import atomic_path, atomic_write_bytes
-from studio.models.demo.checkpoint import load_ema_weights
+from studio.models.demo.checkpoint import load_ema_weights, save_checkpoint
 from studio.models.demo.config import (
     DIT_CONFIG,
     DIT_FILE,
@@ -39,6 +44,8 @@ log = logging.getLogger(__name__)
 
 Stage = Literal["all", "vae", "dit"]
 DATASET_FILE = "latents.pt"
+ORIGIN_FILE = "origin.json"
+"""Written by :func:`continue_from_model`: which exported model the checkpoints started from."""
 CLIPS = 384
 CAPTIONS_PER_CLIP = 4
 
@@ -58,6 +65,7 @@ def train_demo(
     device: torch.device | str | None = None,
     seed: int = 0,
     evaluate: bool = True,
+    continue_from: Path | str | None = None,
 ) -> Path:
     """Train the demo model (``stage`` "vae", "dit" or "all") and export it.
 
@@ -69,12 +77,19 @@ def train_demo(
         device: "cuda", "cpu", … (default: CUDA when available).
         seed: seeds data, initialisation and noise.
         evaluate: run the held-out evaluation on the exported model.
+        continue_from: an exported demo model folder to start from (see
+            :func:`continue_from_model`); ``out_dir`` must hold no checkpoints yet.
 
     Returns:
         The exported model folder (after the DiT stage) or ``out_dir`` (VAE stage only).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if continue_from is not None:
+        if not resume:
+            raise ValueError("continuing from a model resumes from it; it cannot be combined "
+                             "with resume=False")  # fmt: skip
+        continue_from_model(out_dir, Path(continue_from))
     device = pick_training_device(device)
     if device.type == "cpu":
         torch.set_num_threads(min(2, torch.get_num_threads()))
@@ -83,9 +98,7 @@ def train_demo(
     torch.set_flush_denormal(device.type == "cpu")
     try:
         vae_recipe = VaeRecipe() if steps is None else VaeRecipe().truncated(steps)
-        dit_recipe = (
-            DitRecipe() if steps is None else dataclasses.replace(DitRecipe(), steps=steps)
-        )
+        dit_recipe = DitRecipe() if steps is None else DitRecipe().truncated(steps)
         if stage in ("all", "vae"):
             train_vae(out_dir, VAE_ARCH, recipe=vae_recipe, resume=resume, device=device,
                       seed=seed)  # fmt: skip
@@ -101,6 +114,47 @@ def train_demo(
         return model_dir
     finally:
         torch.set_flush_denormal(False)
+
+
+def exported_steps(model_dir: Path) -> dict[str, int]:
+    """How many steps the VAE and the DiT of an exported model were trained for (its metadata)."""
+    with safe_open(str(model_dir / DIT_FILE), "pt") as handle:
+        recipe = json.loads((handle.metadata() or {}).get("recipe", "{}"))
+    try:
+        return {"vae": int(recipe["steps"]["vae"]), "dit": int(recipe["steps"]["dit"])}
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RuntimeError(f"{model_dir / DIT_FILE} records no training step counts; it is not "
+                           "an export of `studio train demo`") from exc  # fmt: skip
+
+
+def continue_from_model(out_dir: Path, model_dir: Path) -> None:
+    """Seed empty checkpoints in ``out_dir`` from the exported model in ``model_dir``.
+
+    An export holds only EMA weights, so both the trained model and its EMA start from them and
+    AdamW starts with no state; each stage resumes at the step count the export records. This is
+    how the shipped weights are trained further without the original checkpoints (the restart of
+    the optimizer state is the one way the result differs from an uninterrupted run).
+    """
+    if any((out_dir / f"{stage}.json").exists() for stage in ("vae", "dit")):
+        raise RuntimeError(f"{out_dir} already holds training checkpoints; resume them without "
+                           "continuing from a model, or choose an empty folder")  # fmt: skip
+    if DemoConfig.load(model_dir).dit != DIT_CONFIG:
+        raise RuntimeError(f"{model_dir} has another DiT architecture than the recipe's")
+    steps = exported_steps(model_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    vae = build_vae(VAE_ARCH)
+    dit = WanDiT(DIT_CONFIG)
+    for stage, module, name in (("vae", vae, VAE_FILE), ("dit", dit, DIT_FILE)):
+        module.load_state_dict(load_file(str(model_dir / name)), strict=True)
+        twin = copy.deepcopy(module)
+        optimizer = torch.optim.AdamW(module.parameters())
+        save_checkpoint(out_dir, stage, steps[stage], module, twin, optimizer,
+                        {"continued_from": str(model_dir)})  # fmt: skip
+    origin = {"model": str(model_dir.resolve()), "steps": steps,
+              "note": "EMA weights of the export; fresh AdamW state"}  # fmt: skip
+    atomic_write_bytes(out_dir / ORIGIN_FILE, json.dumps(origin, indent=2).encode("utf-8"))
+    log.info("continuing from %s (VAE step %d, DiT step %d)", model_dir, steps["vae"],
+             steps["dit"])  # fmt: skip
 
 
 def trained_vae(out_dir: Path, config: WanVAEConfig, device: torch.device) -> CausalVideoVAE:
@@ -152,10 +206,13 @@ def export_model(
     defaults = DemoDefaults(shift=dit_recipe.shift)
     config = DemoConfig(dit=DIT_CONFIG, vae=vae_config, defaults=defaults, preview=data.preview)
     vae = trained_vae(out_dir, vae_config, torch.device("cpu"))
+    origin_file = out_dir / ORIGIN_FILE
+    origin = json.loads(origin_file.read_text("utf-8")) if origin_file.is_file() else None
     recipe = json.dumps({
         "vae": dataclasses.asdict(vae_recipe), "dit": dataclasses.asdict(dit_recipe),
+        "steps": {"vae": vae_recipe.steps, "dit": dit_recipe.steps},
         "clips": data.latents.shape[0], "captions_per_clip": data.captions_per_clip,
-        "seed": seed, "command": "studio train demo",
+        "seed": seed, "command": "studio train demo", "continued_from": origin,
     })  # fmt: skip
     for module, name in ((dit, DIT_FILE), (vae, VAE_FILE)):
         tensors = {k: v.detach().float().contiguous().cpu() for k, v in module.state_dict().items()}
