@@ -203,3 +203,7 @@ def test_continuing_needs_an_export_with_its_recipe(tmp_path) -> None:
     save_file({"x": torch.zeros(1)}, str(model_dir / DIT_FILE))
     with pytest.raises(RuntimeError, match="records no training step counts"):
         continue_from_model(tmp_path / "out", model_dir)
+
+
+def test_the_shipped_model_was_trained_to_the_current_recipe() -> None:
+    assert exported_steps(demo_model_dir()) == {"vae": VaeRecipe().steps, "dit": DitRecipe().steps}
