@@ -180,13 +180,15 @@ def test_training_continues_from_an_exported_model(tmp_path) -> None:
     steps = exported_steps(source)
     continue_from_model(tmp_path, source)
     model, ema = init_dit(DIT_CONFIG, seed=1), init_dit(DIT_CONFIG, seed=2)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.99))
     state = load_checkpoint(tmp_path, "dit", model, ema, optimizer)
     assert state is not None and state.step == steps["dit"]
     shipped = load_file(str(source / DIT_FILE))
     for module in (model, ema):
         assert all(torch.equal(v, shipped[k]) for k, v in module.state_dict().items())
-    assert not optimizer.state  # AdamW starts afresh
+    assert not optimizer.state  # AdamW starts afresh, with the recipe's own settings
+    assert optimizer.param_groups[0]["betas"] == (0.9, 0.99)
+    assert not (tmp_path / "dit.optim.pt").exists()
     vae = load_ema_weights(tmp_path, "vae")
     assert all(torch.equal(v, vae[k]) for k, v in load_file(str(source / VAE_FILE)).items())
     assert json.loads((tmp_path / "vae.json").read_text())["step"] == steps["vae"]

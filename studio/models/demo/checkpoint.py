@@ -2,7 +2,8 @@
 
 A stage ``name`` in ``folder`` has ``name.safetensors`` (the model's and the EMA's weights,
 prefixed ``model.`` / ``ema.``), ``name.optim.pt`` (optimizer state, read back with
-``torch.load(weights_only=True)``) and ``name.json`` (step, stage, settings). Every file is
+``torch.load(weights_only=True)``; absent when the optimizer starts afresh) and ``name.json``
+(step, stage, settings). Every file is
 written atomically; the JSON is written last, so a checkpoint is only visible once complete.
 """
 
@@ -38,18 +39,26 @@ def save_checkpoint(
     step: int,
     model: nn.Module,
     ema: nn.Module,
-    optimizer: torch.optim.Optimizer,
+    optimizer: torch.optim.Optimizer | None,
     info: dict[str, Any] | None = None,
 ) -> None:
-    """Write the stage's checkpoint (weights, optimizer, then the JSON state)."""
+    """Write the stage's checkpoint (weights, optimizer, then the JSON state).
+
+    ``optimizer=None`` records that training resumes with a fresh optimizer (its own settings,
+    no moments): any optimizer file of an earlier checkpoint is removed.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     tensors = {f"model.{k}": v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     tensors.update({f"ema.{k}": v.detach().contiguous().cpu() for k, v in ema.state_dict().items()})
     with atomic_path(folder / f"{name}.safetensors") as tmp:
         save_file(tensors, str(tmp))
-    buffer = io.BytesIO()
-    torch.save(optimizer.state_dict(), buffer)
-    atomic_write_bytes(folder / f"{name}.optim.pt", buffer.getvalue())
+    optim_file = folder / f"{name}.optim.pt"
+    if optimizer is None:
+        optim_file.unlink(missing_ok=True)
+    else:
+        buffer = io.BytesIO()
+        torch.save(optimizer.state_dict(), buffer)
+        atomic_write_bytes(optim_file, buffer.getvalue())
     state = {"stage": name, "step": step, "info": info or {}}
     atomic_write_bytes(folder / f"{name}.json", json.dumps(state, indent=2).encode("utf-8"))
     log.info("checkpoint %s at step %d", name, step)
@@ -70,9 +79,11 @@ def load_checkpoint(
     tensors = load_file(str(folder / f"{name}.safetensors"))
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
-    if optimizer is not None:
-        optim_state = torch.load(folder / f"{name}.optim.pt", weights_only=True, map_location="cpu")
-        optimizer.load_state_dict(optim_state)
+    optim_file = folder / f"{name}.optim.pt"
+    if optimizer is not None and optim_file.is_file():
+        optimizer.load_state_dict(torch.load(optim_file, weights_only=True, map_location="cpu"))
+    elif optimizer is not None:
+        log.info("%s: no optimizer state saved; the optimizer starts afresh", name)
     log.info("resumed %s from step %d", name, state["step"])
     return TrainState(int(state["step"]), dict(state.get("info", {})))
 

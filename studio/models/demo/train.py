@@ -97,7 +97,9 @@ def train_demo(
     # restored when training ends instead of leaking into the caller.
     torch.set_flush_denormal(device.type == "cpu")
     try:
-        vae_recipe = VaeRecipe() if steps is None else VaeRecipe().truncated(steps)
+        # ``steps`` applies to the stages run; with stage "dit" the VAE is the finished one.
+        cut_vae = steps is not None and stage != "dit"
+        vae_recipe = VaeRecipe().truncated(steps) if cut_vae else VaeRecipe()
         dit_recipe = DitRecipe() if steps is None else DitRecipe().truncated(steps)
         if stage in ("all", "vae"):
             train_vae(out_dir, VAE_ARCH, recipe=vae_recipe, resume=resume, device=device,
@@ -146,9 +148,7 @@ def continue_from_model(out_dir: Path, model_dir: Path) -> None:
     dit = WanDiT(DIT_CONFIG)
     for stage, module, name in (("vae", vae, VAE_FILE), ("dit", dit, DIT_FILE)):
         module.load_state_dict(load_file(str(model_dir / name)), strict=True)
-        twin = copy.deepcopy(module)
-        optimizer = torch.optim.AdamW(module.parameters())
-        save_checkpoint(out_dir, stage, steps[stage], module, twin, optimizer,
+        save_checkpoint(out_dir, stage, steps[stage], module, copy.deepcopy(module), None,
                         {"continued_from": str(model_dir)})  # fmt: skip
     origin = {"model": str(model_dir.resolve()), "steps": steps,
               "note": "EMA weights of the export; fresh AdamW state"}  # fmt: skip
