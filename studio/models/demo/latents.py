@@ -63,9 +63,10 @@ class LatentDataset:
 
     @classmethod
     def from_dict(cls, data: dict[str, torch.Tensor]) -> LatentDataset:
+        # Stored as float32; rounded back to the 5 decimals fit_preview gives them.
         preview = PreviewFactors(
-            tuple(tuple(row) for row in data["rgb_factors"].tolist()),
-            tuple(data["rgb_bias"].tolist()),
+            tuple(tuple(round(v, 5) for v in row) for row in data["rgb_factors"].tolist()),
+            tuple(round(v, 5) for v in data["rgb_bias"].tolist()),
         )
         names = ("latents", "contexts", "empty", "boxes", "mean", "std")
         return cls(**{n: data[n] for n in names}, preview=preview)
