@@ -11,6 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from studio.errors import CheckpointError, StudioError
 from studio.models.demo.checkpoint import (
     load_checkpoint,
     load_ema_weights,
@@ -21,7 +22,12 @@ from studio.models.demo.config import DIT_CONFIG, DIT_FILE, VAE_ARCH, VAE_FILE, 
 from studio.models.demo.data import ClipSpec, render
 from studio.models.demo.family import demo_model_dir
 from studio.models.demo.latents import RING, _pixel_targets, fit_preview, shape_box, shift_latent
-from studio.models.demo.train import ORIGIN_FILE, continue_from_model, exported_steps
+from studio.models.demo.train import (
+    ORIGIN_FILE,
+    continue_from_model,
+    exported_steps,
+    stage_recipes,
+)
 from studio.models.demo.train_dit import (
     Batch,
     DitRecipe,
@@ -194,18 +200,27 @@ def test_training_continues_from_an_exported_model(tmp_path) -> None:
     assert json.loads((tmp_path / "vae.json").read_text())["step"] == steps["vae"]
     origin = json.loads((tmp_path / ORIGIN_FILE).read_text())
     assert origin["steps"] == steps
-    with pytest.raises(RuntimeError, match="already holds training checkpoints"):
+    with pytest.raises(StudioError, match="already holds training checkpoints"):
         continue_from_model(tmp_path, source)
 
 
-def test_continuing_needs_an_export_with_its_recipe(tmp_path) -> None:
+def test_continuing_needs_an_export_with_its_step_counts(tmp_path) -> None:
     model_dir = tmp_path / "model"
     model_dir.mkdir()
     (model_dir / "config.json").write_text((demo_model_dir() / "config.json").read_text())
     save_file({"x": torch.zeros(1)}, str(model_dir / DIT_FILE))
-    with pytest.raises(RuntimeError, match="records no training step counts"):
+    with pytest.raises(CheckpointError, match="records no training step counts"):
         continue_from_model(tmp_path / "out", model_dir)
 
 
 def test_the_shipped_model_was_trained_to_the_current_recipe() -> None:
     assert exported_steps(demo_model_dir()) == {"vae": VaeRecipe().steps, "dit": DitRecipe().steps}
+
+
+def test_steps_cut_only_the_stages_run() -> None:
+    full_vae, full_dit = VaeRecipe(), DitRecipe()
+    assert stage_recipes("all", None) == (full_vae, full_dit)
+    vae, dit = stage_recipes("all", 150)
+    assert vae.steps == 150 and dit.steps == 150
+    vae, dit = stage_recipes("dit", full_dit.steps + 10)
+    assert vae == full_vae and dit.steps == full_dit.steps + 10

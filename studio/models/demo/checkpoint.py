@@ -72,10 +72,9 @@ def load_checkpoint(
     optimizer: torch.optim.Optimizer | None = None,
 ) -> TrainState | None:
     """Restore a stage's checkpoint into ``model``/``ema``/``optimizer``; None if there is none."""
-    state_file = folder / f"{name}.json"
-    if not state_file.is_file():
+    state = read_state(folder, name)
+    if state is None:
         return None
-    state = json.loads(state_file.read_text(encoding="utf-8"))
     tensors = load_file(str(folder / f"{name}.safetensors"))
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
@@ -84,7 +83,16 @@ def load_checkpoint(
         optimizer.load_state_dict(torch.load(optim_file, weights_only=True, map_location="cpu"))
     elif optimizer is not None:
         log.info("%s: no optimizer state saved; the optimizer starts afresh", name)
-    log.info("resumed %s from step %d", name, state["step"])
+    log.info("resumed %s from step %d", name, state.step)
+    return state
+
+
+def read_state(folder: Path, name: str) -> TrainState | None:
+    """The JSON state of a stage's checkpoint (step, info), or None if it has none."""
+    state_file = folder / f"{name}.json"
+    if not state_file.is_file():
+        return None
+    state = json.loads(state_file.read_text(encoding="utf-8"))
     return TrainState(int(state["step"]), dict(state.get("info", {})))
 
 

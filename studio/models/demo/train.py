@@ -23,8 +23,9 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from studio.errors import CheckpointError, StudioError
 from studio.media.atomic import atomic_path, atomic_write_bytes
-from studio.models.demo.checkpoint import load_ema_weights, save_checkpoint
+from studio.models.demo.checkpoint import load_ema_weights, read_state, save_checkpoint
 from studio.models.demo.config import (
     DIT_CONFIG,
     DIT_FILE,
@@ -87,8 +88,8 @@ def train_demo(
     out_dir.mkdir(parents=True, exist_ok=True)
     if continue_from is not None:
         if not resume:
-            raise ValueError("continuing from a model resumes from it; it cannot be combined "
-                             "with resume=False")  # fmt: skip
+            raise StudioError("continuing from a model resumes from it",
+                              "leave out --no-resume")  # fmt: skip
         continue_from_model(out_dir, Path(continue_from))
     device = pick_training_device(device)
     if device.type == "cpu":
@@ -97,10 +98,7 @@ def train_demo(
     # restored when training ends instead of leaking into the caller.
     torch.set_flush_denormal(device.type == "cpu")
     try:
-        # ``steps`` applies to the stages run; with stage "dit" the VAE is the finished one.
-        cut_vae = steps is not None and stage != "dit"
-        vae_recipe = VaeRecipe().truncated(steps) if cut_vae else VaeRecipe()
-        dit_recipe = DitRecipe() if steps is None else DitRecipe().truncated(steps)
+        vae_recipe, dit_recipe = stage_recipes(stage, steps)
         if stage in ("all", "vae"):
             train_vae(out_dir, VAE_ARCH, recipe=vae_recipe, resume=resume, device=device,
                       seed=seed)  # fmt: skip
@@ -118,6 +116,15 @@ def train_demo(
         torch.set_flush_denormal(False)
 
 
+def stage_recipes(stage: Stage, steps: int | None) -> tuple[VaeRecipe, DitRecipe]:
+    """The recipes of a run: ``steps`` cuts or stretches the stages run (stage "dit" runs on
+    the finished VAE, so its recipe stays whole)."""
+    vae, dit = VaeRecipe(), DitRecipe()
+    if steps is None:
+        return vae, dit
+    return (vae if stage == "dit" else vae.truncated(steps)), dit.truncated(steps)
+
+
 def exported_steps(model_dir: Path) -> dict[str, int]:
     """How many steps the VAE and the DiT of an exported model were trained for (its metadata)."""
     with safe_open(str(model_dir / DIT_FILE), "pt") as handle:
@@ -125,8 +132,9 @@ def exported_steps(model_dir: Path) -> dict[str, int]:
     try:
         return {"vae": int(recipe["steps"]["vae"]), "dit": int(recipe["steps"]["dit"])}
     except (KeyError, TypeError, ValueError) as exc:
-        raise RuntimeError(f"{model_dir / DIT_FILE} records no training step counts; it is not "
-                           "an export of `studio train demo`") from exc  # fmt: skip
+        raise CheckpointError(f"{model_dir / DIT_FILE} records no training step counts",
+                              "continue from a folder that `studio train demo` exported"
+                              ) from exc  # fmt: skip
 
 
 def continue_from_model(out_dir: Path, model_dir: Path) -> None:
@@ -137,19 +145,20 @@ def continue_from_model(out_dir: Path, model_dir: Path) -> None:
     how the shipped weights are trained further without the original checkpoints (the restart of
     the optimizer state is the one way the result differs from an uninterrupted run).
     """
-    if any((out_dir / f"{stage}.json").exists() for stage in ("vae", "dit")):
-        raise RuntimeError(f"{out_dir} already holds training checkpoints; resume them without "
-                           "continuing from a model, or choose an empty folder")  # fmt: skip
+    if any(read_state(out_dir, stage) for stage in ("vae", "dit")):
+        raise StudioError(f"{out_dir} already holds training checkpoints",
+                          "resume them without --continue-from, or choose an empty --out folder"
+                          )  # fmt: skip
     if DemoConfig.load(model_dir).dit != DIT_CONFIG:
-        raise RuntimeError(f"{model_dir} has another DiT architecture than the recipe's")
+        raise CheckpointError(f"{model_dir} has another DiT architecture than the recipe's",
+                              "continue from an export of the same recipe")  # fmt: skip
     steps = exported_steps(model_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     vae = build_vae(VAE_ARCH)
     dit = WanDiT(DIT_CONFIG)
     for stage, module, name in (("vae", vae, VAE_FILE), ("dit", dit, DIT_FILE)):
         module.load_state_dict(load_file(str(model_dir / name)), strict=True)
-        save_checkpoint(out_dir, stage, steps[stage], module, copy.deepcopy(module), None,
-                        {"continued_from": str(model_dir)})  # fmt: skip
+        save_checkpoint(out_dir, stage, steps[stage], module, copy.deepcopy(module), None)
     origin = {"model": str(model_dir.resolve()), "steps": steps,
               "note": "EMA weights of the export; fresh AdamW state"}  # fmt: skip
     atomic_write_bytes(out_dir / ORIGIN_FILE, json.dumps(origin, indent=2).encode("utf-8"))
@@ -172,10 +181,10 @@ def prepare_latents(
     path = out_dir / DATASET_FILE
     if resume and path.is_file():
         return LatentDataset.from_dict(torch.load(path, weights_only=True))
-    state = json.loads((out_dir / "vae.json").read_text(encoding="utf-8"))
-    if state["step"] < recipe.encoder_steps:
-        raise RuntimeError(f"the VAE stage has run {state['step']} of its {recipe.encoder_steps} "
-                           "encoder steps; run the VAE stage first")  # fmt: skip
+    done = getattr(read_state(out_dir, "vae"), "step", 0)
+    if done < recipe.encoder_steps:
+        raise StudioError(f"the VAE stage has run {done} of its {recipe.encoder_steps} encoder "
+                          "steps", "run the VAE stage first (--stage vae)")  # fmt: skip
     vae = trained_vae(out_dir, VAE_ARCH, device)
     text = MiniLMTextEncoder(device=device)
     data = build_latent_dataset(vae, text, CLIPS, CAPTIONS_PER_CLIP, seed)
@@ -210,7 +219,7 @@ def export_model(
     origin = json.loads(origin_file.read_text("utf-8")) if origin_file.is_file() else None
     recipe = json.dumps({
         "vae": dataclasses.asdict(vae_recipe), "dit": dataclasses.asdict(dit_recipe),
-        "steps": {"vae": vae_recipe.steps, "dit": dit_recipe.steps},
+        "steps": {stage: read_state(out_dir, stage).step for stage in ("vae", "dit")},
         "clips": data.latents.shape[0], "captions_per_clip": data.captions_per_clip,
         "seed": seed, "command": "studio train demo", "continued_from": origin,
     })  # fmt: skip

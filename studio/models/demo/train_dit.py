@@ -78,13 +78,13 @@ class DitRecipe:
         return self.cycles[-1].until
 
     def cycle(self, step: int) -> tuple[int, LrCycle]:
-        """The first step of the cycle that ``step`` falls in, and that cycle."""
+        """Where the cycle of ``step`` starts, and that cycle (the last one past the end)."""
         start = 0
-        for cycle in self.cycles:
+        for cycle in self.cycles[:-1]:
             if step < cycle.until:
                 return start, cycle
             start = cycle.until
-        return (self.cycles[-2].until if len(self.cycles) > 1 else 0), self.cycles[-1]
+        return start, self.cycles[-1]
 
     def truncated(self, steps: int) -> DitRecipe:
         """The same schedule cut (or the last cycle extended) to ``steps`` steps in all."""
