@@ -21,7 +21,14 @@ from studio.models.demo.checkpoint import (
 from studio.models.demo.config import DIT_CONFIG, DIT_FILE, VAE_ARCH, VAE_FILE, DemoConfig
 from studio.models.demo.data import ClipSpec, render
 from studio.models.demo.family import demo_model_dir
-from studio.models.demo.latents import RING, _pixel_targets, fit_preview, shape_box, shift_latent
+from studio.models.demo.latents import (
+    RING,
+    LatentDataset,
+    _pixel_targets,
+    fit_preview,
+    shape_box,
+    shift_latent,
+)
 from studio.models.demo.train import (
     ORIGIN_FILE,
     continue_from_model,
@@ -35,8 +42,10 @@ from studio.models.demo.train_dit import (
     flow_step_loss,
     init_dit,
     learning_rate,
+    make_batch,
 )
 from studio.models.demo.train_vae import VaeRecipe, crop_batch, step_batch
+from studio.models.family import PreviewFactors
 
 
 def test_checkpoint_round_trip_restores_weights_ema_and_optimizer(tmp_path) -> None:
@@ -179,6 +188,28 @@ def test_dit_recipe_truncates_to_fewer_or_more_steps() -> None:
     longer = recipe.truncated(recipe.steps + 10)
     assert longer.steps == recipe.steps + 10 and longer.cycles[:-1] == recipe.cycles[:-1]
     assert recipe.cycle(first.until) == (first.until, recipe.cycles[1])
+
+
+def test_each_cycle_draws_batches_of_its_own_size() -> None:
+    recipe = DitRecipe(cycles=(LrCycle(10, 1e-3, 1e-4), LrCycle(20, 4e-4, 4e-5, batch=3)))
+    assert [recipe.cycle(step)[1].batch for step in (0, 9, 10, 19)] == [16, 16, 3, 3]
+    assert recipe.truncated(30).cycles[-1].batch == 3
+    n, k = 4, 2
+    data = LatentDataset(
+        latents=torch.arange(n, dtype=torch.float32).view(n, 1, 1, 1, 1).expand(n, 16, 5, 6, 6),
+        contexts=torch.arange(n * k, dtype=torch.float16).view(n * k, 1, 1).expand(n * k, 3, 384),
+        empty=torch.full((1, 3, 384), -1.0),
+        boxes=torch.tensor([[2, 2, 3, 3]] * n),
+        mean=torch.zeros(16),
+        std=torch.ones(16),
+        preview=PreviewFactors(((0.0, 0.0, 0.0),) * 16, (0.0, 0.0, 0.0)),
+    )
+    batch = make_batch(data, recipe, random.Random(0), 3)
+    assert batch.x0.shape == (3, 16, 5, 6, 6) and batch.context.shape == (3, 3, 384)
+    assert batch.first_frame.shape == (3,) and batch.first_frame.dtype == torch.bool
+    for x0, context in zip(batch.x0, batch.context, strict=True):
+        clip, caption = int(x0.amax()), int(context[0, 0])  # a shift moves, never changes, values
+        assert caption == -1 or caption // k == clip  # the clip's own caption, or the empty one
 
 
 def test_training_continues_from_an_exported_model(tmp_path) -> None:

@@ -37,12 +37,14 @@ STAGE = "dit"
 class LrCycle:
     """One learning-rate cycle: a linear warm-up to ``peak``, then a half cosine to ``final``.
 
-    The cycle ends before step ``until`` (it starts where the previous one ended).
+    The cycle ends before step ``until`` (it starts where the previous one ended); its steps
+    draw ``batch`` clips each.
     """
 
     until: int
     peak: float
     final: float
+    batch: int = 16
 
 
 DIT_CYCLES = (
@@ -66,7 +68,6 @@ class DitRecipe:
     """Hyper-parameters of the DiT stage."""
 
     cycles: tuple[LrCycle, ...] = DIT_CYCLES
-    batch: int = 16
     warmup: int = 50
     """Warm-up steps at the start of every cycle."""
     ema_decay: float = 0.99
@@ -106,11 +107,11 @@ class Batch:
     first_frame: torch.Tensor
 
 
-def make_batch(data: LatentDataset, recipe: DitRecipe, rng: random.Random) -> Batch:
-    """Draw a batch: random clips, one of their captions (or the empty prompt), augmentation."""
+def make_batch(data: LatentDataset, recipe: DitRecipe, rng: random.Random, size: int) -> Batch:
+    """Draw ``size`` random clips, one of their captions each (or the empty prompt), augmented."""
     n, k = data.latents.shape[0], data.captions_per_clip
     x0, contexts, first = [], [], []
-    for _ in range(recipe.batch):
+    for _ in range(size):
         i = rng.randrange(n)
         latent = data.latents[i]
         if rng.random() < recipe.shift_share:
@@ -192,7 +193,7 @@ def train_dit(
     for step in bar:
         rng = random.Random(f"dit-{seed}-{step}")
         generator = torch.Generator().manual_seed(seed * 1_000_003 + step)
-        batch = make_batch(data, recipe, rng)
+        batch = make_batch(data, recipe, rng, recipe.cycle(step)[1].batch)
         batch = Batch(batch.x0.to(device), batch.context.to(device), batch.first_frame)
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(recipe, step)
