@@ -11,6 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from studio.engine.training import sample_timesteps
 from studio.errors import CheckpointError, StudioError
 from studio.models.demo.checkpoint import (
     load_checkpoint,
@@ -46,6 +47,7 @@ from studio.models.demo.train_dit import (
 )
 from studio.models.demo.train_vae import VaeRecipe, crop_batch, step_batch
 from studio.models.family import PreviewFactors
+from studio.models.wan.dit import WanDiT
 
 
 def test_checkpoint_round_trip_restores_weights_ema_and_optimizer(tmp_path) -> None:
@@ -125,20 +127,55 @@ def test_vae_batches_are_deterministic_and_shaped() -> None:
     assert lit.float().mean() > 0.8  # crops are centred near the shape
 
 
-def test_dit_loss_ignores_a_given_first_frame() -> None:
-    model = init_dit(DIT_CONFIG, seed=0)
-    torch.nn.init.normal_(model.head.head.weight, std=0.02)
-    x0 = torch.randn(2, DIT_CONFIG.in_dim, 5, 4, 4)
-    context = torch.randn(2, 8, DIT_CONFIG.text_dim)
+class _Recorder(torch.nn.Module):
+    """A stand-in denoiser: records its inputs and predicts ``value`` at latent frame ``frame``."""
+
+    def __init__(self, value: float = 0.0, frame: int = 0) -> None:
+        super().__init__()
+        self.value, self.frame, self.inputs = value, frame, None
+
+    def velocity(self, x, t_tok, context):
+        self.inputs = (x, t_tok)
+        v = torch.zeros_like(x)
+        v[:, :, self.frame] = self.value
+        return v
+
+
+def test_dit_loss_gives_frame_0_clean_and_leaves_it_out() -> None:
+    x0 = torch.randn(3, 16, 5, 4, 4)
+    batch = Batch(x0, torch.randn(3, 8, 384), torch.tensor([True, False, True]))
     recipe = DitRecipe()
-    first = torch.tensor([True, True])
-    loss = flow_step_loss(
-        model, Batch(x0, context, first), recipe, torch.Generator().manual_seed(1)
+    recorder = _Recorder()
+    base = flow_step_loss(recorder, batch, recipe, torch.Generator().manual_seed(1))
+    xt, t_tok = recorder.inputs
+    t = sample_timesteps(3, recipe.shift, torch.Generator().manual_seed(1))
+    for i, first in enumerate(batch.first_frame.tolist()):
+        assert torch.equal(t_tok[i, 1:], torch.full((4, 4, 4), t[i].item()))
+        assert torch.equal(t_tok[i, 0], torch.full((4, 4), 0.0 if first else t[i].item()))
+        assert torch.equal(xt[i, :, 0], x0[i, :, 0]) == first
+    # A wild prediction at frame 0 costs nothing in first-frame samples, and costs elsewhere.
+    only_first = Batch(x0, batch.context, torch.ones(3, dtype=torch.bool))
+    generator = torch.Generator().manual_seed(1)
+    assert flow_step_loss(_Recorder(1e3, 0), only_first, recipe, generator) == pytest.approx(
+        flow_step_loss(_Recorder(), only_first, recipe, torch.Generator().manual_seed(1)).item()
     )
-    assert loss.isfinite()
-    loss_free = flow_step_loss(model, Batch(x0, context, ~first), recipe,
-                               torch.Generator().manual_seed(1))  # fmt: skip
-    assert not torch.isclose(loss, loss_free)
+    generator = torch.Generator().manual_seed(1)
+    assert flow_step_loss(_Recorder(1e3, 0), batch, recipe, generator) > 100 * base
+    generator = torch.Generator().manual_seed(1)
+    assert flow_step_loss(_Recorder(1e3, 1), only_first, recipe, generator) > 100 * base
+
+
+def test_dit_loss_runs_on_the_batch_device() -> None:
+    """Noise comes from a CPU generator; everything the model sees is on the batch's device.
+
+    The meta device stands in for CUDA here: any CPU tensor mixed in raises, as it would there.
+    """
+    with torch.device("meta"):
+        model = WanDiT(DIT_CONFIG)
+        x0, context = torch.zeros(2, 16, 5, 4, 4), torch.zeros(2, 8, 384)
+    batch = Batch(x0, context, torch.tensor([True, False]))  # make_batch leaves the mask on the CPU
+    loss = flow_step_loss(model, batch, DitRecipe(), torch.Generator().manual_seed(0))
+    assert loss.device.type == "meta" and loss.shape == ()
 
 
 def test_config_round_trip(tmp_path) -> None:

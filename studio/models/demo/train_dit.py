@@ -128,18 +128,22 @@ def make_batch(data: LatentDataset, recipe: DitRecipe, rng: random.Random, size:
 def flow_step_loss(
     model: WanDiT, batch: Batch, recipe: DitRecipe, generator: torch.Generator
 ) -> torch.Tensor:
-    """The weighted rectified-flow loss of one batch (first-frame samples: frame 0 excluded)."""
+    """The weighted rectified-flow loss of one batch (first-frame samples: frame 0 excluded).
+
+    Timesteps and noise are drawn from the CPU ``generator`` and then moved to the batch's
+    device, so a seed gives the same numbers whether training runs on the CPU or on CUDA.
+    """
     x0 = batch.x0
+    device = x0.device
     b, _, frames, h, w = x0.shape
-    t = sample_timesteps(b, recipe.shift, generator)
-    x1 = torch.randn(x0.shape, generator=generator)
-    xt = add_noise(x0, x1, t)
-    t_tok = t.view(b, 1, 1, 1).expand(b, frames, h, w).clone()
-    loss_mask = torch.ones(b, 1, frames, h, w)
-    first = batch.first_frame
-    xt[first, :, 0] = x0[first, :, 0]
-    t_tok[first, 0] = 0.0
-    loss_mask[first, :, 0] = 0.0
+    t = sample_timesteps(b, recipe.shift, generator).to(device)
+    x1 = torch.randn(x0.shape, generator=generator).to(device)
+    # [B, 1, T', 1, 1]: latent frame 0 of the first-frame samples is given clean, at t = 0.
+    is_first = torch.arange(frames, device=device).view(1, 1, frames, 1, 1) == 0
+    given = batch.first_frame.to(device).view(b, 1, 1, 1, 1) & is_first
+    xt = torch.where(given, x0, add_noise(x0, x1, t))
+    t_tok = torch.where(given[:, 0], 0.0, t.view(b, 1, 1, 1)).expand(b, frames, h, w)
+    loss_mask = (~given).float().expand(b, 1, frames, h, w)
     v = model.velocity(xt, t_tok, batch.context)
     weight = training_weight_at(t, recipe.shift)
     return flow_loss(v, velocity_target(x0, x1), weight, loss_mask)
