@@ -118,6 +118,27 @@ def test_studio_bench_tiny_end_to_end(tmp_path: Path, capsys) -> None:
     assert frames.shape == (5, 64, 64, 3) and fps == pytest.approx(16.0)
 
 
+@pytest.mark.slow
+def test_studio_bench_demo_times_the_shipped_model_against_its_targets(tmp_path: Path,
+                                                                      capsys) -> None:
+    out = tmp_path / "bench.json"
+    args = _parse(["bench", "--config", "demo", "--device", "cpu", "--steps", "3", "--what",
+                   "generate", "--json", str(out), "--out", str(tmp_path)])  # fmt: skip
+    assert args.func(args) == 0
+    table = capsys.readouterr().out
+    for expected in ("demo model, fresh process", "target ≤ 3 s", "first generation",
+                     "sampling (3 steps)", "total (median of 2)", "target ≤ 10 s"):
+        assert expected in table
+    result = json.loads(out.read_text())
+    assert result["config"] == "demo" and result["generate"]["runs"] == 2
+    assert result["load"]["fresh_process_load_s"] > 0 and result["load"]["load_s"] > 0
+    assert result["generate"]["first_total_s"] > 0
+    stages = result["generate"]["stages_s"]
+    assert result["generate"]["total_s"] == pytest.approx(sum(stages.values()), rel=0.5)
+    frames, fps, _ = read_video(tmp_path / "bench.mp4")
+    assert frames.shape == (17, 128, 128, 3) and fps == pytest.approx(8.0)
+
+
 def test_bench_refuses_what_cannot_run(tmp_path: Path) -> None:
     if not torch.cuda.is_available():
         args = _parse(["bench", "--config", "wan21-1.3b"])

@@ -1,10 +1,12 @@
-"""``studio bench``: how long a step, a decode and a whole clip take, and how much memory.
+"""``studio bench``: how long a load, a step, a decode and a whole clip take, and how much memory.
 
-Sections (``--what``): ``generate`` (text encode / sampling / decode / export of one clip, peak
-RAM and VRAM against the memory forecast), ``denoiser`` (one guided step, batch 2, with achieved
-TFLOP/s from the analytic FLOP count), ``vae`` (one decode and its peak allocation), ``sdpa``
-(which attention kernels run, CUDA). ``--compare-diffusers`` times diffusers' implementations on
-the same weights in the same run (a child process; diffusers is never imported here).
+Every run first times the model load. Sections (``--what``): ``generate`` (text encode /
+sampling / decode / export of one clip, peak RAM and VRAM against the memory forecast; the demo
+configuration times a first clip, then the median of two more, against its targets),
+``denoiser`` (one guided step, batch 2, with achieved TFLOP/s from the analytic FLOP count),
+``vae`` (one decode and its peak allocation), ``sdpa`` (which attention kernels run, CUDA).
+``--compare-diffusers`` times diffusers' implementations on the same weights in the same run (a
+child process; diffusers is never imported here).
 
 The lead adds ``add_bench_parser(sub)`` to ``studio/cli.py``; nothing here imports Qt or heavy
 modules until the command runs.
@@ -24,8 +26,11 @@ def add_bench_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     """Register ``studio bench`` on the CLI's subparsers; returns its parser."""
     p = subparsers.add_parser("bench", help="measure step, decode and generation time and memory")
     p.add_argument("--config", default="small",
-                   help="tiny, small (CPU-sized) or wan21-1.3b, wan22-5b (CUDA; native sizes)")
-    p.add_argument("--model", type=Path, help="checkpoint folder (default: random weights)")
+                   help="tiny, small (CPU-sized), demo (the shipped demo model, trained weights) "
+                   "or wan21-1.3b, wan22-5b (CUDA; native sizes)")
+    p.add_argument("--model", type=Path,
+                   help="checkpoint folder (default: random weights; with --config demo, a demo "
+                   "model export instead of the shipped one)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16"),
                    help="DiT and text encoder precision (auto: float32 on CPU, bfloat16 on CUDA)")
@@ -33,7 +38,8 @@ def add_bench_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
                    help=f"comma-separated sections: {', '.join(SECTIONS)}")
     p.add_argument("--repeat", type=int, default=3, help="timed runs per measurement")
     p.add_argument("--warmup", type=int, default=1, help="untimed-in-median runs first")
-    p.add_argument("--steps", type=int, default=2, help="sampling steps of the generate section")
+    p.add_argument("--steps", type=int,
+                   help="sampling steps of the generate section (default: 20 for demo, else 2)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
     p.add_argument("--compile", action="store_true", help="torch.compile the DiT blocks")
     p.add_argument("--sdpa", default="auto",

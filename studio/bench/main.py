@@ -18,6 +18,7 @@ from studio.bench.run import (
     run_comparison,
     run_denoiser,
     run_generate,
+    run_load,
     run_sdpa,
     run_vae,
 )
@@ -45,15 +46,16 @@ def resolve_options(args: argparse.Namespace, what: frozenset[str]) -> BenchOpti
         dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     else:
         dtype = getattr(torch, args.dtype)
-    if args.repeat < 1 or args.warmup < 0 or args.steps < 1:
+    steps = spec.steps if args.steps is None else args.steps
+    if args.repeat < 1 or args.warmup < 0 or steps < 1:
         raise InvalidRequest("repeat", "--repeat and --steps must be ≥ 1, --warmup ≥ 0",
-                             "use the defaults (3, 1, 2)")
+                             f"use the defaults (3, 1, {spec.steps})")
     parse_policy(args.offload)
     if device.type != "cuda":
         what = what - {"sdpa"}
     return BenchOptions(
         spec=spec, device=device, dtype=dtype, what=what, repeat=args.repeat, warmup=args.warmup,
-        steps=args.steps, compile=args.compile, sdpa=args.sdpa, offload=args.offload,
+        steps=steps, compile=args.compile, sdpa=args.sdpa, offload=args.offload,
         peak_tflops=args.peak_tflops, model_path=args.model, out_dir=args.out,
         compare_diffusers=args.compare_diffusers, threads=args.threads,
     )  # fmt: skip
@@ -63,8 +65,8 @@ def run_sections(options: BenchOptions) -> tuple[list[Row], dict[str, Any]]:
     """Run the chosen sections in a fixed order (generate first, so the process's peak RAM is
     the generation's)."""
     model, info = prepare_model(options)
-    rows: list[Row] = []
-    result: dict[str, Any] = {"model": info}
+    rows, load = run_load(options, info)
+    result: dict[str, Any] = {"model": info, "load": load}
     if "generate" in options.what:
         new, result["generate"] = run_generate(model, options, info["policy"])
         rows += new

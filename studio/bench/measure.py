@@ -9,6 +9,7 @@ untimed run) or, for a whole generation, the process's peak resident set.
 from __future__ import annotations
 
 import logging
+import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -31,8 +32,6 @@ from studio.service.forecast import model_memory
 from studio.service.memory import peak_rss
 
 log = logging.getLogger(__name__)
-
-PROMPT = "a red fox runs over the snow in the sunny day"
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,9 +121,21 @@ class GenerateResult:
 
 
 def bench_request(spec: BenchSpec, steps: int, seed: int = 0) -> GenerationRequest:
-    return GenerationRequest(prompt=PROMPT, seed=seed, steps=steps, guidance=5.0, shift=5.0,
-                             width=spec.width, height=spec.height, frames=spec.frames,
-                             fps=16.0).validate()  # fmt: skip
+    """The generate section's request: the spec's prompt, size, shift and fps, guidance 5."""
+    return GenerationRequest(prompt=spec.prompt, seed=seed, steps=steps, guidance=5.0,
+                             shift=spec.shift, width=spec.width, height=spec.height,
+                             frames=spec.frames, fps=spec.fps).validate()  # fmt: skip
+
+
+def median_generation(runs: list[GenerateResult]) -> GenerateResult:
+    """Per-stage medians of several generations (peaks: the largest; the last run's video)."""
+    if not runs:
+        raise ValueError("no generation to summarise")
+    stages = {name: statistics.median(r.stages[name] for r in runs) for name in runs[0].stages}
+    last = runs[-1]
+    return GenerateResult(stages, last.steps, max(r.peak_ram for r in runs),
+                          max(r.peak_vram for r in runs), last.forecast,
+                          last.video_path)  # fmt: skip
 
 
 def bench_generate(model: LoadedModel, request: GenerationRequest, out_dir: Path | None = None,

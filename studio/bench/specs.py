@@ -3,15 +3,21 @@
 ``tiny`` and ``small`` shrink the Wan 2.1 architecture (same block structure, 128-wide heads,
 the real VAE stage layout) so that a step runs on a laptop CPU in seconds; ``wan21-1.3b`` and
 ``wan22-5b`` are the published models at their native sizes and run on CUDA only. Weights are
-random unless a checkpoint folder is given.
+random unless a checkpoint folder is given. ``demo`` is the shipped demo model with its trained
+weights, measured the way a user runs it (17 × 128 × 128, 20 guided steps), against the load and
+generation times it is built to meet.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from studio.engine.shapes import LatentGeometry
 from studio.errors import InvalidRequest
+from studio.models.demo.config import DIT_CONFIG as DEMO_DIT
+from studio.models.demo.config import VAE_ARCH as DEMO_VAE
+from studio.models.demo.config import DemoDefaults
 from studio.models.wan.dit_config import WAN21_T2V_1_3B, WAN22_TI2V_5B, WanDiTConfig
 from studio.models.wan.presets import WAN21_GEOMETRY, WAN22_GEOMETRY
 from studio.models.wan.vae import WAN21_VAE, WAN22_VAE, WanVAEConfig
@@ -35,6 +41,11 @@ class TextSizes:
 
 
 UMT5_XXL_SIZES = TextSizes(256384, 4096, 10240, 24, 64, 64)
+MINILM_SIZES = TextSizes(30522, 384, 1536, 6, 12, 32)
+"""all-MiniLM-L6-v2 (the demo model's text encoder; a BERT, described with the same fields)."""
+
+PROMPT = "a red fox runs over the snow in the sunny day"
+DEMO_PROMPT = "a yellow triangle moving up on a blue background"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +61,12 @@ class BenchSpec:
         vae_width, vae_height, vae_frames: the size the VAE decode row uses.
         text_len: prompt tokens (the DiT's context rows).
         cuda_only: too large for a CPU run.
+        weights: "random" (made at run time) or "demo" (the shipped demo model's).
+        steps, shift, fps, prompt: the generate section's request (``--steps`` overrides).
+        generate_runs: generations the generate section times after a first one (median per
+            stage); 1 times just one.
+        targets: ``(row, seconds)`` the configuration must stay within, shown beside the rows:
+            "load" (model load) and "generate" (the median generation).
     """
 
     name: str
@@ -66,6 +83,16 @@ class BenchSpec:
     vae_frames: int
     text_len: int = 512
     cuda_only: bool = False
+    weights: Literal["random", "demo"] = "random"
+    steps: int = 2
+    shift: float = 5.0
+    fps: float = 16.0
+    prompt: str = PROMPT
+    generate_runs: int = 1
+    targets: tuple[tuple[str, float], ...] = ()
+
+    def target(self, row: str) -> float | None:
+        return dict(self.targets).get(row)
 
     @property
     def tokens(self) -> int:
@@ -86,6 +113,7 @@ class BenchSpec:
                 f"{self.vae_width}×{self.vae_height}×{self.vae_frames}")
 
 
+_DEMO = DemoDefaults()
 _SMALL_TEXT = TextSizes(vocab_size=64, d_model=1024, d_ff=2816, num_layers=2, num_heads=16, d_kv=64)
 _TINY_TEXT = TextSizes(vocab_size=64, d_model=32, d_ff=48, num_layers=2, num_heads=4, d_kv=8)
 
@@ -103,6 +131,12 @@ SPECS: dict[str, BenchSpec] = {
             WanDiTConfig(dim=256, ffn_dim=1024, num_heads=2, num_layers=4, text_dim=1024),
             WanVAEConfig(version="2.1", dim=16), _SMALL_TEXT, WAN21_GEOMETRY,
             256, 256, 9, 256, 256, 9,
+        ),
+        BenchSpec(
+            "demo", "shapes-v1", DEMO_DIT, DEMO_VAE, MINILM_SIZES, WAN21_GEOMETRY,
+            128, 128, 17, 128, 128, 17, text_len=DEMO_DIT.text_len, weights="demo",
+            steps=_DEMO.steps, shift=_DEMO.shift, fps=_DEMO.fps,
+            prompt=DEMO_PROMPT, generate_runs=3, targets=(("load", 3.0), ("generate", 10.0)),
         ),
         BenchSpec(
             "wan21-1.3b", "t2v-1.3b", WAN21_T2V_1_3B, WAN21_VAE, UMT5_XXL_SIZES, WAN21_GEOMETRY,
