@@ -179,7 +179,9 @@ class GenerationRequest:
         version = data.get("version", REQUEST_VERSION)
         if type(version) is not int or version != REQUEST_VERSION:
             raise InvalidRequest(
-                "version", f"{version!r} is not supported", f"this studio reads version {REQUEST_VERSION}"
+                "version",
+                f"{version!r} is not supported",
+                f"this studio reads version {REQUEST_VERSION}",
             )
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known - {"version"})
@@ -208,7 +210,8 @@ class GenerationRequest:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise InvalidRequest("request", f"not valid JSON ({exc.msg} at char {exc.pos})") from exc
+            problem = f"not valid JSON ({exc.msg} at char {exc.pos})"
+            raise InvalidRequest("request", problem) from exc
         except (ValueError, RecursionError) as exc:  # over-long integers, absurd nesting
             raise InvalidRequest("request", f"not a readable request ({exc})") from exc
         return cls.from_dict(data)

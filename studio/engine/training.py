@@ -52,9 +52,10 @@ def flow_loss(
     """``mean_b w_b · MSE_b(v_pred, v_target)`` in float32.
 
     Args:
-        weight: ``[B]`` per-sample weights (e.g. :func:`~studio.engine.schedule.training_weight_at`).
-        mask: optional ``[B, 1, T', H', W']``; 1 where the loss counts (conditioning frames that were
-            given to the model clean are excluded by passing 0 there).
+        weight: ``[B]`` per-sample weights (e.g.
+            :func:`~studio.engine.schedule.training_weight_at`).
+        mask: optional ``[B, 1, T', H', W']``; 1 where the loss counts (conditioning frames that
+            were given to the model clean are excluded by passing 0 there).
     """
     err = (v_pred.float() - v_target.float()) ** 2
     if mask is not None:

@@ -140,10 +140,13 @@ def test_disk_full_during_os_write(existing: Path, monkeypatch: pytest.MonkeyPat
 
 
 def test_disk_full_from_file_object_in_block(existing: Path) -> None:
-    with pytest.raises(MediaError, match="disk is full"), atomic_path(existing) as tmp:
-        with open(tmp, "wb") as f:
-            f.write(b"abc")
-            raise OSError(errno.ENOSPC, "No space left on device")
+    with (
+        pytest.raises(MediaError, match="disk is full"),
+        atomic_path(existing) as tmp,
+        open(tmp, "wb") as f,
+    ):
+        f.write(b"abc")
+        raise OSError(errno.ENOSPC, "No space left on device")
     assert existing.read_bytes() == OLD
     assert _leftovers(existing.parent) == []
 

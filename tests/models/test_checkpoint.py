@@ -69,7 +69,7 @@ def test_probe_matches_what_safetensors_reads(valid: Path) -> None:
     with safe_open(valid, framework="pt") as handle:
         assert set(header.tensors) == set(handle.keys())
         assert header.metadata == handle.metadata()
-        for name in handle.keys():
+        for name in handle.keys():  # noqa: SIM118 (a safetensors handle, not a dict)
             tensor = handle.get_tensor(name)
             info = header.tensors[name]
             assert info.shape == tuple(tensor.shape)

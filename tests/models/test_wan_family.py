@@ -19,8 +19,8 @@ from studio.models.wan.family import load_wan_model, vae_config_from_shapes
 from studio.models.wan.keys import identify_layout, key_map
 from studio.models.wan.presets import (
     NEGATIVE_PROMPT,
-    T2V_14B,
     T2V_1_3B,
+    T2V_14B,
     TI2V_5B,
     WAN21_PREVIEW,
     WAN22_PREVIEW,

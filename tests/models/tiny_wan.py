@@ -44,8 +44,11 @@ TINY_VAE_21 = WanVAEConfig(version="2.1", dim=8, num_res_blocks=1)
 TINY_VAE_22 = WanVAEConfig(version="2.2", dim=8, dec_dim=8, z_dim=48, num_res_blocks=1,
                            latent_mean=WAN22_LATENT_MEAN, latent_std=WAN22_LATENT_STD)
 TINY_UMT5 = umt5_config(vocab_size=40, d_model=32, d_kv=8, d_ff=48, num_layers=2, num_heads=4)
-WORDS = ("a cat dog runs walks in on the snow grass red blue green video of slowly quickly "
-         "big small sunny day night bird flies over river").split()  # fmt: skip
+WORDS = [
+    "a", "cat", "dog", "runs", "walks", "in", "on", "the", "snow", "grass", "red", "blue", "green",
+    "video", "of", "slowly", "quickly", "big", "small", "sunny", "day", "night", "bird", "flies",
+    "over", "river",
+]  # fmt: skip
 
 LAYOUTS = ("original", "sharded", "prefixed", "diffusers")
 DIT_PREFIX = "model.diffusion_model."

@@ -1,9 +1,9 @@
 """Stage 1 of the demo recipe: train the small Wan 2.1 VAE on crops of procedural clips.
 
 Convolutions are translation-equivariant and causal in time, so the VAE trains on small random
-crops (centred near the shape; the schedule is :data:`VAE_PHASES`) and still encodes whole 17 × 128 × 128
-clips. Loss: L1 + MSE on pixels in [−1, 1], plus a small penalty on the latent's magnitude; the
-decoder sees the latent with a little noise so it tolerates the DiT's imprecision.
+crops (centred near the shape; the schedule is :data:`VAE_PHASES`) and still encodes whole
+17 × 128 × 128 clips. Loss: L1 + MSE on pixels in [−1, 1], plus a small penalty on the latent's
+magnitude; the decoder sees the latent with a little noise so it tolerates the DiT's imprecision.
 """
 
 from __future__ import annotations
