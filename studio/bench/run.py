@@ -177,6 +177,14 @@ def run_load(options: BenchOptions, info: dict[str, Any]) -> tuple[list[Row], di
     return rows, data
 
 
+def _stage_row(stage: str, time_s: float, steps: int) -> Row:
+    """A row for one stage of a generation; the sampling row names its steps and their cost."""
+    if stage != "sampling":
+        return Row("generate", stage, seconds(time_s))
+    return Row("generate", f"sampling ({steps} steps)", seconds(time_s),
+               note=f"{seconds(time_s / steps)} per step")
+
+
 def run_generate(model: LoadedModel, options: BenchOptions, policy: str) -> tuple[list[Row], dict]:
     """One generation, or (``spec.generate_runs`` > 1) a first one, then the median of more."""
     spec = options.spec
@@ -189,9 +197,7 @@ def run_generate(model: LoadedModel, options: BenchOptions, policy: str) -> tupl
     runs = [once() for _ in range(spec.generate_runs - 1)] if spec.generate_runs > 1 else []
     result = median_generation(runs) if runs else first
     total = statistics.median(r.total for r in runs) if runs else first.total
-    rows = [Row("generate", name, seconds(t)) for name, t in result.stages.items()]
-    rows[1] = Row("generate", f"sampling ({result.steps} steps)", rows[1].time,
-                  note=f"{seconds(result.stages['sampling'] / result.steps)} per step")
+    rows = [_stage_row(name, t, result.steps) for name, t in result.stages.items()]
     forecast = result.forecast
     note = ""
     if forecast is not None:
