@@ -38,7 +38,7 @@ def resources_dir() -> Path:
     package_dir = Path(__file__).resolve().parent
     candidates += [package_dir / "resources", package_dir.parent / "resources"]
     for candidate in candidates:
-        # "models" holds the demo weights; style.qss is there even before they are added.
+        # "models" holds the shipped weights; style.qss is there even before they are added.
         if (candidate / "models").is_dir() or (candidate / "style.qss").is_file():
             return candidate
     raise FileNotFoundError(
@@ -47,6 +47,6 @@ def resources_dir() -> Path:
     )
 
 
-def demo_model_dir() -> Path:
-    """The shipped demo model's folder (config + safetensors weights)."""
-    return resources_dir() / "models" / "demo"
+def shipped_model_dir(name: str) -> Path:
+    """The folder of a model that ships with the studio (``resources/models/<name>``)."""
+    return resources_dir() / "models" / name

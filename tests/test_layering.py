@@ -147,7 +147,7 @@ def test_checker_accepts_allowed_imports(name: str, source: str) -> None:
 
 
 def test_relative_imports_are_resolved() -> None:
-    found = {i.module for i in imports_of("from ..engine import noise", "studio.service.jobs")}
+    found = {i.module for i in imports_of("from ..engine import noise", "studio.service.job_queue")}
     assert "studio.engine.noise" in found
     found = {i.module for i in imports_of("from .sampler import x", "studio.engine", True)}
     assert "studio.engine.sampler" in found

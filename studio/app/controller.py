@@ -1,7 +1,7 @@
 """JobController: the queue ↔ worker bridge, living on the GUI thread.
 
 It owns one long-lived QThread running the :class:`~studio.app.worker.GenerationWorker`.
-Requests go into the persistent :class:`~studio.service.jobs.JobQueue`; whenever the worker is
+Requests go into the persistent :class:`~studio.service.job_queue.JobQueue`; whenever the worker is
 idle the controller takes the next queued job and hands it over through a queued signal.
 Cancellation is not a signal: :meth:`cancel` sets the running job's CancelToken directly, so a
 busy worker sees it at its next step. Widgets connect only to the controller's signals.
@@ -18,7 +18,7 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 from studio.engine.cancel import CancelToken
 from studio.engine.request import GenerationRequest
 from studio.service.generation import GenerationService, JobResult
-from studio.service.jobs import JobQueue, JobState
+from studio.service.job_queue import JobQueue, JobState
 from studio.service.settings import Settings
 
 from .worker import DecodeItem, GenerationWorker, JobFailure, WorkItem

@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QFileDialog, QWidget
 from studio.engine.request import GenerationRequest
 from studio.errors import MediaError
 from studio.media.atomic import atomic_path
-from studio.service.cli_requests import read_recipe
+from studio.service.recipe import read_recipe
 from studio.service.reference import IMAGE_SUFFIXES
 
 from .tasks import TaskRunner

@@ -8,23 +8,20 @@ from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelInde
 from PySide6.QtGui import QBrush, QColor, QImage
 
 from studio.errors import MediaError
-from studio.service.jobs import Job, JobState
+from studio.service.job_queue import Job, JobState
 from studio.service.thumbnails import THUMBNAIL_EDGE, ensure_thumbnail
 
 from .job_text import error_text, history_caption
 
 ID_ROLE = Qt.ItemDataRole.UserRole
 FAILED = QColor("#ef9a9a")
-LATENT_FILE = "latent.safetensors"
-"""The saved final latent in a job folder (``studio.service.resume.LATENT_NAME``, which the app
-cannot import: that module needs torch)."""
 _Index = QModelIndex | QPersistentModelIndex
 
 
 def saved_latent(job: Job) -> Path | None:
     """The job's saved final latent, if the file exists ("decode again" needs it)."""
     recorded = (job.result or {}).get("latent_path")
-    for candidate in (recorded, job.folder / LATENT_FILE):
+    for candidate in (recorded, job.files.latent):
         if candidate and Path(candidate).is_file():
             return Path(candidate)
     return None

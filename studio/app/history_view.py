@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio.engine.request import GenerationRequest
-from studio.service.jobs import Job, JobQueue, JobState
+from studio.service.job_queue import Job, JobQueue, JobState
 
 from .controller import JobController
 from .history_model import ID_ROLE, HistoryModel, load_thumbnail, saved_latent
@@ -48,7 +48,7 @@ def recipe_text(job: Job) -> str:
     The recipe written beside the video, else the job folder's copy, else the job record.
     """
     result = job.result or {}
-    for candidate in (result.get("recipe_path"), job.folder / "recipe.json"):
+    for candidate in (result.get("recipe_path"), job.files.recipe):
         if candidate and Path(candidate).is_file():
             try:
                 return json.dumps(json.loads(Path(candidate).read_text(encoding="utf-8")),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from studio.engine.request import GenerationRequest
-from studio.service.jobs import Job, JobState
+from studio.service.job_queue import Job, JobState
 
 
 def elide(text: str, limit: int = 60) -> str:

@@ -23,7 +23,7 @@ from studio import __version__
 from studio.logs import setup_logging
 from studio.paths import resources_dir
 from studio.service.generation import GenerationService
-from studio.service.jobs import JobQueue
+from studio.service.job_queue import JobQueue
 from studio.service.settings import load_settings
 
 from .dialogs import install_excepthooks

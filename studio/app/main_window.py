@@ -19,12 +19,13 @@ from PySide6.QtWidgets import QDockWidget, QMainWindow, QStackedWidget, QToolBut
 
 from studio.engine.request import GenerationRequest
 from studio.errors import StudioError
+from studio.service.catalog import default_model_id
 from studio.service.forecast import forecast_request
 from studio.service.generation import GenerationService, JobResult
-from studio.service.jobs import JobQueue
-from studio.service.memory import MemoryUsage
+from studio.service.job_queue import JobQueue
 from studio.service.model_info import ModelInfo, ModelRow, model_rows
-from studio.service.preview_math import schedule_preview
+from studio.service.process_memory import MemoryUsage
+from studio.service.schedule_chart import schedule_chart
 from studio.service.settings import Settings, save_settings
 
 from .controller import JobController
@@ -198,7 +199,7 @@ class MainWindow(QMainWindow):
         in their saved order, resuming from their sampling checkpoints.
         """
         self.rescan_models()
-        self.load_model(model_id or self.settings.default_model or "demo")
+        self.load_model(model_id or self.settings.default_model or default_model_id())
         self.queue_view.auto_start = True
         self.controller.pump()
 
@@ -281,7 +282,7 @@ class MainWindow(QMainWindow):
         request = self.prompt_panel.request(self.reference_panel.items())
         self.reference_panel.set_frame_count(request.frames)
         try:
-            preview = schedule_preview(request, self._info.geometry)
+            preview = schedule_chart(request, self._info.geometry, self._info.shift_rule)
         except StudioError as exc:
             self.schedule_view.set_preview(None, str(exc))
             return
@@ -310,7 +311,8 @@ class MainWindow(QMainWindow):
         self.job_status.job_started(job_id, request.steps)
         if geometry is not None:
             try:
-                self.schedule_view.set_preview(schedule_preview(request, geometry))
+                self.schedule_view.set_preview(
+                    schedule_chart(request, geometry, self._info.shift_rule))
             except StudioError:
                 log.debug("job %s does not fit the loaded model's geometry", job_id)
         self.schedule_view.set_current_step(0)

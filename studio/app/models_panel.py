@@ -16,8 +16,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.service.memory import MemoryUsage
 from studio.service.model_info import ModelInfo, ModelRow
+from studio.service.process_memory import MemoryUsage
 
 from .qt_models import ModelTableModel
 
@@ -108,7 +108,7 @@ class ModelsPanel(QWidget):
         selected = self.selected_id()
         self.model.set_rows(rows)
         self.status.setText(f"{len(rows)} model set(s) found" if rows else
-                            "No model sets found — add a folder with Wan checkpoints")
+                            "No model sets found — add a folder with model checkpoints")
         if selected:
             self.select(selected)
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 
-from studio.service.jobs import JobQueue
+from studio.service.job_queue import JobQueue
 
 from .tasks import TaskRunner
 from .worker import JobFailure

@@ -1,7 +1,7 @@
 """The queue dock: the running job with its progress, the queued jobs in order, and the jobs
 that failed or were cancelled, with reorder / remove / pause / restart / retry.
 
-Every change goes to :class:`~studio.service.jobs.JobQueue` through
+Every change goes to :class:`~studio.service.job_queue.JobQueue` through
 :class:`~studio.app.queue_ops.QueueOps` (off the GUI thread); the list is rebuilt from the queue
 whenever it says it changed, so the disk is the truth and ``studio queue …`` commands run in a
 terminal show up here within a second. The running job is never removed: Remove cancels it
@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.service.jobs import Job, JobQueue, JobState
+from studio.service.job_queue import Job, JobQueue, JobState
 
 from .controller import JobController
 from .job_text import elide, error_text, request_line

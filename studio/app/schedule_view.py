@@ -1,6 +1,6 @@
 """A QPainter plot of the sampling schedule: t against step, for the settings on screen.
 
-The curve is the engine's own schedule (via :mod:`studio.service.preview_math`). Dashed
+The curve is the engine's own schedule (via :mod:`studio.service.schedule_chart`). Dashed
 orange lines mark where each soft reference frame starts denoising (t = 1 − strength); during a
 run the current step is highlighted; hovering shows the step and its t.
 """
@@ -11,7 +11,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QMouseEvent, QPainter, QPainterPath, QPaintEvent, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from studio.service.preview_math import SchedulePreview
+from studio.service.schedule_chart import ScheduleChart
 
 BACKGROUND = QColor("#1b1d21")
 GRID = QColor("#33373e")
@@ -24,7 +24,7 @@ MARGINS = (46.0, 26.0, 14.0, 30.0)  # left, top, right, bottom
 
 
 class ScheduleView(QWidget):
-    """Shows a :class:`SchedulePreview`; ``set_current_step`` highlights a running step."""
+    """Shows a :class:`ScheduleChart`; ``set_current_step`` highlights a running step."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -32,7 +32,7 @@ class ScheduleView(QWidget):
         self.setMouseTracking(True)
         self.setMinimumSize(260, 150)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-        self._preview: SchedulePreview | None = None
+        self._preview: ScheduleChart | None = None
         self._message = "Load a model to see the schedule"
         self._current: int | None = None
         self._hover: int | None = None
@@ -40,14 +40,14 @@ class ScheduleView(QWidget):
     # --- public API -------------------------------------------------------------------------
 
     @property
-    def preview(self) -> SchedulePreview | None:
+    def preview(self) -> ScheduleChart | None:
         return self._preview
 
     @property
     def current_step(self) -> int | None:
         return self._current
 
-    def set_preview(self, preview: SchedulePreview | None, message: str = "") -> None:
+    def set_preview(self, preview: ScheduleChart | None, message: str = "") -> None:
         """Show a schedule, or (None) a message such as why there is none."""
         self._preview = preview
         self._message = message

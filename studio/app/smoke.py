@@ -15,8 +15,8 @@ from PySide6.QtCore import QObject, QTimer, Signal, Slot
 from PySide6.QtWidgets import QApplication
 
 from studio.media.video import read_video_metadata
-from studio.service.memory import MemoryUsage
 from studio.service.model_info import ModelInfo
+from studio.service.process_memory import MemoryUsage
 
 from .main_window import MainWindow
 from .worker import JobFailure

@@ -27,8 +27,8 @@ from studio.service.generation import (
     ProgressEvent,
     StageEvent,
 )
-from studio.service.memory import memory_usage
 from studio.service.model_info import model_info
+from studio.service.process_memory import memory_usage
 from studio.service.settings import Settings
 
 from .images import frames_to_qimages

@@ -29,8 +29,8 @@ def add_bench_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
                    help="tiny, small (CPU-sized), demo (the shipped demo model, trained weights) "
                    "or wan21-1.3b, wan22-5b (CUDA; native sizes)")
     p.add_argument("--model", type=Path,
-                   help="checkpoint folder (default: random weights; with --config demo, a demo "
-                   "model export instead of the shipped one)")
+                   help="a model folder of any family, timed through the catalogue as the app "
+                   "loads it (default: the configuration's random or built-in weights)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16"),
                    help="DiT and text encoder precision (auto: float32 on CPU, bfloat16 on CUDA)")

@@ -1,9 +1,9 @@
-"""Run the diffusers comparison (``bench/compare_diffusers.py``) in a child process.
+"""Run the diffusers comparison (``tests/oracles/compare_diffusers.py``) in a child process.
 
 The studio package never imports diffusers (it is a test and benchmark extra, and the layering
 test forbids it under ``studio/``). The comparison script sits beside the package in a source
 checkout; this module starts it with the same interpreter and options and reads the JSON it
-prints. From an installed wheel (no ``bench/`` folder) or without diffusers it reports why not.
+prints. From an installed wheel (no ``tests/oracles/`` folder) or without diffusers it reports why not.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "compare_diffusers.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "tests" / "oracles" / "compare_diffusers.py"
 
 
 def comparison_command(options: BenchOptions, what: list[str]) -> list[str]:

@@ -2,17 +2,19 @@
 
 Every function returns plain numbers (seconds, bytes); :mod:`studio.bench.report` lays them out.
 Peak memory is measured as the device reports it on CUDA (``max_memory_allocated``) and, on the
-CPU, as the bytes of tensors the code allocates (:class:`TensorMemoryTracker`, a separate
+CPU, as the bytes of tensors the code allocates (:class:`AllocationMeter`, a separate
 untimed run) or, for a whole generation, the process's peak resident set.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,16 +22,17 @@ import torch
 
 from studio.bench.specs import BenchSpec
 from studio.bench.timing import Timing, measure, synchronize
+from studio.engine.allocation_meter import AllocationMeter
 from studio.engine.memory_forecast import MemoryForecast, forecast_memory
+from studio.engine.model import LoadedModel
 from studio.engine.noise import make_noise
 from studio.engine.offload import OffloadPolicy
-from studio.engine.pipeline import decode_latent, encode_prompts, sample_latent
 from studio.engine.request import GenerationRequest
-from studio.engine.tensor_memory import TensorMemoryTracker
-from studio.media.video import write_video
-from studio.models.family import LoadedModel
-from studio.service.forecast import model_memory
-from studio.service.memory import peak_rss
+from studio.models.family import ModelSet
+from studio.service.catalog import ModelCache
+from studio.service.generation import GenerationService, StageEvent
+from studio.service.process_memory import peak_rss
+from studio.service.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +58,7 @@ def denoiser_inputs(spec: BenchSpec, device: torch.device, dtype: torch.dtype,
 
 def device_peak(device: torch.device, fn: Callable[[], object]) -> int:
     """Bytes ``fn`` allocates at its peak (beyond what was allocated before): CUDA's allocator
-    statistics, or a :class:`TensorMemoryTracker` run on other devices."""
+    statistics, or a :class:`AllocationMeter` run on other devices."""
     if device.type == "cuda":
         synchronize(device)
         base = torch.cuda.memory_allocated(device)
@@ -63,7 +66,7 @@ def device_peak(device: torch.device, fn: Callable[[], object]) -> int:
         fn()
         synchronize(device)
         return torch.cuda.max_memory_allocated(device) - base
-    with TensorMemoryTracker() as tracker:
+    with AllocationMeter() as tracker:
         fn()
     return tracker.peak
 
@@ -138,40 +141,72 @@ def median_generation(runs: list[GenerateResult]) -> GenerateResult:
                           last.video_path)  # fmt: skip
 
 
+#: The service's stage events → the bench's row names ("loading" is not part of a generation).
+_STAGE_ROWS = {"encoding": "text encode", "sampling": "sampling", "decoding": "decode",
+               "exporting": "export"}  # fmt: skip
+
+
 def bench_generate(model: LoadedModel, request: GenerationRequest, out_dir: Path | None = None,
                    policy: OffloadPolicy = OffloadPolicy.NONE) -> GenerateResult:
-    """Run text encode → sampling → decode → export once, timing each stage."""
+    """Run one job through :class:`~studio.service.generation.GenerationService` — the path
+    users run, recipe, saved latent and MP4 included — timing each stage from its events.
+
+    The job's files go to a temporary ``STUDIO_HOME``, so benchmarks never reach the history.
+    """
     device = model.device
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
+    folder = out_dir or Path(tempfile.mkdtemp(prefix="studio-bench-"))
     stages: dict[str, float] = {}
     clock = _StageClock(device, stages)
-    with torch.inference_mode():
-        context, uncond = encode_prompts(model, request)
-        clock.lap("text encode")
-        latent, _, _ = sample_latent(model, request, context, uncond, None)
-        clock.lap("sampling")
-        frames = decode_latent(model, latent)
-        clock.lap("decode")
-    folder = out_dir or Path(tempfile.mkdtemp(prefix="studio-bench-"))
-    path = folder / "bench.mp4"
-    write_video(path, frames, request.fps)
-    clock.lap("export")
+    with tempfile.TemporaryDirectory(prefix="studio-bench-home-") as home, _studio_home(home):
+        service = GenerationService(Settings(checkpoint_every=0), _fixed_cache(model))
+        result = service.run("bench", request, clock.on_event, output_path=folder / "bench.mp4")
+        clock.lap()
     vram = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else 0
-    memory = model_memory(model)
+    memory = model.memory
     forecast = (forecast_memory(memory, request, device.type, policy) if memory is not None
                 else None)
-    return GenerateResult(stages, request.steps, peak_rss(), vram, forecast, str(path))
+    return GenerateResult(stages, request.steps, peak_rss(), vram, forecast,
+                          str(result.video_path))
+
+
+def _fixed_cache(model: LoadedModel) -> ModelCache:
+    """A cache that always hands out ``model`` (the bench loaded it, timed, beforehand)."""
+    entry = ModelSet(id=model.id, family=model.family, variant=model.variant, complete=True)
+    return ModelCache(Settings(), finder=lambda settings, model_id: entry,
+                      loader=lambda *args, **options: model)
+
+
+@contextlib.contextmanager
+def _studio_home(path: str) -> Iterator[None]:
+    previous = os.environ.get("STUDIO_HOME")
+    os.environ["STUDIO_HOME"] = path
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("STUDIO_HOME", None)
+        else:
+            os.environ["STUDIO_HOME"] = previous
 
 
 class _StageClock:
+    """Seconds between the service's stage events, keyed by the bench's row names."""
+
     def __init__(self, device: torch.device, stages: dict[str, float]) -> None:
         self.device, self.stages = device, stages
-        synchronize(device)
+        self._stage: str | None = None
         self._last = time.perf_counter()
 
-    def lap(self, name: str) -> None:
+    def on_event(self, event: object) -> None:
+        if isinstance(event, StageEvent):
+            self.lap()
+            self._stage = _STAGE_ROWS.get(event.stage)
+
+    def lap(self) -> None:
         synchronize(self.device)
         now = time.perf_counter()
-        self.stages[name] = now - self._last
+        if self._stage is not None:
+            self.stages[self._stage] = now - self._last
         self._last = now

@@ -19,11 +19,12 @@ from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast, UMT5EncoderModel
 
 from studio.bench.specs import BenchSpec
-from studio.models.family import FamilyDefaults, LoadedModel
+from studio.engine.model import FamilyDefaults, LoadedModel
 from studio.models.wan.dit import WanDiT
 from studio.models.wan.presets import NEGATIVE_PROMPT, WAN21_PREVIEW, WAN22_PREVIEW
 from studio.models.wan.text import UMT5TextEncoder, umt5_config
-from studio.models.wan.vae import CausalVideoVAE, build_vae
+from studio.models.wan.vae import CausalVideoVAE
+from studio.models.wan.vae_factory import build_vae
 
 log = logging.getLogger(__name__)
 

@@ -32,6 +32,7 @@ from studio.bench.specs import BenchSpec
 from studio.bench.timing import synchronize
 from studio.engine.fastpath import accelerate, usable_backends
 from studio.engine.memory_forecast import forecasts_by_policy
+from studio.engine.model import LoadedModel
 from studio.engine.offload import (
     AUTO,
     OffloadPolicy,
@@ -39,8 +40,9 @@ from studio.engine.offload import (
     choose_policy,
     free_device_memory,
 )
-from studio.models.family import LoadedModel
-from studio.service.forecast import model_memory
+from studio.models.registry import family
+from studio.service.catalog import find_model
+from studio.service.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -90,19 +92,16 @@ def environment(options: BenchOptions) -> dict[str, Any]:
 
 
 def load_model(options: BenchOptions, on: torch.device) -> LoadedModel:
-    """Random weights for the spec, the demo model (shipped, or the export at
-    ``options.model_path``), or the Wan checkpoint set at ``options.model_path``."""
-    if options.spec.weights == "demo":
-        from studio.models.demo.family import load_demo_model
-
-        return load_demo_model(options.model_path, on, options.dtype)
-    if options.model_path is None:
+    """Random weights for the spec, or a catalogue set loaded by its family: the one at
+    ``options.model_path`` (any family) or the spec's built-in set."""
+    if options.spec.weights == "random" and options.model_path is None:
         return random_model(options.spec, on, options.dtype)
-    from studio.models.wan.family import load_wan_model
-    from studio.service.catalog import find_model
-    from studio.service.settings import Settings
+    model_set = find_model(Settings(), model_id(options))
+    return family(model_set.family).load(model_set, on, options.dtype)
 
-    return load_wan_model(find_model(Settings(), str(options.model_path)), on, options.dtype)
+
+def model_id(options: BenchOptions) -> str:
+    return str(options.model_path) if options.model_path else options.spec.model_id
 
 
 def prepare_model(options: BenchOptions) -> tuple[LoadedModel, dict[str, Any]]:
@@ -114,7 +113,7 @@ def prepare_model(options: BenchOptions) -> tuple[LoadedModel, dict[str, Any]]:
     started = time.perf_counter()
     if options.device.type == "cuda" and options.offload != OffloadPolicy.NONE.value:
         model = load_model(options, torch.device("cpu"))
-        memory = model_memory(model)
+        memory = model.memory
         needs = forecasts_by_policy(memory, bench_request(options.spec, 1)) if memory else {}
         choice = choose_policy(needs, free_device_memory(options.device), options.offload)
         policy = choice.policy
@@ -144,17 +143,18 @@ _FRESH_LOAD = """
 import sys, time
 import torch
 started = time.perf_counter()
-from studio.models.demo.family import load_demo_model
-load_demo_model(sys.argv[1] or None, sys.argv[2])
+from studio.service.catalog import find_model, load_model
+from studio.service.settings import Settings
+load_model(find_model(Settings(), sys.argv[1]), torch.device(sys.argv[2]))
 print(time.perf_counter() - started)
 """
 
 
-def fresh_demo_load(options: BenchOptions) -> float:
-    """Seconds a new process takes to import the demo family and load the model (torch is
-    imported first, untimed: an application has it loaded before it loads a model)."""
-    path = str(options.model_path or "")
-    done = subprocess.run([sys.executable, "-c", _FRESH_LOAD, path, str(options.device)],
+def fresh_load(options: BenchOptions) -> float:
+    """Seconds a new process takes to import the studio and load the model the way the app
+    does (torch is imported first, untimed: an application has it loaded before)."""
+    done = subprocess.run([sys.executable, "-c", _FRESH_LOAD, model_id(options),
+                           str(options.device)],
                           capture_output=True, text=True, timeout=600, check=False)  # fmt: skip
     if done.returncode != 0:
         raise RuntimeError(f"the fresh-process load failed: {done.stderr.strip()[-2000:]}")
@@ -162,16 +162,16 @@ def fresh_demo_load(options: BenchOptions) -> float:
 
 
 def run_load(options: BenchOptions, info: dict[str, Any]) -> tuple[list[Row], dict]:
-    """The model load in this process (weights from disk, or made at random) and, for the demo
-    model, in a fresh process (its imports included) — the one its target is about."""
+    """The model load in this process (weights from disk, or made at random) and, for a
+    built-in set, in a fresh process (its imports included) — the one its target is about."""
     spec = options.spec
-    what = ("demo model" if spec.weights == "demo" else "checkpoint" if options.model_path
-            else "random weights")  # fmt: skip
+    what = ("checkpoint" if options.model_path else f"{spec.model_id} model"
+            if spec.weights == "builtin" else "random weights")  # fmt: skip
     rows = [Row("load", what, seconds(info["load_s"]))]
     data = {"load_s": info["load_s"]}
-    if spec.weights == "demo":
-        fresh = fresh_demo_load(options)
-        rows.append(Row("load", "demo model, fresh process", seconds(fresh),
+    if spec.weights == "builtin" and options.model_path is None:
+        fresh = fresh_load(options)
+        rows.append(Row("load", f"{spec.model_id} model, fresh process", seconds(fresh),
                         note=within(spec, "load", fresh)))
         data["fresh_process_load_s"] = fresh
     return rows, data

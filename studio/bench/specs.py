@@ -61,7 +61,8 @@ class BenchSpec:
         vae_width, vae_height, vae_frames: the size the VAE decode row uses.
         text_len: prompt tokens (the DiT's context rows).
         cuda_only: too large for a CPU run.
-        weights: "random" (made at run time) or "demo" (the shipped demo model's).
+        weights: "random" (made at run time) or "builtin" (the shipped set ``model_id``).
+        model_id: the catalogue id of the built-in set a "builtin" configuration runs.
         steps, shift, fps, prompt: the generate section's request (``--steps`` overrides).
         generate_runs: generations the generate section times after a first one (median per
             stage); 1 times just one.
@@ -83,7 +84,8 @@ class BenchSpec:
     vae_frames: int
     text_len: int = 512
     cuda_only: bool = False
-    weights: Literal["random", "demo"] = "random"
+    weights: Literal["random", "builtin"] = "random"
+    model_id: str = ""
     steps: int = 2
     shift: float = 5.0
     fps: float = 16.0
@@ -134,7 +136,8 @@ SPECS: dict[str, BenchSpec] = {
         ),
         BenchSpec(
             "demo", "shapes-v1", DEMO_DIT, DEMO_VAE, MINILM_SIZES, WAN21_GEOMETRY,
-            128, 128, 17, 128, 128, 17, text_len=DEMO_DIT.text_len, weights="demo",
+            128, 128, 17, 128, 128, 17, text_len=DEMO_DIT.text_len, weights="builtin",
+            model_id="demo",
             steps=_DEMO.steps, shift=_DEMO.shift, fps=_DEMO.fps,
             prompt=DEMO_PROMPT, generate_runs=3, targets=(("load", 3.0), ("generate", 10.0)),
         ),

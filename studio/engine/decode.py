@@ -1,6 +1,6 @@
 """Decoding a latent within the memory there is: whole, or in overlapping spatial tiles.
 
-A :class:`~studio.models.family.VideoVAE` decodes a latent ``[B, C, T', H', W']`` to pixels
+A :class:`~studio.engine.model.VideoVAE` decodes a latent ``[B, C, T', H', W']`` to pixels
 ``[B, 3, T, H, W]``. The Wan VAEs already decode one latent frame at a time with a causal cache,
 so their memory grows with H'·W', not with T'. When even that runs out of memory the latent is cut
 into overlapping tiles along H' and W': a crop of the latent decodes to the matching pixel crop
@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import torch
 
 from studio.engine.cancel import NEVER, CancelToken
+from studio.engine.model import VideoVAE
 from studio.errors import OutOfMemory
-from studio.models.family import VideoVAE
 
 log = logging.getLogger(__name__)
 

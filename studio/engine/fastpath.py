@@ -28,8 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from studio.engine.offload import part_module
-from studio.models.family import LoadedModel
+from studio.engine.model import DIT, LoadedModel
 
 log = logging.getLogger(__name__)
 
@@ -82,11 +81,8 @@ class ScopedDenoiser:
         return getattr(self.inner, name)
 
 
-def compile_blocks(module: nn.Module, mode: str | None = None) -> int:
-    """Compile each block of ``module.blocks`` in place; returns how many were compiled."""
-    blocks = getattr(module, "blocks", None)
-    if not isinstance(blocks, nn.ModuleList):
-        return 0
+def compile_blocks(blocks: Sequence[nn.Module], mode: str | None = None) -> int:
+    """Compile each block in place; returns how many were compiled."""
     for block in blocks:
         block.compile(mode=mode, dynamic=False)
     log.info("compiled %d blocks (mode %s); the first step compiles them", len(blocks), mode)
@@ -95,19 +91,20 @@ def compile_blocks(module: nn.Module, mode: str | None = None) -> int:
 
 def accelerate(model: LoadedModel, *, backends: Sequence[str] | None = None,
                compile_mode: str | None = None, compile: bool = False) -> LoadedModel:
-    """``model`` with the fast path on: explicit attention backends on CUDA (probed when
-    ``backends`` is None) and, when asked, compiled DiT blocks. CPU models are unchanged
-    unless ``compile`` is set."""
-    module = part_module(model.denoiser)
-    if compile and module is not None:
-        compile_blocks(module, compile_mode)
+    """``model`` with the fast path on: explicit attention backends on CUDA (probed from the
+    model's attention shape when ``backends`` is None) and, when asked, compiled denoiser
+    blocks. CPU models are unchanged unless ``compile`` is set."""
+    blocks = model.modules.block_list(DIT)
+    if compile and blocks:
+        compile_blocks(blocks, compile_mode)
     if model.device.type != "cuda":
         return model
+    attention = model.modules.attention
+    if backends is None and attention is None:
+        return model  # no shape to probe with: SDPA chooses per call
     if backends is None:
-        config = getattr(module, "config", None)
-        heads = getattr(config, "num_heads", 12)
-        head_dim = getattr(config, "head_dim", 128)
-        backends = usable_backends(model.device, model.dtype, heads, head_dim)
+        backends = usable_backends(model.device, model.dtype, attention.num_heads,
+                                   attention.head_dim)
     log.info("attention backends: %s", ", ".join(backends))
     return replace(model, denoiser=ScopedDenoiser(model.denoiser, backends))
 

@@ -1,35 +1,23 @@
 """Forecast the peak RAM and VRAM of a generation before it runs.
 
 The forecast adds up, per stage (text encoding, conditioning, sampling, decoding, export), what
-is resident and what the stage allocates, and takes the largest stage:
+is resident and what the stage allocates, and takes the largest stage. Its inputs are a
+:class:`~studio.engine.memory_model.ModelMemory` (weights per part, transformer shape, VAE
+working set per pixel; supplied by the model's family) and the request's size:
 
-* **weights** — bytes by dtype from the model's configuration (the Wan DiT keeps its time MLP,
-  modulation tables and norms in float32; the VAE runs in float32);
-* **DiT activations** from the token count: the peak of one block, which is either its
-  feed-forward phase (3 float32 copies of the residual stream plus two ``[B, L, ffn_dim]``
-  tensors) or its self-attention phase (3 float32 copies plus 5 projection-sized tensors), plus
-  the per-token time embedding where the model uses one (e and e0: 7 float32 ``[B, L, dim]``;
-  Wan 2.2 TI2V, which takes reference frames), plus the embedded context. Attention never
-  materialises ``L × L`` scores (fused SDPA kernels on CUDA, the blocked flash kernel on the
-  CPU);
-* **VAE decode working set** per output pixel of one latent-frame chunk (the decoder runs one
-  latent frame at a time, so it does not grow with the length) plus the float32 output video;
-* **text encoder activations** (UMT5 attention scores and position bias, ``h·L²``);
+* **DiT activations** from the token count (:func:`~studio.engine.memory_model.dit_activation_bytes`);
+* **VAE decode working set** per output pixel of one latent-frame chunk plus the float32 video;
+* **text encoder activations** (attention scores and position bias, ``h·L²``);
 * on the host, the decoded video's conversion to uint8 for export, and the runtime itself;
   host-side transients are doubled for what the C allocator and oneDNN keep beyond the live
   tensors (:data:`HOST_TRANSIENT_FACTOR`).
 
-The per-pixel VAE figures and the block coefficients were measured by running the real modules
-on the ``meta`` device under :class:`~studio.engine.tensor_memory.TensorMemoryTracker` (every
-storage an operator allocates, to the byte); the tests re-measure them. Figures on CUDA add the
-CUDA context and an allocator allowance, which could not be measured on the machine this was
-written on (no GPU): see ``docs/benchmarks.md``. What the app calls is
-:func:`studio.service.forecast.forecast_request`; this module is the arithmetic.
+Figures on CUDA add the CUDA context and an allocator allowance, which could not be measured on
+the machine this was written on (no GPU): see ``docs/benchmarks.md``.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -37,6 +25,7 @@ from typing import Any, Protocol
 
 import torch
 
+from studio.engine.memory_model import ModelMemory, dit_activation_bytes, text_activation_bytes
 from studio.engine.offload import (
     AUTO,
     OffloadPolicy,
@@ -44,10 +33,6 @@ from studio.engine.offload import (
     choose_policy,
     free_device_memory,
 )
-from studio.engine.shapes import LatentGeometry
-from studio.engine.tensor_memory import TensorMemoryTracker
-from studio.models.wan.dit_config import WanDiTConfig
-from studio.models.wan.vae import WAN21_VAE, WAN22_VAE, WanVAEConfig, build_vae
 
 log = logging.getLogger(__name__)
 
@@ -70,62 +55,6 @@ VRAM_ALLOCATOR_FACTOR = 1.10
 #: the heap) and oneDNN convolutions allocate buffers of their own: measured on Linux, a stage's
 #: RSS rise was 1.6× (text encoding) to 2.0× (VAE decode) its tracked tensor peak.
 HOST_TRANSIENT_FACTOR = 2.0
-
-#: VAE working set in bytes per output pixel (one latent-frame chunk, float32), measured with
-#: the tracker on the meta device: decode excludes the output video and the two latent-sized
-#: tensors; encode is one 4-frame chunk plus the first frame (see :func:`vae_bytes_per_pixel`).
-_VAE_PER_PIXEL: dict[WanVAEConfig, tuple[float, float]] = {
-    WAN21_VAE: (18710.0, 16370.0),
-    WAN22_VAE: (16381.5, 6895.5),
-}
-
-
-@dataclass(frozen=True, slots=True)
-class TextEncoderShape:
-    """What the text encoder's activations depend on (UMT5: 4096 wide, 64 heads, 512 tokens)."""
-
-    d_model: int
-    num_heads: int
-    length: int = 512
-
-
-@dataclass(frozen=True, slots=True)
-class ModelMemory:
-    """Everything the forecast needs to know about a model set (plain numbers, no tensors).
-
-    Attributes:
-        family: "wan" (the only family with an activation model so far).
-        dit_bytes / text_encoder_bytes / vae_bytes: weight bytes as loaded (by dtype).
-        dit_block_bytes: weight bytes of one transformer block (block-level offload moves these).
-        dit: the DiT's sizes; act_bytes: bytes per element of its projections (2 for bf16).
-        per_token_time: the DiT embeds the timestep per token (e, e0 of ``[B, L, …]``).
-        text: the text encoder's shape; text_act_bytes: its element size.
-        vae_decode_per_pixel / vae_encode_per_pixel: working set per output pixel (bytes).
-        geometry: latent geometry (channels, r, s, patch).
-        text_block_bytes / text_layers: one text-encoder layer's bytes and the layer count
-            (block-level offload streams those too).
-    """
-
-    family: str
-    dit_bytes: int
-    dit_block_bytes: int
-    text_encoder_bytes: int
-    vae_bytes: int
-    dit: WanDiTConfig
-    act_bytes: int
-    per_token_time: bool
-    text: TextEncoderShape
-    text_act_bytes: int
-    vae_decode_per_pixel: float
-    vae_encode_per_pixel: float
-    geometry: LatentGeometry
-    text_block_bytes: int = 0
-    text_layers: int = 0
-
-    @property
-    def weight_bytes(self) -> int:
-        return self.dit_bytes + self.text_encoder_bytes + self.vae_bytes
-
 
 @dataclass(frozen=True, slots=True)
 class MemoryForecast:
@@ -159,121 +88,6 @@ class MemoryForecast:
         return {"ram_bytes": self.ram_bytes, "vram_bytes": self.vram_bytes,
                 "breakdown": dict(self.breakdown), "policy": self.policy, "device": self.device,
                 "ram_stage": self.ram_stage, "vram_stage": self.vram_stage}  # fmt: skip
-
-
-# --- weights ---------------------------------------------------------------------------------
-
-
-def dit_parameter_counts(config: WanDiTConfig) -> tuple[int, int]:
-    """(parameters kept in float32, other parameters) of a :class:`WanDiT` (analytic)."""
-    d, f, n = config.dim, config.ffn_dim, config.num_layers
-    pv = config.patch_volume
-    fp32 = (config.freq_dim * d + d + d * d + d  # time_embedding
-            + 6 * d * d + 6 * d  # time_projection
-            + n * (4 * d + 2 * d + 6 * d)  # norm_q/k ×2, norm3, modulation
-            + 2 * d)  # head.modulation
-    other = (d * config.in_dim * pv + d  # patch embedding
-             + config.text_dim * d + d + d * d + d  # text embedding
-             + n * (8 * (d * d + d) + d * f + f + f * d + d)  # attention ×2, ffn
-             + d * config.out_dim * pv + config.out_dim * pv)  # head
-    return fp32, other
-
-
-def dit_weight_bytes(config: WanDiTConfig, dtype: torch.dtype) -> int:
-    """Bytes of the DiT's weights when loaded in ``dtype`` (fp32 groups stay float32)."""
-    fp32, other = dit_parameter_counts(config)
-    return 4 * fp32 + itemsize(dtype) * other
-
-
-def umt5_weight_bytes(vocab: int, d_model: int, d_ff: int, layers: int, heads: int, d_kv: int,
-                      buckets: int, dtype: torch.dtype) -> int:
-    """Bytes of a UMT5 encoder (tied embedding counted once) in ``dtype``."""
-    inner = heads * d_kv
-    per_layer = 4 * d_model * inner + buckets * heads + 2 * d_model + 3 * d_model * d_ff
-    return itemsize(dtype) * (vocab * d_model + layers * per_layer + d_model)
-
-
-@functools.lru_cache(maxsize=16)
-def vae_weight_bytes(config: WanVAEConfig) -> int:
-    """Bytes of a Wan VAE in float32 (counted on a module built on the meta device)."""
-    with torch.device("meta"):
-        vae = build_vae(config)
-    return 4 * sum(p.numel() for p in vae.parameters())
-
-
-@functools.lru_cache(maxsize=16)
-def vae_bytes_per_pixel(config: WanVAEConfig) -> tuple[float, float]:
-    """(decode, encode) working set per output pixel of a Wan VAE, float32: the published
-    configurations' constants, else :func:`measure_vae_bytes_per_pixel` (once per config)."""
-    if config in _VAE_PER_PIXEL:
-        return _VAE_PER_PIXEL[config]
-    return measure_vae_bytes_per_pixel(config)
-
-
-def measure_vae_bytes_per_pixel(config: WanVAEConfig) -> tuple[float, float]:
-    """Measure (decode, encode) bytes per output pixel by running the VAE on the meta device
-    under a :class:`TensorMemoryTracker` (about a second; nothing is allocated).
-
-    Decode: a 2-frame latent of 2×2 cells; the peak minus the output video and the two
-    latent-sized tensors the decoder keeps. Encode: a 1 + r frame clip (its 4-frame chunk is
-    the larger). Every tensor in these VAEs scales with the pixel area, so the figures hold for
-    any size.
-    """
-    with torch.device("meta"):
-        vae = build_vae(config)
-    s, z = config.spatial_factor, config.z_dim
-    pixels = (2 * s) ** 2
-    latent = torch.empty(1, z, 2, 2, 2, device="meta")
-    with torch.inference_mode(), TensorMemoryTracker() as tracker:
-        vae.decode(latent)
-    frames = 1 + config.temporal_factor
-    decode = (tracker.peak - 3 * frames * pixels * 4 - 2 * latent.numel() * 4) / pixels
-    video = torch.empty(1, 3, frames, 2 * s, 2 * s, device="meta")
-    with torch.inference_mode(), TensorMemoryTracker() as tracker:
-        vae.encode(video)
-    return decode, tracker.peak / pixels
-
-
-# --- activations -----------------------------------------------------------------------------
-
-
-def dit_activation_bytes(
-    config: WanDiTConfig,
-    tokens: int,
-    batch: int,
-    act_bytes: int,
-    *,
-    context_len: int | None = None,
-    per_token_time: bool = True,
-) -> int:
-    """Peak bytes a DiT forward allocates (beyond weights and inputs) for ``batch`` × ``tokens``.
-
-    ``R = B·L·dim·4`` is one float32 copy of the residual stream. The block peak is the larger
-    of the FFN phase ``3R + 2·B·L·ffn_dim·a`` and the attention phase ``3R + 5·B·L·dim·a``
-    (a = ``act_bytes``); per-token time embeddings add 7R; the embedded context
-    ``B·L_ctx·dim·a`` and cross-attention keys/values (3 more of that) are added on top.
-    """
-    lc = config.text_len if context_len is None else context_len
-    rows = batch * tokens
-    residual = rows * config.dim * 4
-    ffn_phase = 3 * residual + 2 * rows * config.ffn_dim * act_bytes
-    attention_phase = 3 * residual + 5 * rows * config.dim * act_bytes
-    time = 7 * residual if per_token_time else 0
-    context = 4 * batch * lc * config.dim * act_bytes
-    return max(ffn_phase, attention_phase) + time + context
-
-
-def text_activation_bytes(shape: TextEncoderShape, batch: int, act_bytes: int) -> int:
-    """Peak bytes a UMT5 forward allocates: position bias and scores ``(1 + 2.5·B)·h·L²`` plus
-    a few ``B·L·d`` float32 hidden states."""
-    scores = shape.num_heads * shape.length**2 * act_bytes
-    hidden = batch * shape.length * shape.d_model * 4
-    return int((1 + 2.5 * batch) * scores + 4 * hidden)
-
-
-def itemsize(dtype: torch.dtype) -> int:
-    """Bytes per element of ``dtype``."""
-    return torch.empty((), dtype=dtype).element_size()
 
 
 class ForecastRequest(Protocol):

@@ -12,7 +12,7 @@ Policies, from fastest to smallest device footprint (:class:`OffloadPolicy`):
 
 The mechanics (host copies, streamed blocks) live in :mod:`studio.engine.streaming`.
 :func:`choose_policy` picks the fastest policy whose forecast fits in free VRAM;
-:func:`apply_offload` wraps a :class:`~studio.models.family.LoadedModel`'s parts so that each
+:func:`apply_offload` wraps a :class:`~studio.engine.model.LoadedModel`'s parts so that each
 part is made resident right before it computes — the pipeline needs no change.
 """
 
@@ -25,17 +25,13 @@ from enum import StrEnum
 from typing import Any
 
 import torch
-from torch import nn
 
 from studio.engine.cancel import NEVER, CancelToken
-from studio.engine.streaming import BlockStreamer, ModuleHome, block_list
+from studio.engine.model import DIT, TEXT_ENCODER, VAE, LoadedModel, ModelModules
+from studio.engine.streaming import BlockStreamer, ModuleHome
 from studio.errors import InvalidRequest
-from studio.models.family import LoadedModel
 
 log = logging.getLogger(__name__)
-
-TEXT_ENCODER, DIT, VAE = "text_encoder", "dit", "vae"
-
 
 class OffloadPolicy(StrEnum):
     NONE = "none"
@@ -110,43 +106,27 @@ def free_device_memory(device: torch.device) -> int:
 # --- parts -----------------------------------------------------------------------------------
 
 
-def part_module(part: object) -> nn.Module | None:
-    """The ``nn.Module`` behind a model part: the part itself, a bound method's module (a
-    denoiser given as ``dit.velocity``), a wrapper's ``.model`` (the UMT5 encoder) or an
-    offload wrapper's ``.inner``; None when there is none."""
-    for _ in range(8):
-        if isinstance(part, nn.Module):
-            return part
-        if isinstance(getattr(part, "__self__", None), nn.Module):
-            return part.__self__  # type: ignore[attr-defined,return-value]
-        inner = getattr(part, "inner", None)
-        if inner is None:
-            inner = getattr(part, "model", None)
-        if inner is None:
-            return None
-        part = inner
-    return None
-
-
 class Residency:
     """Which parts are on the device, moved according to a policy just before each computes.
 
     Args:
         device: the compute device.
         policy: see :class:`OffloadPolicy`.
-        parts: name → module for "text_encoder", "dit" and "vae". Parts the policy keeps on the
-            device are moved there once; the others get host copies and start parked.
+        modules: the model's modules: name → module for "text_encoder", "dit" and "vae", and
+            where their repeated blocks are. Parts the policy keeps on the device are moved
+            there once; the others get host copies and start parked.
 
     ``log`` records, for every use, the part and the parts resident right then (for tests and
     diagnostics).
     """
 
     def __init__(self, device: torch.device, policy: OffloadPolicy,
-                 parts: Mapping[str, nn.Module]) -> None:
+                 modules: ModelModules) -> None:
         self.device = device
         self.policy = policy
         self.homes: dict[str, ModuleHome] = {}
         self.streamers: dict[str, BlockStreamer] = {}
+        parts = modules.parts
         self.fixed: tuple[str, ...] = tuple(n for n in parts if self._always_resident(n))
         self.log: list[tuple[str, tuple[str, ...]]] = []
         for name, module in parts.items():
@@ -154,10 +134,10 @@ class Residency:
                 module.to(device)
                 continue
             skip: tuple[str, ...] = ()
-            blocks = block_list(module) if policy is OffloadPolicy.BLOCKS else None
-            if blocks is not None:
-                self.streamers[name] = BlockStreamer(blocks[1], device)
-                skip = (blocks[0],)
+            blocks = modules.block_list(name) if policy is OffloadPolicy.BLOCKS else None
+            if blocks is not None and len(blocks) > 1:
+                self.streamers[name] = BlockStreamer(blocks, device)
+                skip = (modules.blocks[name],)
             self.homes[name] = ModuleHome(module, device, pin=device.type == "cuda", skip=skip)
             self.homes[name].park()
 
@@ -250,15 +230,13 @@ def apply_offload(model: LoadedModel, policy: OffloadPolicy, device: torch.devic
 
     The parts may be anywhere when this is called (typically loaded to the CPU when the device
     is too small for them); host copies are made once here. The returned model computes on
-    ``device``. Parts without an ``nn.Module`` behind them are left as they are.
+    ``device`` and records its policy. Parts without a module in ``model.modules`` are left as
+    they are.
     """
     device = torch.device(device)
-    modules = {name: part_module(part) for name, part in
-               ((TEXT_ENCODER, model.text_encoder), (DIT, model.denoiser), (VAE, model.vae))}
-    parts = {name: module for name, module in modules.items() if module is not None}
-    residency = Residency(device, policy, parts)
+    residency = Residency(device, policy, model.modules)
     if policy is OffloadPolicy.NONE:
-        return replace(model, device=device)
+        return replace(model, device=device, offload=policy.value)
     log.info("offload policy %s on %s; host copies: %s", policy.value, device,
              ", ".join(f"{n} {h.nbytes / 2**30:.2f} GiB" for n, h in residency.homes.items()))
     return replace(
@@ -267,4 +245,5 @@ def apply_offload(model: LoadedModel, policy: OffloadPolicy, device: torch.devic
         denoiser=OffloadedDenoiser(model.denoiser, residency),
         vae=OffloadedVAE(model.vae, residency),
         device=device,
+        offload=policy.value,
     )

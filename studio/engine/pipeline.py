@@ -1,13 +1,17 @@
-"""Text → latent → video: the one generation path shared by the GUI, the CLI and the tests.
+"""Text → latent → video: the one generation path that the GUI, the CLI, the queue, the
+evaluation and ``studio bench`` all run.
 
-Stages: encode the prompts, build conditioning latents from reference images, sample from seeded
-noise along the request's schedule, decode with the VAE. Each stage is a function so the service
-layer can report progress between them and keep the latent when a later stage fails.
+A request is first resolved into a :class:`GenerationPlan` (latent shape, shift, schedule) —
+once, so the schedule the UI draws, the recipe records and the sampler runs are the same
+numbers. Then two halves: :func:`sample_plan` (encode the prompts, build the conditioning latents,
+sample from seeded noise or a saved state) and :func:`decode_latent`. The service runs the
+halves separately to save the latent between them; :func:`generate` runs both.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,75 +27,104 @@ from studio.engine.conditioning import (
 )
 from studio.engine.decode import decode_video
 from studio.engine.guidance import guided_velocity
+from studio.engine.model import FIRST_FRAME, KEYFRAME, LoadedModel, ShiftRule
 from studio.engine.noise import make_noise
 from studio.engine.request import GenerationRequest
 from studio.engine.sampler import SAMPLERS, StepCallback
-from studio.engine.schedule import make_schedule, opensora_alpha
+from studio.engine.schedule import make_schedule
 from studio.engine.shapes import LatentGeometry
 from studio.errors import InvalidRequest
 from studio.media.image import fit_image, image_to_tensor, load_image, video_to_uint8
-from studio.models.family import LoadedModel
 
 log = logging.getLogger(__name__)
+
+#: Stages :func:`sample_plan` announces, in order.
+ENCODING, SAMPLING = "encoding", "sampling"
+StageCallback = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationPlan:
+    """A validated request with everything the run derives from it.
+
+    Attributes:
+        request: the request as given.
+        latent_shape: ``[1, C, T', H', W']``.
+        shift: the time-shift α of the schedule (the model's rule when the request says "auto").
+        schedule: the N + 1 sampling times, t ∈ [0, 1], from 1 (noise) to 0.
+    """
+
+    request: GenerationRequest
+    latent_shape: tuple[int, int, int, int, int]
+    shift: float
+    schedule: tuple[float, ...]
 
 
 @dataclass(frozen=True, slots=True)
 class GenerationOutput:
-    """The result of :func:`generate`.
-
-    Attributes:
-        latent: final normalised latent ``[1, C, T', H', W']``, float32 on the CPU.
-        video: decoded frames, uint8 ``[T, H, W, 3]`` (None when decoding was not asked for).
-        schedule: the N + 1 times actually used (t ∈ [0, 1]).
-        shift: the time-shift α the schedule was made with.
-    """
+    """The result of :func:`generate`: the final latent (float32, CPU), the decoded uint8
+    frames ``[T, H, W, 3]`` (None when decoding was not asked for) and the plan it ran."""
 
     latent: torch.Tensor
     video: np.ndarray | None
-    schedule: tuple[float, ...]
-    shift: float
+    plan: GenerationPlan
 
 
-def resolve_shift(request: GenerationRequest, geometry: LatentGeometry) -> float:
-    """The shift α a request uses: fixed, or Open-Sora's rule from tokens per frame and T'."""
+def resolve_shift(request: GenerationRequest, geometry: LatentGeometry, rule: ShiftRule) -> float:
+    """The shift α a request uses: its fixed value, or ``rule`` applied to its token counts."""
     if request.shift == "auto":
-        return opensora_alpha(
-            geometry.tokens_per_frame(request.height, request.width),
-            geometry.latent_frames(request.frames),
-        )
+        return float(rule(geometry.tokens_per_frame(request.height, request.width),
+                          geometry.latent_frames(request.frames)))
     return float(request.shift)
 
 
-def request_schedule(request: GenerationRequest, geometry: LatentGeometry) -> list[float]:
+def request_schedule(request: GenerationRequest, geometry: LatentGeometry,
+                     rule: ShiftRule) -> list[float]:
     """The N + 1 sampling times for a request (pure Python; the UI draws it before a run)."""
-    return make_schedule(request.steps, resolve_shift(request, geometry))
+    return make_schedule(request.steps, resolve_shift(request, geometry, rule))
 
 
 def check_request(model: LoadedModel, request: GenerationRequest) -> None:
     """Validate a request for a model; raises :class:`InvalidRequest` naming the field."""
     request.validate()
     request.check_geometry(model.geometry)
-    if request.conditioning and not model.supports_image:
-        raise InvalidRequest(
-            "conditioning",
-            f"{model.name} does not support reference frames",
-            "remove the reference frame or pick an image-to-video model",
-        )
+    capabilities = model.capabilities
+    if request.sampler not in capabilities.samplers:
+        raise InvalidRequest("sampler", f"{model.name} is not run with the {request.sampler} "
+                             "sampler", f"use one of {', '.join(capabilities.samplers)}")
+    for item in request.conditioning:
+        mode = FIRST_FRAME if item.frame_index == 0 else KEYFRAME
+        if mode not in capabilities.conditioning:
+            allowed = ", ".join(capabilities.conditioning) or "none"
+            raise InvalidRequest(
+                "conditioning",
+                f"{model.name} does not support {mode} reference frames (supported: {allowed})",
+                "remove the reference frame or pick a model that takes one",
+            )
+
+
+def plan_generation(model: LoadedModel, request: GenerationRequest) -> GenerationPlan:
+    """Validate ``request`` for ``model`` and resolve its shape, shift and schedule."""
+    check_request(model, request)
+    shift = resolve_shift(request, model.geometry, model.capabilities.shift_rule)
+    shape = model.geometry.latent_shape(request.frames, request.height, request.width)
+    return GenerationPlan(request, shape, shift, tuple(make_schedule(request.steps, shift)))
 
 
 def encode_prompts(
     model: LoadedModel, request: GenerationRequest
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Contexts ``[1, L, D]`` for the prompt and (when guidance ≠ 1) the negative prompt."""
-    if request.guidance == 1.0:
-        return model.text_encoder.encode([request.prompt]), None
-    negative = request.negative_prompt or model.defaults.negative_prompt
-    both = model.text_encoder.encode([request.prompt, negative])
+    with torch.inference_mode():
+        if request.guidance == 1.0:
+            return model.text_encoder.encode([request.prompt]), None
+        negative = request.negative_prompt or model.defaults.negative_prompt
+        both = model.text_encoder.encode([request.prompt, negative])
     return both[:1], both[1:]
 
 
 def build_conditioning(
-    model: LoadedModel, request: GenerationRequest, cancel: CancelToken = NEVER
+    model: LoadedModel, plan: GenerationPlan, cancel: CancelToken = NEVER
 ) -> Conditioning | None:
     """VAE-encode each reference image into its latent frame; None without conditioning items.
 
@@ -99,12 +132,11 @@ def build_conditioning(
     keyframe is encoded as a still clip of 1 + r frames and latent frame 1 of it is used, which is
     what a causal VAE produces for r identical frames after the first.
     """
+    request = plan.request
     if not request.conditioning:
         return None
-    geometry = model.geometry
-    shape = geometry.latent_shape(request.frames, request.height, request.width)
-    cond = empty_conditioning(shape)
-    r = geometry.temporal_factor
+    cond = empty_conditioning(plan.latent_shape)
+    r = model.geometry.temporal_factor
     for item in request.conditioning:
         cancel.check()
         image = fit_image(load_image(item.image), request.width, request.height, item.fit)
@@ -119,45 +151,48 @@ def build_conditioning(
     return cond
 
 
-def sample_latent(
+def sample_plan(
     model: LoadedModel,
-    request: GenerationRequest,
-    context: torch.Tensor,
-    uncond_context: torch.Tensor | None,
-    cond: Conditioning | None,
+    plan: GenerationPlan,
     *,
+    on_stage: StageCallback | None = None,
     on_step: StepCallback | None = None,
     cancel: CancelToken = NEVER,
     start_step: int = 0,
     x: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, list[float], float]:
-    """Sample the latent ``[1, C, T', H', W']`` (float32, model device) from seeded noise.
+) -> torch.Tensor:
+    """Encode, condition and sample: the final latent ``[1, C, T', H', W']``, float32, on the
+    CPU.
 
-    The sampler state is kept in float32; the denoiser casts to its own precision.
     To resume a run, pass the state ``x`` saved after ``start_step`` steps (a sampling
-    checkpoint): the result equals the uninterrupted run's. Returns (latent, schedule, shift).
+    checkpoint): the result equals the uninterrupted run's. ``on_stage`` hears
+    :data:`ENCODING` and :data:`SAMPLING` as they begin.
     """
-    shift = resolve_shift(request, model.geometry)
-    ts = make_schedule(request.steps, shift)
-    shape = model.geometry.latent_shape(request.frames, request.height, request.width)
+    request = plan.request
+    if on_stage is not None:
+        on_stage(ENCODING)
+    cancel.check()
+    context, uncond = encode_prompts(model, request)
+    cond = build_conditioning(model, plan, cancel)
+    if on_stage is not None:
+        on_stage(SAMPLING)
     if cond is not None:
         cond = cond.to(model.device, torch.float32)
     if x is None:
         assert start_step == 0, "a resumed run needs the saved state x"
-        x = make_noise(shape, request.seed, model.device, torch.float32)
+        x = make_noise(plan.latent_shape, request.seed, model.device, torch.float32)
         if cond is not None:
             x = initial_latent(x, cond)
     else:
-        assert tuple(x.shape) == shape, f"saved state {tuple(x.shape)} is not {shape}"
+        assert tuple(x.shape) == plan.latent_shape, f"saved state {tuple(x.shape)} is not " \
+            f"{plan.latent_shape}"
         x = x.to(model.device, torch.float32)
-    velocity = guided_velocity(model.denoiser, context, uncond_context, request.guidance)
-    sampler = SAMPLERS[request.sampler]
+    velocity = guided_velocity(model.denoiser, context, uncond, request.guidance)
     with torch.inference_mode():
-        x = sampler(
-            velocity, x, ts, cond=cond, on_step=on_step, cancel=cancel, seed=request.seed,
-            start=start_step,
-        )
-    return x, ts, shift
+        x = SAMPLERS[request.sampler](velocity, x, list(plan.schedule), cond=cond,
+                                      on_step=on_step, cancel=cancel, seed=request.seed,
+                                      start=start_step)  # fmt: skip
+    return x.float().cpu()
 
 
 def decode_latent(
@@ -181,13 +216,7 @@ def generate(
     decode: bool = True,
 ) -> GenerationOutput:
     """Run the whole path for one request (validated here)."""
-    check_request(model, request)
-    cancel.check()
-    with torch.inference_mode():
-        context, uncond = encode_prompts(model, request)
-    cond = build_conditioning(model, request, cancel)
-    latent, ts, shift = sample_latent(
-        model, request, context, uncond, cond, on_step=on_step, cancel=cancel
-    )
+    plan = plan_generation(model, request)
+    latent = sample_plan(model, plan, on_step=on_step, cancel=cancel)
     video = decode_latent(model, latent, cancel) if decode else None
-    return GenerationOutput(latent.float().cpu(), video, tuple(ts), shift)
+    return GenerationOutput(latent, video, plan)

@@ -160,21 +160,3 @@ class BlockStreamer:
         self._pending.clear()
         for home in self.homes:
             home.load()
-
-
-#: Where the repeated blocks sit: the Wan DiT's ``blocks``, a UMT5/T5 encoder's ``encoder.block``.
-BLOCK_LISTS = ("blocks", "encoder.block")
-
-
-def block_list(module: nn.Module) -> tuple[str, list[nn.Module]] | None:
-    """(path, blocks) of a module's repeated transformer blocks, or None."""
-    for path in BLOCK_LISTS:
-        try:
-            blocks = module.get_submodule(path)
-        except AttributeError:
-            continue
-        if isinstance(blocks, nn.ModuleList) and len(blocks) > 1:
-            return path, list(blocks)
-    return None
-
-

@@ -2,7 +2,7 @@
 
 During sampling the engine hands out x̂₀ (the current estimate of the clean latent). Decoding it
 with the VAE would cost as much as a step, so the preview projects each latent pixel linearly
-to RGB with the family's :class:`~studio.models.family.PreviewFactors`: one small matrix
+to RGB with the family's :class:`~studio.engine.model.PreviewFactors`: one small matrix
 product on the latent's own device, then a single copy to the CPU.
 """
 
@@ -13,7 +13,7 @@ import math
 import numpy as np
 import torch
 
-from studio.models.family import PreviewFactors
+from studio.engine.model import PreviewFactors
 
 
 def latent_to_rgb(x0_hat: torch.Tensor, factors: PreviewFactors) -> np.ndarray:

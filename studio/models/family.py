@@ -1,103 +1,226 @@
-"""The contract every model family fulfils, and the loaded-model bundle the engine runs.
+"""What a model family provides, and the plain records the registry keeps about files on disk.
 
-A family (Wan 2.1, Wan 2.2 TI2V, the demo model) provides a text encoder, a denoiser and a VAE
-behind three small protocols, plus its latent geometry, defaults and preview factors. The engine
-only ever sees these.
+A family is one folder under ``studio/models/`` with one object implementing
+:class:`ModelFamily`: it says which files are its parts (from key names and shapes), assembles
+them into :class:`ModelSet` entries with their pairing problems, loads a set into the engine's
+:class:`~studio.engine.model.LoadedModel`, and describes what it needs before loading (dtype,
+defaults, planned memory). :class:`FamilyBase` gives the optional parts their neutral defaults.
+The registry (:mod:`studio.models.registry`) lists the families; nothing else knows them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Literal, Protocol
+import argparse
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
 
 import torch
 
 from studio.engine.cancel import NEVER, CancelToken
-from studio.engine.shapes import LatentGeometry
+from studio.engine.memory_model import ModelMemory
+from studio.engine.model import FamilyDefaults, LoadedModel
+from studio.models.checkpoint import WeightFiles
 
-
-class TextEncoder(Protocol):
-    def encode(self, prompts: Sequence[str]) -> torch.Tensor:
-        """Encode prompts to a context ``[B, L, D]`` (fixed L for a family) on the model device."""
-        ...
-
-
-class Denoiser(Protocol):
-    def __call__(self, x: torch.Tensor, t_tok: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        """Predict the velocity.
-
-        Args:
-            x: noisy latent ``[B, C, T', H', W']`` (model space: normalised latents).
-            t_tok: per-position time ``[B, T', H', W']``, t ∈ [0, 1], 1 = noise.
-            context: text context ``[B, L, D]``.
-
-        Returns:
-            v ≈ ε − x₀, ``[B, C, T', H', W']``.
-        """
-        ...
-
-
-class VideoVAE(Protocol):
-    def encode(self, video: torch.Tensor, cancel: CancelToken = NEVER) -> torch.Tensor:
-        """``[B, 3, T, H, W]`` pixels in [−1, 1] → normalised latent ``[B, C, T', H', W']``."""
-        ...
-
-    def decode(self, latent: torch.Tensor, cancel: CancelToken = NEVER) -> torch.Tensor:
-        """Normalised latent ``[B, C, T', H', W']`` → pixels ``[B, 3, T, H, W]`` in [−1, 1]."""
-        ...
+#: Roles of a set's parts. Families may use other names for parts of their own.
+DIT, VAE, TEXT_ENCODER, TOKENIZER = "dit", "vae", "text_encoder", "tokenizer"
 
 
 @dataclass(frozen=True, slots=True)
-class FamilyDefaults:
-    """What a model is used with unless the user says otherwise.
-
-    ``sizes`` are (width, height) presets the model was trained for.
-    """
-
-    steps: int
-    guidance: float
-    shift: float | Literal["auto"]
-    fps: float
-    frames: int
-    sizes: tuple[tuple[int, int], ...]
-    negative_prompt: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class PreviewFactors:
-    """Linear latent → RGB map: ``rgb = Σ_c x_c·rgb_factors[c] + bias``, result in [−1, 1]."""
-
-    rgb_factors: tuple[tuple[float, float, float], ...]
-    bias: tuple[float, float, float]
-
-
-@dataclass(slots=True)
-class LoadedModel:
-    """A complete, loaded model set ready to generate.
+class Component:
+    """One part of a model set as found on disk.
 
     Attributes:
-        id: registry id ("demo" or the set's folder).
+        family: the family that recognised it.
+        role: "dit", "vae", "text_encoder", "tokenizer" or a family's own part name.
+        path: what names the part: its single file, its shard index, or its folder (tokenizer).
+        files: every file on disk that belongs to it (all shards; the tokenizer's files).
+        layout: key layout label ("original", "diffusers", "hf", …).
+        variant: e.g. "t2v-1.3b", "wan2.1-vae" ("" when not applicable).
+        dtype: dominant safetensors dtype name ("BF16"), "-" for a tokenizer.
+        size: bytes on disk.
+        channels: DiT latent channels in; VAE latent channels; text encoder output width.
+        context_dim: the text width a DiT takes (0 for other parts).
+        config: a ``config.json`` the part is read with, when there is one.
+        problem: why this part cannot be loaded although it was recognised ("" = it can).
+    """
+
+    family: str
+    role: str
+    path: Path
+    files: tuple[Path, ...]
+    layout: str
+    variant: str
+    dtype: str
+    size: int
+    channels: int = 0
+    context_dim: int = 0
+    config: Path | None = None
+    problem: str = ""
+
+    def display(self, root: str) -> str:
+        """The path relative to the set's folder, with the shard count when sharded."""
+        try:
+            shown = os.path.relpath(self.path, root) if Path(root).is_dir() else self.path.name
+        except ValueError:  # another drive on Windows
+            shown = str(self.path)
+        extra = len(self.files) - 1 if self.role != TOKENIZER else 0
+        return f"{shown} (+{extra} shards)" if extra > 0 else shown
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSet:
+    """The parts of one model found together, ready to load when ``usable``.
+
+    Attributes:
+        id: the set's folder (as scanned), a built-in set's name, or the DiT file when one
+            folder holds several DiTs.
+        family / variant: the family's name and the variant ("-" when unknown).
+        components: the chosen part for each role found.
+        dtype: dominant dtype of the denoiser's weights.
+        size: bytes on disk of all chosen parts.
+        complete: every role is present.
+        problems: why the set cannot be used (missing parts, mismatches, damaged files).
+        notes: things ignored on the way (unrecognised files, spare parts).
         name: human-readable name.
-        family / variant: e.g. ("wan", "t2v-1.3b"), ("demo", "shapes-v1").
-        geometry: latent geometry (channels, temporal and spatial factors, patch).
-        defaults: default settings.
-        preview: latent → RGB factors for live previews.
-        text_encoder, denoiser, vae: the three parts.
-        device, dtype: where the denoiser runs and in what precision.
-        supports_image: whether conditioning items are meaningful for this model.
     """
 
     id: str
-    name: str
     family: str
     variant: str
-    geometry: LatentGeometry
-    defaults: FamilyDefaults
-    preview: PreviewFactors
-    text_encoder: TextEncoder
-    denoiser: Denoiser
-    vae: VideoVAE
-    device: torch.device
-    dtype: torch.dtype
-    supports_image: bool = True
+    components: tuple[Component, ...] = ()
+    dtype: str = "-"
+    size: int = 0
+    complete: bool = False
+    problems: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    name: str = ""
+
+    @property
+    def files(self) -> dict[str, tuple[Path, ...]]:
+        """Role → the files on disk (all shards; the folder for a tokenizer)."""
+        return {c.role: c.files for c in self.components}
+
+    def all_files(self) -> list[Path]:
+        """Every file the set loads from, sorted: all shards and their index, the tokenizer's
+        files, and the ``config.json`` files its parts are read with."""
+        files = {path for c in self.components for path in c.files}
+        for c in self.components:
+            if c.path.is_file():  # a shard index
+                files.add(c.path)
+            if c.config is not None and c.config.is_file():
+                files.add(c.config)
+        return sorted(files)
+
+    def component(self, role: str) -> Component | None:
+        return next((c for c in self.components if c.role == role), None)
+
+    @property
+    def usable(self) -> bool:
+        return self.complete and not self.problems
+
+
+@dataclass
+class FolderFindings:
+    """What a scan found under one set folder: recognised parts, damaged files, ignored files."""
+
+    components: list[Component] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class FamilyCommand:
+    """A command a family adds under ``studio <verb>`` (``studio train demo``).
+
+    Attributes:
+        verb: the top-level command it belongs to ("train", "eval").
+        help: one line for ``--help``.
+        add_arguments: adds the command's options to its parser.
+        run: runs it with the parsed arguments; returns the exit status.
+    """
+
+    verb: str
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+class ModelFamily(Protocol):
+    """One model family: everything the studio knows about it, behind one object."""
+
+    name: str
+    title: str
+
+    def identify(self, weights: WeightFiles) -> Component | None:
+        """The part these probed files hold, or None when they are none of this family's."""
+        ...
+
+    def identify_folder(self, folder: Path, names: Sequence[str]) -> Component | None:
+        """A part that is a whole folder (a tokenizer), or None."""
+        ...
+
+    def set_root(self, folder: Path) -> Path | None:
+        """The set folder a part found in ``folder`` belongs to, when this family's published
+        layout nests parts (None: no opinion)."""
+        ...
+
+    def assemble(self, root: Path, found: FolderFindings) -> list[ModelSet]:
+        """The sets in one folder from this family's parts found there, with their pairing
+        problems; ``found.errors`` (damaged files) become problems or notes."""
+        ...
+
+    def builtin_sets(self) -> list[ModelSet]:
+        """Sets that ship with the studio (listed without scanning)."""
+        ...
+
+    def dtype_for(self, device: torch.device) -> torch.dtype:
+        """The compute precision the family's denoiser runs in on ``device``."""
+        ...
+
+    def defaults_for(self, model_set: ModelSet) -> FamilyDefaults | None:
+        """The defaults of a set before it is loaded (None when unknown until loaded)."""
+        ...
+
+    def planned_memory(self, model_set: ModelSet, dtype: torch.dtype) -> ModelMemory | None:
+        """The forecast inputs of a set before it is loaded (to choose an offload policy)."""
+        ...
+
+    def load(self, model_set: ModelSet, device: torch.device, dtype: torch.dtype,
+             cancel: CancelToken = NEVER) -> LoadedModel:
+        """Load a usable set; raises :class:`~studio.errors.CheckpointError` naming the file."""
+        ...
+
+    def commands(self) -> Sequence[FamilyCommand]:
+        """Commands the family adds to the command line."""
+        ...
+
+
+class FamilyBase:
+    """Neutral answers for the optional parts of :class:`ModelFamily`."""
+
+    name = ""
+    title = ""
+
+    def identify_folder(self, folder: Path, names: Sequence[str]) -> Component | None:
+        return None
+
+    def set_root(self, folder: Path) -> Path | None:
+        return None
+
+    def builtin_sets(self) -> list[ModelSet]:
+        return []
+
+    def dtype_for(self, device: torch.device) -> torch.dtype:
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+
+    def defaults_for(self, model_set: ModelSet) -> FamilyDefaults | None:
+        return None
+
+    def planned_memory(self, model_set: ModelSet, dtype: torch.dtype) -> ModelMemory | None:
+        return None
+
+    def commands(self) -> Sequence[FamilyCommand]:
+        return ()

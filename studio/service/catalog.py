@@ -1,24 +1,29 @@
-"""The model catalogue: the demo model plus every set found in the configured folders, and the
-one place that turns a catalogue entry into a :class:`~studio.models.family.LoadedModel`."""
+"""The model catalogue: the built-in sets plus every set found in the configured folders, and the
+one place that turns a catalogue entry into a :class:`~studio.engine.model.LoadedModel`."""
 
 from __future__ import annotations
 
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from studio.engine.cancel import NEVER, CancelToken
+from studio.engine.fastpath import accelerate
+from studio.engine.model import LoadedModel
+from studio.engine.offload import AUTO, OffloadPolicy, apply_offload
 from studio.errors import CheckpointError
-from studio.models.family import LoadedModel
-from studio.models.registry import ModelSet, demo_model_set, scan
+from studio.models.family import ModelSet
+from studio.models.registry import builtin_sets, default_model_id, family, scan
+
+__all__ = ["default_model_id", "find_model", "list_models", "load_model", "pick_device", "ModelCache"]
+from studio.service.forecast import plan_offload
 from studio.service.settings import Settings
 
 log = logging.getLogger(__name__)
-
-DEMO_ID = "demo"
 
 
 def pick_device(setting: str = "auto") -> torch.device:
@@ -34,11 +39,8 @@ def pick_device(setting: str = "auto") -> torch.device:
 
 
 def list_models(settings: Settings) -> list[ModelSet]:
-    """Demo model first, then every set found in ``settings.model_folders``."""
-    sets: list[ModelSet] = []
-    demo = demo_model_set()
-    if demo is not None:
-        sets.append(demo)
+    """The built-in sets first, then every set found in ``settings.model_folders``."""
+    sets = builtin_sets()
     folders = [Path(f) for f in settings.model_folders]
     if folders:
         sets.extend(scan(folders))
@@ -46,71 +48,68 @@ def list_models(settings: Settings) -> list[ModelSet]:
 
 
 def find_model(settings: Settings, model_id: str) -> ModelSet:
-    """The set for ``model_id`` ("" = the configured default, else the demo model).
+    """The set for ``model_id`` ("" = the configured default, else the first built-in set).
 
     A folder path that is not in the configured folders is scanned on its own, so
     ``studio generate --model DIR`` works without configuring anything.
     """
-    model_id = model_id or settings.default_model or DEMO_ID
-    if model_id == DEMO_ID:
-        demo = demo_model_set()
-        if demo is None:
-            raise CheckpointError(
-                "the demo model's weights are missing from this installation",
-                "reinstall Flow Studio, or run `studio train demo` to rebuild them",
-            )
-        return demo
+    model_id = model_id or settings.default_model or default_model_id()
+    builtin = [s for s in builtin_sets() if s.id == model_id]
+    if builtin:
+        return _usable(builtin[0])
     path = Path(model_id).expanduser()
     candidates = [s for s in list_models(settings) if s.id == str(path)] or scan([path])
     if not candidates:
         raise CheckpointError(
             f"no model set was found in {path}",
-            "point to a folder with a Wan 2.1 / 2.2 checkpoint (see `studio models scan`)",
+            "point to a folder with a supported checkpoint (see `studio models scan`)",
         )
     exact = [s for s in candidates if s.id == str(path)]
-    chosen = (exact or candidates)[0]
-    if not chosen.complete or chosen.problems:
-        problems = "; ".join(chosen.problems) or "the set is incomplete"
-        raise CheckpointError(f"the model set in {chosen.id} cannot be used: {problems}",
+    return _usable((exact or candidates)[0])
+
+
+def _usable(model_set: ModelSet) -> ModelSet:
+    if not model_set.complete or model_set.problems:
+        problems = "; ".join(model_set.problems) or "the set is incomplete"
+        raise CheckpointError(f"the model set in {model_set.id} cannot be used: {problems}",
                               "add the missing or matching files and rescan")
-    return chosen
+    return model_set
 
 
 def load_model(model_set: ModelSet, device: torch.device, cancel: CancelToken = NEVER, *,
-               offload: str = "auto") -> LoadedModel:
-    """Load a catalogue entry onto ``device`` (bf16 for Wan on CUDA, float32 otherwise).
+               offload: str = AUTO) -> LoadedModel:
+    """Load a catalogue entry onto ``device`` in its family's precision for that device.
 
-    On CUDA a Wan set is loaded under an offload policy (``offload``: a policy name, or "auto"
+    On CUDA the set is loaded under an offload policy (``offload``: a policy name, or "auto"
     for the fastest whose memory forecast fits the free VRAM); when it keeps parts in host
     memory the weights are read into RAM first (see :mod:`studio.engine.offload`).
     """
     cancel.check()
-    if model_set.family == DEMO_ID:
-        from studio.models.demo.family import load_demo_model
-
-        return load_demo_model(device=device)  # the demo set is always the shipped folder
-    if model_set.family == "wan":
-        from studio.engine.fastpath import accelerate
-        from studio.engine.offload import OffloadPolicy, apply_offload
-        from studio.models.wan.family import load_wan_model
-        from studio.service.forecast import plan_offload
-
-        dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-        policy = plan_offload(model_set.variant, dtype, device, offload).policy
-        if policy is OffloadPolicy.NONE:
-            model = load_wan_model(model_set, device, dtype)
-        else:
-            model = apply_offload(load_wan_model(model_set, torch.device("cpu"), dtype), policy,
-                                  device)  # fmt: skip
-        return accelerate(model)  # explicit attention kernels on CUDA; unchanged on the CPU
-    raise CheckpointError(f"model family {model_set.family!r} is not supported",
-                          "supported families: demo, wan")
+    owner = family(model_set.family)
+    dtype = owner.dtype_for(device)
+    policy = plan_offload(owner, model_set, dtype, device, offload).policy
+    if policy is OffloadPolicy.NONE:
+        model = owner.load(model_set, device, dtype, cancel)
+    else:
+        model = apply_offload(owner.load(model_set, torch.device("cpu"), dtype, cancel), policy,
+                              device)  # fmt: skip
+    return accelerate(model)  # explicit attention kernels on CUDA; unchanged on the CPU
 
 
 ModelFinder = Callable[[Settings, str], ModelSet]
 """``finder(settings, model_id)`` → the catalogue entry (:func:`find_model` by default)."""
-ModelLoader = Callable[[ModelSet, torch.device, CancelToken], LoadedModel]
-"""``loader(model_set, device, cancel)`` → the loaded model (:func:`load_model` by default)."""
+ModelLoader = Callable[..., LoadedModel]
+"""``loader(model_set, device, cancel, offload=…)`` → the loaded model (:func:`load_model`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CacheKey:
+    """Everything that changes what is loaded: the set, the device and the offload setting
+    (the dtype follows from the family and the device)."""
+
+    model_id: str
+    device: str
+    offload: str
 
 
 class ModelCache:
@@ -126,29 +125,36 @@ class ModelCache:
         self._finder = finder
         self._loader = loader
         self._lock = threading.Lock()
-        self._key: tuple[str, str] | None = None
+        self._key: CacheKey | None = None
         self._model: LoadedModel | None = None
+        self._set: ModelSet | None = None
 
     @property
     def loaded(self) -> LoadedModel | None:
         return self._model
+
+    @property
+    def loaded_set(self) -> ModelSet | None:
+        """The catalogue entry the loaded model came from (its files, for recipes)."""
+        return self._set
 
     def find(self, model_id: str) -> ModelSet:
         """The catalogue entry for ``model_id`` ("" = the default model)."""
         return (self._finder or find_model)(self.settings, model_id)
 
     def get(self, model_id: str, cancel: CancelToken = NEVER) -> LoadedModel:
+        """The loaded model for ``model_id``, loading it (one scan) when the key changed."""
         model_set = self.find(model_id)
         device = pick_device(self.settings.device)
-        key = (model_set.id, str(device))
+        key = CacheKey(model_set.id, str(device), self.settings.offload)
         with self._lock:
             if self._key != key or self._model is None:
                 self._unload_locked()
-                log.info("loading model %s on %s", model_set.id, device)
-                offload = self.settings.offload  # passed on only when it is not the default
-                options = {} if offload == "auto" else {"offload": offload}
-                self._model = (self._loader or load_model)(model_set, device, cancel, **options)
-                self._key = key
+                log.info("loading model %s on %s (offload %s)", model_set.id, device,
+                         key.offload)
+                self._model = (self._loader or load_model)(model_set, device, cancel,
+                                                           offload=key.offload)
+                self._key, self._set = key, model_set
             return self._model
 
     def unload(self) -> None:
@@ -160,5 +166,6 @@ class ModelCache:
             log.info("unloading model %s", self._model.id)
         self._model = None
         self._key = None
+        self._set = None
         if torch.cuda.is_available():
             torch.cuda.empty_cache()

@@ -27,29 +27,27 @@ import numpy as np
 import torch
 
 from studio.engine.cancel import NEVER, CancelToken
-from studio.engine.decode import decode_video, is_out_of_memory
+from studio.engine.decode import is_out_of_memory
 from studio.engine.fastpath import PreviewQueue
+from studio.engine.model import LoadedModel
 from studio.engine.pipeline import (
-    build_conditioning,
-    check_request,
-    encode_prompts,
-    request_schedule,
-    sample_latent,
+    SAMPLING,
+    GenerationPlan,
+    decode_latent,
+    plan_generation,
+    sample_plan,
 )
 from studio.engine.request import GenerationRequest
 from studio.engine.sampler import StepInfo
 from studio.errors import MediaError, OutOfMemory, StudioError
 from studio.media.atomic import atomic_write_json
-from studio.media.image import video_to_uint8
 from studio.media.latent_file import load_latent, save_latent
 from studio.media.preview import latent_to_rgb
 from studio.media.video import write_video
-from studio.models.family import LoadedModel
 from studio.service.catalog import ModelCache
-from studio.service.jobs import jobs_root
+from studio.service.job_folder import JobFolder
 from studio.service.recipe import build_recipe, model_files_record, request_from_recipe
 from studio.service.resume import (
-    LATENT_NAME,
     checkpoint_writer,
     discard_checkpoint,
     find_checkpoint,
@@ -116,19 +114,12 @@ class JobResult:
     resumed_from_step: int = 0
 
     def to_record(self) -> dict[str, Any]:
-        """The JSON-ready ``result`` a :class:`~studio.service.jobs.Job` keeps."""
+        """The JSON-ready ``result`` a :class:`~studio.service.job_queue.Job` keeps."""
         return {
             "video_path": str(self.video_path), "latent_path": str(self.latent_path),
             "recipe_path": str(self.recipe_path), "seconds": self.seconds,
             "model_name": self.model_name, "frames": self.frames,
         }
-
-
-def job_dir(job_id: str) -> Path:
-    """``STUDIO_HOME/jobs/<job_id>``: the job's latent, checkpoint and recipe live here."""
-    path = jobs_root() / job_id
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def output_name(request: GenerationRequest, job_id: str) -> str:
@@ -216,6 +207,7 @@ class GenerationService:
         """
         latent_path = self._latent_path(source)
         job_id = latent_path.parent.name
+        folder = JobFolder(latent_path.parent)
         latent, recipe = load_latent(latent_path)
         request = request_from_recipe(recipe)
         if fps is not None:
@@ -233,8 +225,8 @@ class GenerationService:
                     "decode it with the model it was made with",
                 )
             timer.lap("load")
-            return self._finish(job_id, request, model, latent, latent_path, recipe, on_event,
-                                cancel, output_path, timer, request.steps)
+            return self._finish(folder, request, model, latent, recipe, on_event, cancel,
+                                output_path, timer, request.steps, latent_path)
 
     # --- stages ----------------------------------------------------------------------------
 
@@ -249,27 +241,27 @@ class GenerationService:
         timer = _Timer()
         on_event(StageEvent(job_id, "loading"))
         model = self.cache.get(request.model, cancel)
-        check_request(model, request)
-        files = model_files_record(self.cache.find(model.id).all_files())
+        plan = plan_generation(model, request)
+        model_set = self.cache.loaded_set
+        files = model_files_record(model_set.all_files() if model_set else [])
         identity = job_identity(request, files)
         timer.lap("load")
-        folder = job_dir(job_id)
-        latent_path = folder / LATENT_NAME
-        saved = find_saved_latent(folder, identity)
+        folder = JobFolder.of(job_id).create()
+        saved = find_saved_latent(folder.path, identity)
         if saved is not None:
             log.info("job %s: its final latent was saved before; decoding it", job_id)
             latent, recipe = saved
             start = request.steps
         else:
-            latent, recipe, start = self._sample(job_id, request, model, files, identity,
+            latent, recipe, start = self._sample(folder, plan, model, files, identity,
                                                  on_event, cancel, timer)
-        return self._finish(job_id, request, model, latent, latent_path, recipe, on_event,
-                            cancel, output_path, timer, start)
+        return self._finish(folder, request, model, latent, recipe, on_event, cancel,
+                            output_path, timer, start)
 
     def _sample(
         self,
-        job_id: str,
-        request: GenerationRequest,
+        folder: JobFolder,
+        plan: GenerationPlan,
         model: LoadedModel,
         files: list[dict[str, Any]],
         identity: str,
@@ -278,59 +270,55 @@ class GenerationService:
         timer: _Timer,
     ) -> tuple[torch.Tensor, dict[str, Any], int]:
         """Encode, sample (from noise or a checkpoint), save the final latent atomically."""
-        on_event(StageEvent(job_id, "encoding"))
-        cancel.check()
-        with torch.inference_mode():
-            context, uncond = encode_prompts(model, request)
-        cond = build_conditioning(model, request, cancel)
-        timer.lap("encode")
-        folder = job_dir(job_id)
-        schedule = request_schedule(request, model.geometry)
-        checkpoint = find_checkpoint(folder, identity, schedule)
+        job_id, request = folder.job_id, plan.request
+        checkpoint = find_checkpoint(folder.path, identity, list(plan.schedule))
         start, x = (checkpoint.step, checkpoint.x) if checkpoint else (0, None)
         if start:
             log.info("job %s: resuming sampling after step %d of %d", job_id, start,
                      request.steps)
-        on_event(StageEvent(job_id, "sampling"))
         report = self._step_reporter(job_id, model, on_event, start)
-        save = checkpoint_writer(folder, identity, schedule, self.settings.checkpoint_every)
+        save = checkpoint_writer(folder.path, identity, list(plan.schedule),
+                                 self.settings.checkpoint_every)
+
+        def on_stage(stage: str) -> None:
+            if stage == SAMPLING:
+                timer.lap("encode")
+            on_event(StageEvent(job_id, stage))
 
         def on_step(info: StepInfo) -> None:
             report(info)
             save(info)
 
-        latent, ts, shift = sample_latent(model, request, context, uncond, cond, on_step=on_step,
-                                          cancel=cancel, start_step=start, x=x)
-        latent = latent.float().cpu()
+        latent = sample_plan(model, plan, on_stage=on_stage, on_step=on_step, cancel=cancel,
+                             start_step=start, x=x)
         timer.lap("sample")
-        recipe = build_recipe(request, model, files, ts, shift, timer.timings)
+        recipe = build_recipe(plan, model, files, timer.timings)
         recipe["job_identity"] = identity
         recipe["resumed_from_step"] = start
-        save_latent(folder / LATENT_NAME, latent, recipe)
-        discard_checkpoint(folder)
+        save_latent(folder.latent, latent, recipe)
+        discard_checkpoint(folder.path)
         return latent, recipe, start
 
     def _finish(
         self,
-        job_id: str,
+        folder: JobFolder,
         request: GenerationRequest,
         model: LoadedModel,
         latent: torch.Tensor,
-        latent_path: Path,
         recipe: dict[str, Any],
         on_event: EventSink,
         cancel: CancelToken,
         output_path: Path | None,
         timer: _Timer,
         start: int,
+        latent_path: Path | None = None,
     ) -> JobResult:
         """Decode the latent and export the MP4, its recipe JSON and the job's recipe copy."""
+        job_id = folder.job_id
+        latent_path = latent_path or folder.latent
         with _latent_kept(latent_path):
             on_event(StageEvent(job_id, "decoding"))
-            with torch.inference_mode():
-                video = decode_video(model.vae, latent.to(model.device), cancel)
-            frames = video_to_uint8(video)
-            del video
+            frames = decode_latent(model, latent, cancel)
             timer.lap("decode")
             on_event(StageEvent(job_id, "exporting"))
             video_path = Path(output_path) if output_path else free_path(
@@ -339,8 +327,8 @@ class GenerationService:
             write_video(video_path, frames, request.fps, metadata=recipe, cancel=cancel)
             recipe_path = video_path.with_suffix(".json")
             atomic_write_json(recipe_path, recipe)
-            atomic_write_json(latent_path.parent / "recipe.json", recipe)
-            save_job_thumbnail(latent_path.parent, frames)
+            atomic_write_json(folder.recipe, recipe)
+            save_job_thumbnail(folder.path, frames)
             timer.lap("export")
         log.info("job %s finished in %.2f s: %s", job_id, timer.total, video_path)
         return JobResult(job_id, request, model.name, video_path, latent_path, recipe_path,
@@ -354,7 +342,7 @@ class GenerationService:
         if not re.fullmatch(r"[0-9a-zA-Z_-]+", text):
             raise MediaError(f"{text!r} is neither a job id nor a saved latent",
                              "pass a job id from the history or a latent .safetensors file")
-        return jobs_root() / text / LATENT_NAME
+        return JobFolder.of(text).latent
 
     def _step_reporter(
         self, job_id: str, model: LoadedModel, on_event: EventSink, start: int = 0
@@ -400,5 +388,4 @@ __all__ = [
     "ProgressEvent",
     "StageEvent",
     "StudioError",
-    "job_dir",
 ]

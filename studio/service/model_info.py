@@ -1,6 +1,6 @@
 """Plain-data facts about a loaded model for the desktop app, and size checks as you type.
 
-The GUI thread never touches a :class:`~studio.models.family.LoadedModel` (it holds tensors).
+The GUI thread never touches a :class:`~studio.engine.model.LoadedModel` (it holds tensors).
 The worker turns one into a :class:`ModelInfo` — strings, numbers and the model's
 :class:`~studio.engine.shapes.LatentGeometry` — which the prompt panel uses for its defaults,
 size presets and validation.
@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from studio.engine.memory_forecast import ModelMemory
+from studio.engine.memory_model import ModelMemory
+from studio.engine.model import LoadedModel, ShiftRule
 from studio.engine.request import GenerationRequest
 from studio.engine.shapes import LatentGeometry
-from studio.models.family import LoadedModel
-from studio.models.registry import ModelSet
+from studio.models.family import ModelSet
+from studio.models.scan_table import set_row
 from studio.service.catalog import list_models
-from studio.service.forecast import model_memory
 from studio.service.settings import Settings
 
 
@@ -31,6 +31,7 @@ class ModelInfo:
         sizes: (width, height) presets the model was trained for; the first is the default.
         negative_prompt: the default negative prompt ("" = none).
         supports_image: whether reference frames are meaningful for this model.
+        shift_rule: what shift "auto" resolves to (plain data: a frozen dataclass).
         device: "cpu" or "cuda"; precision: e.g. "float32", "bfloat16".
         memory: what the memory forecast needs (plain numbers; None for families without
             a memory model) — pass the info to :func:`studio.service.forecast.forecast_request`.
@@ -54,6 +55,7 @@ class ModelInfo:
     precision: str
     memory: ModelMemory | None = None
     offload: str = "none"
+    shift_rule: ShiftRule | None = None
 
 
 def model_info(model: LoadedModel) -> ModelInfo:
@@ -75,8 +77,9 @@ def model_info(model: LoadedModel) -> ModelInfo:
         supports_image=bool(model.supports_image),
         device=model.device.type,
         precision=str(model.dtype).removeprefix("torch."),
-        memory=model_memory(model),
-        offload=str(getattr(getattr(model.denoiser, "residency", None), "policy", "none")),
+        memory=model.memory,
+        offload=model.offload,
+        shift_rule=model.capabilities.shift_rule,
     )
 
 
@@ -175,7 +178,7 @@ def model_row(model_set: ModelSet) -> ModelRow:
         id=model_set.id, name=model_set.name or model_set.id, family=model_set.family,
         variant=model_set.variant, size_bytes=int(model_set.size), precision=model_set.dtype,
         complete=bool(model_set.complete), problems=tuple(model_set.problems),
-        files=model_set.to_row()["files"], notes=tuple(model_set.notes),
+        files=set_row(model_set)["files"], notes=tuple(model_set.notes),
     )
 
 

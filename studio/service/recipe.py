@@ -11,9 +11,11 @@ from typing import Any
 import torch
 
 from studio import __version__
+from studio.engine.model import LoadedModel
+from studio.engine.pipeline import GenerationPlan
 from studio.engine.request import GenerationRequest
-from studio.errors import InvalidRequest
-from studio.models.family import LoadedModel
+from studio.errors import InvalidRequest, MediaError
+from studio.media.json_file import read_json_file
 from studio.service.hashing import sha256_file
 
 RECIPE_VERSION = 1
@@ -28,14 +30,13 @@ def model_files_record(files: Iterable[Path]) -> list[dict[str, Any]]:
 
 
 def build_recipe(
-    request: GenerationRequest,
+    plan: GenerationPlan,
     model: LoadedModel,
     model_files: list[dict[str, Any]],
-    schedule: list[float] | tuple[float, ...],
-    shift: float,
     timings: dict[str, float] | None = None,
 ) -> dict[str, Any]:
-    """The recipe dict (JSON-ready) for one output."""
+    """The recipe dict (JSON-ready) for one output: the request and the plan it ran."""
+    request = plan.request
     return {
         "recipe_version": RECIPE_VERSION,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -50,8 +51,9 @@ def build_recipe(
         "precision": str(model.dtype).removeprefix("torch."),
         "device": model.device.type,
         "sampler": request.sampler,
-        "shift": shift,
-        "schedule": list(schedule),
+        "shift": plan.shift,
+        "schedule": list(plan.schedule),
+        "latent_shape": list(plan.latent_shape),
         "timings_s": dict(timings or {}),
         "versions": {
             "studio": __version__,
@@ -75,3 +77,16 @@ def request_from_recipe(recipe: dict[str, Any]) -> GenerationRequest:
             )
         return GenerationRequest.from_dict(recipe["request"])
     return GenerationRequest.from_dict(recipe)
+
+
+def read_recipe(path: Path) -> GenerationRequest:
+    """A request from a recipe JSON file or from an MP4 that carries one."""
+    if path.suffix.lower() in (".mp4", ".m4v", ".mov"):
+        from studio.media.video import read_video_metadata
+
+        recipe = read_video_metadata(path)
+        if not recipe:
+            raise MediaError(f"{path} carries no Flow Studio recipe",
+                             "use a video made by Flow Studio, or its .json recipe")
+        return request_from_recipe(recipe)
+    return request_from_recipe(read_json_file(path, "recipe"))

@@ -33,11 +33,10 @@ from studio.engine.sampler import StepInfo
 from studio.errors import StudioError
 from studio.media.atomic import atomic_write_bytes
 from studio.media.latent_file import load_latent
+from studio.service.job_folder import JobFolder
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_NAME = "sampling.safetensors"
-LATENT_NAME = "latent.safetensors"
 CHECKPOINT_VERSION = 1
 _STATE_KEY = "x"
 
@@ -106,7 +105,7 @@ def find_checkpoint(
     folder: Path, identity: str, schedule: Sequence[float]
 ) -> SamplingCheckpoint | None:
     """A usable checkpoint for this run in ``folder``, or None (start from noise)."""
-    checkpoint = load_checkpoint(Path(folder) / CHECKPOINT_NAME)
+    checkpoint = load_checkpoint(JobFolder(Path(folder)).checkpoint)
     if checkpoint is None:
         return None
     steps = len(schedule) - 1
@@ -125,7 +124,7 @@ def find_saved_latent(
     folder: Path, identity: str
 ) -> tuple[torch.Tensor, dict[str, Any]] | None:
     """The job's final latent and its recipe when one was saved for this identity, else None."""
-    path = Path(folder) / LATENT_NAME
+    path = JobFolder(Path(folder)).latent
     if not path.exists():
         return None
     try:
@@ -142,10 +141,10 @@ def find_saved_latent(
 def saved_progress(folder: Path) -> str:
     """A few words on the state a job would resume from ("latent saved", "step 10 saved", "")."""
     folder = Path(folder)
-    if (folder / LATENT_NAME).exists():
+    if (JobFolder(Path(folder)).latent).exists():
         return "latent saved"
     try:
-        with safe_open(str(folder / CHECKPOINT_NAME), framework="pt") as fh:
+        with safe_open(str(JobFolder(Path(folder)).checkpoint), framework="pt") as fh:
             return f"step {int((fh.metadata() or {})['step'])} saved"
     except (SafetensorError, OSError, ValueError, KeyError):
         return ""
@@ -153,7 +152,7 @@ def saved_progress(folder: Path) -> str:
 
 def discard_checkpoint(folder: Path) -> None:
     """Delete the sampling checkpoint once the final latent is safely on disk."""
-    (Path(folder) / CHECKPOINT_NAME).unlink(missing_ok=True)
+    (JobFolder(Path(folder)).checkpoint).unlink(missing_ok=True)
 
 
 def checkpoint_writer(
@@ -167,7 +166,7 @@ def checkpoint_writer(
     The last step is not checkpointed (the final latent is saved right after it). A checkpoint
     that cannot be written (full disk) is logged and skipped: it must not fail the run.
     """
-    path = Path(folder) / CHECKPOINT_NAME
+    path = JobFolder(Path(folder)).checkpoint
     schedule = tuple(float(t) for t in schedule)
 
     def on_step(info: StepInfo) -> None:

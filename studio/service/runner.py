@@ -18,7 +18,7 @@ from studio.engine.cancel import NEVER, CancelToken
 from studio.errors import Cancelled, StudioError
 from studio.paths import studio_home
 from studio.service.generation import EventSink, GenerationService
-from studio.service.jobs import Job, JobQueue
+from studio.service.job_queue import Job, JobQueue
 from studio.service.locks import FileLock
 
 log = logging.getLogger(__name__)

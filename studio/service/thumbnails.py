@@ -18,10 +18,10 @@ from PIL import Image
 from studio.errors import MediaError, StudioError
 from studio.media.atomic import atomic_write_bytes
 from studio.media.video import read_video
+from studio.service.job_folder import JobFolder
 
 log = logging.getLogger(__name__)
 
-THUMBNAIL_NAME = "thumbnail.png"
 THUMBNAIL_EDGE = 160
 """Longest edge of a thumbnail in pixels (a smaller video keeps its size)."""
 
@@ -65,7 +65,7 @@ def save_job_thumbnail(folder: Path, frames: np.ndarray) -> Path | None:
     A missing thumbnail costs a lazy decode later; it must never fail the job that made the video.
     """
     try:
-        return write_thumbnail(Path(folder) / THUMBNAIL_NAME, frames)
+        return write_thumbnail(JobFolder(Path(folder)).thumbnail, frames)
     except (OSError, StudioError) as exc:
         log.warning("could not write the thumbnail in %s: %s", folder, exc)
         return None
@@ -84,7 +84,7 @@ def ensure_thumbnail(folder: Path, video_path: Path | str | None, frames: int | 
     Raises:
         MediaError: no thumbnail and no readable video to make one from.
     """
-    path = Path(folder) / THUMBNAIL_NAME
+    path = JobFolder(Path(folder)).thumbnail
     if path.is_file():
         return path
     if not video_path:
@@ -100,7 +100,6 @@ def ensure_thumbnail(folder: Path, video_path: Path | str | None, frames: int | 
 
 __all__ = [
     "THUMBNAIL_EDGE",
-    "THUMBNAIL_NAME",
     "ensure_thumbnail",
     "make_thumbnail",
     "middle_index",

@@ -17,7 +17,7 @@ from studio.app.main_window import MainWindow
 from studio.errors import CheckpointError
 from studio.service.catalog import ModelCache
 from studio.service.generation import GenerationService
-from studio.service.jobs import JobQueue
+from studio.service.job_queue import JobQueue
 from studio.service.model_info import ModelRow, model_rows
 from studio.service.settings import Settings
 

@@ -11,7 +11,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage
 
 from studio.media.video import read_video, read_video_metadata
-from studio.service.jobs import JobState
+from studio.service.job_queue import JobState
 
 from .conftest import MEASUREMENTS, StallMeter, run_job
 from .tiny_family import DEFAULTS, HashTextEncoder, target_latent

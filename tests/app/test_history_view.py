@@ -17,7 +17,7 @@ from studio.app.images import qimage_to_array
 from studio.errors import StudioError
 from studio.media.video import read_video_metadata
 from studio.paths import studio_home
-from studio.service.jobs import JobState
+from studio.service.job_queue import JobState
 from studio.service.resume import LATENT_NAME
 from studio.service.thumbnails import THUMBNAIL_NAME, middle_index
 

@@ -9,7 +9,7 @@ from PySide6.QtCore import QModelIndex, Qt
 
 from studio.app.queue_view import queue_index
 from studio.paths import studio_home
-from studio.service.jobs import JobQueue, JobState
+from studio.service.job_queue import JobQueue, JobState
 
 from .conftest import run_job
 

@@ -19,10 +19,10 @@ from studio.engine.request import ConditioningItem, GenerationRequest
 from studio.engine.shapes import LatentGeometry
 from studio.errors import InvalidRequest, MediaError
 from studio.media.video import read_video_metadata
-from studio.service.jobs import JobQueue, JobState
+from studio.service.job_queue import JobQueue, JobState
 from studio.service.model_info import size_problems
-from studio.service.preview_math import first_changing_step, schedule_preview
 from studio.service.reference import inspect_reference, thumbnail_size
+from studio.service.schedule_chart import first_changing_step, schedule_chart
 
 WAN21 = LatentGeometry(channels=16, temporal_factor=4, spatial_factor=8, patch=(1, 2, 2))
 
@@ -146,11 +146,11 @@ def test_size_problems_name_the_nearest_valid_values():
     assert "multiple of 16 px" in problems["width"].message
 
 
-def test_schedule_preview_is_the_engine_schedule_with_reference_starts():
+def test_schedule_chart_is_the_engine_schedule_with_reference_starts():
     request = GenerationRequest(prompt="x", steps=10, width=256, height=256, frames=17,
                                 conditioning=(ConditioningItem("a.png", 0, 1.0),
                                               ConditioningItem("b.png", -1, 0.3)))
-    preview = schedule_preview(request, WAN21)
+    preview = schedule_chart(request, WAN21)
     # flow-matching.md §2: seq 256, T' = 5 → α = 2.236068 and this 10-step schedule.
     reference = [1.0, 0.952662, 0.89944, 0.839163, 0.770332, 0.690983, 0.598508, 0.489357,
                  0.35857, 0.199008, 0.0]
@@ -162,7 +162,7 @@ def test_schedule_preview_is_the_engine_schedule_with_reference_starts():
     assert soft.step == 5 and preview.ts[5] < 0.7 < preview.ts[4]
     assert first_changing_step(preview.ts, 0.0) == 0
     with pytest.raises(InvalidRequest):
-        schedule_preview(request.with_changes(frames=16), WAN21)
+        schedule_chart(request.with_changes(frames=16), WAN21)
 
 
 def test_reference_inspection_accepts_images_and_refuses_others(tmp_path):
@@ -187,7 +187,7 @@ def test_run_app_smoke_test_exits_0(monkeypatch, qapp, tmp_path):
     from studio.app import main as app_main
     from studio.service.catalog import ModelCache
     from studio.service.generation import GenerationService
-    from studio.service.jobs import JobQueue
+    from studio.service.job_queue import JobQueue
     from studio.service.settings import Settings
 
     from .conftest import TINY_ROW, TinySet

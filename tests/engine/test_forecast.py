@@ -1,7 +1,7 @@
 """The memory forecast against independent measurements.
 
 * weight sizes against module parameter counts (built on the meta device) and models.md;
-* DiT activations and VAE working sets against :class:`TensorMemoryTracker` runs of the real
+* DiT activations and VAE working sets against :class:`AllocationMeter` runs of the real
   modules on the meta device at the published models' native sizes;
 * the whole forecast against the peak resident set of a subprocess that runs a generation.
 """
@@ -19,6 +19,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from studio.engine.allocation_meter import AllocationMeter
 from studio.engine.memory_forecast import (
     HOST_TRANSIENT_FACTOR,
     RUNTIME_RAM_BYTES,
@@ -35,7 +36,6 @@ from studio.engine.memory_forecast import (
 )
 from studio.engine.offload import OffloadPolicy
 from studio.engine.request import GenerationRequest
-from studio.engine.tensor_memory import TensorMemoryTracker
 from studio.models.wan.dit import FP32_PARAMETERS, WanDiT
 from studio.models.wan.dit_config import WAN21_T2V_1_3B, WAN22_TI2V_5B, WanDiTConfig
 from studio.models.wan.vae import WAN21_VAE, WAN22_VAE
@@ -88,7 +88,7 @@ def _tracked_dit_peak(config: WanDiTConfig, frames: int, h: int, w: int, batch: 
         context = torch.empty(batch, config.text_len, config.text_dim, dtype=dtype)
     with torch.inference_mode():
         model.velocity(x, t, context)  # RoPE tables are cached, not counted
-        with TensorMemoryTracker() as tracker:
+        with AllocationMeter() as tracker:
             model.velocity(x, t, context)
     return tracker.peak
 
@@ -124,7 +124,7 @@ def test_text_activations_match_a_tracked_run() -> None:
     ids = torch.zeros(2, 512, dtype=torch.long)
     mask = torch.zeros(2, 512, dtype=torch.long)
     mask[:, :12] = 1
-    with torch.inference_mode(), TensorMemoryTracker() as tracker:
+    with torch.inference_mode(), AllocationMeter() as tracker:
         model(input_ids=ids, attention_mask=mask)
     forecast = text_activation_bytes(TextEncoderShape(128, 8, 512), 2, 4)
     assert 0.95 < forecast / tracker.peak < 1.3
@@ -219,7 +219,7 @@ def test_uniform_time_gives_the_same_velocity_with_less_memory() -> None:
     with torch.inference_mode():
         for name in ("velocity", "velocity_uniform"):
             getattr(model, name)(x, t_tok, context)
-            with TensorMemoryTracker() as tracker:
+            with AllocationMeter() as tracker:
                 peaks[name] = getattr(model, name)(x, t_tok, context)
             peaks[name] = (peaks[name], tracker.peak)
     torch.testing.assert_close(peaks["velocity_uniform"][0], peaks["velocity"][0],

@@ -19,7 +19,8 @@ from studio.models.wan.dit import WanDiT
 from studio.models.wan.dit_config import WAN21_T2V_1_3B, WAN21_T2V_14B, WAN22_TI2V_5B
 from studio.models.wan.identify import describe_weights
 from studio.models.wan.text import umt5_config
-from studio.models.wan.vae import WAN21_VAE, WAN22_VAE, build_vae
+from studio.models.wan.vae import WAN21_VAE, WAN22_VAE
+from studio.models.wan.vae_factory import build_vae
 from tests.models.tiny_wan import (
     TINY_DIT_21,
     TINY_UMT5,

@@ -25,7 +25,8 @@ from studio.models.wan.presets import (
     WAN21_PREVIEW,
     WAN22_PREVIEW,
 )
-from studio.models.wan.vae import WAN21_VAE, WAN22_VAE, build_vae
+from studio.models.wan.vae import WAN21_VAE, WAN22_VAE
+from studio.models.wan.vae_factory import build_vae
 from tests.models.tiny_wan import (
     TINY_DIT_21,
     TINY_DIT_22,

@@ -14,16 +14,10 @@ from diffusers import AutoencoderKLWan
 
 from studio.engine.cancel import CancelToken
 from studio.errors import Cancelled, CheckpointError, InvalidRequest
-from studio.models.wan.vae import (
-    WAN21_VAE,
-    WAN22_VAE,
-    CausalVideoVAE,
-    WanVAE21,
-    WanVAEConfig,
-    build_vae,
-)
+from studio.models.wan.vae import WAN21_VAE, WAN22_VAE, CausalVideoVAE, WanVAE21, WanVAEConfig
 from studio.models.wan.vae22 import WanVAE22, patchify, unpatchify
 from studio.models.wan.vae_blocks import CausalConv3d, FeatureCache, Resample
+from studio.models.wan.vae_factory import build_vae
 
 TINY21 = WanVAEConfig(
     "2.1", dim=8, z_dim=4, latent_mean=(0.1, -0.2, 0.3, 0.0), latent_std=(1.5, 0.5, 2.0, 1.0)

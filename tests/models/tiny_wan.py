@@ -30,12 +30,8 @@ from transformers import PreTrainedTokenizerFast, UMT5Config, UMT5EncoderModel
 from studio.models.wan.dit import WanDiT
 from studio.models.wan.dit_config import WanDiTConfig
 from studio.models.wan.text import umt5_config
-from studio.models.wan.vae import (
-    WAN22_LATENT_MEAN,
-    WAN22_LATENT_STD,
-    WanVAEConfig,
-    build_vae,
-)
+from studio.models.wan.vae import WAN22_LATENT_MEAN, WAN22_LATENT_STD, WanVAEConfig
+from studio.models.wan.vae_factory import build_vae
 
 TINY_DIT_21 = WanDiTConfig(dim=128, ffn_dim=64, num_heads=4, num_layers=1, text_dim=32)
 TINY_DIT_22 = WanDiTConfig(dim=128, ffn_dim=64, num_heads=4, num_layers=1, in_dim=48, out_dim=48,

@@ -30,7 +30,7 @@ from studio.media.latent_file import load_latent
 from studio.media.video import read_video
 from studio.service import jobs as jobs_module
 from studio.service.generation import GenerationService, ProgressEvent, StageEvent
-from studio.service.jobs import JobQueue, JobState
+from studio.service.job_queue import JobQueue, JobState
 from studio.service.resume import CHECKPOINT_NAME, load_checkpoint
 from studio.service.runner import QueueRunner
 from studio.service.settings import save_settings
@@ -125,7 +125,7 @@ def test_a_queue_file_cut_in_half_is_rebuilt_from_the_job_files(
     path.write_text(text[: len(text) // 2])
     del queue  # its process "died": the run lock it held goes with it
     gc.collect()
-    with caplog.at_level(logging.WARNING, logger="studio.service.jobs"):
+    with caplog.at_level(logging.WARNING, logger="studio.service.job_queue"):
         restored = JobQueue()
     assert "damaged" in caplog.text
     assert [j.id for j in restored.pending()] == [a.id, b.id, c.id]  # creation order
@@ -141,7 +141,7 @@ def test_a_damaged_job_file_is_skipped_with_a_warning_and_left_on_disk(
     broken = _studio_home / "jobs" / b.id / "job.json"
     broken.write_text(broken.read_text()[:50])
     (_studio_home / "jobs" / c.id / "job.json").write_text('{"version": 1, "id": "x"}')
-    with caplog.at_level(logging.WARNING, logger="studio.service.jobs"):
+    with caplog.at_level(logging.WARNING, logger="studio.service.job_queue"):
         restored = JobQueue()
     assert [j.id for j in restored.pending()] == [a.id]
     assert caplog.text.count("skipping unreadable job file") == 2

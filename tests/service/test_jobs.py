@@ -11,7 +11,7 @@ import pytest
 from studio.cli import run_cli
 from studio.engine.request import GenerationRequest
 from studio.errors import OutOfMemory, StudioError
-from studio.service.jobs import Job, JobQueue, JobState
+from studio.service.job_queue import Job, JobQueue, JobState
 from studio.service.settings import save_settings
 from tests.service.tiny_model import TINY_ID, TinyDenoiser, tiny_request
 

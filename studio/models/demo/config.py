@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from studio.engine.model import FamilyDefaults, PreviewFactors
 from studio.errors import CheckpointError
 from studio.media.atomic import atomic_write_bytes
 from studio.models.demo.text import MINILM_NAME, TEXT_DIM, TEXT_LENGTH
-from studio.models.family import FamilyDefaults, PreviewFactors
 from studio.models.wan.dit_config import WanDiTConfig
 from studio.models.wan.vae import WanVAEConfig
 

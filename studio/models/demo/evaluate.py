@@ -19,11 +19,11 @@ from typing import Any
 import imageio.v3 as iio
 import numpy as np
 
+from studio.engine.model import LoadedModel
 from studio.engine.pipeline import generate
 from studio.engine.request import ConditioningItem, GenerationRequest
 from studio.models.demo.analysis import analyse_clip, psnr
 from studio.models.demo.data import Example, evaluation_examples, render
-from studio.models.family import LoadedModel
 
 log = logging.getLogger(__name__)
 

@@ -1,110 +1,99 @@
-"""Load the shipped demo model: a small Wan DiT + Wan 2.1 VAE + MiniLM text encoder.
+"""The demo family: the small model that ships in ``resources/models/demo``.
 
-The folder (``resources/models/demo`` by default) holds ``config.json`` (:class:`DemoConfig`),
-``dit.safetensors`` and ``vae.safetensors`` in the original Wan key layouts, so the demo runs
-through exactly the classes and the pipeline the real Wan models use.
+It has one built-in set (the shipped folder: ``config.json``, ``dit.safetensors``,
+``vae.safetensors``) and is never found by scanning; it runs in float32 everywhere, and adds
+``studio train demo`` / ``studio eval demo`` (docs/families/demo.md).
 """
 
 from __future__ import annotations
 
-import logging
-import time
+import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file
-from torch import nn
 
-from studio.engine.shapes import LatentGeometry
+from studio.engine.cancel import NEVER, CancelToken
+from studio.engine.model import LoadedModel
 from studio.errors import CheckpointError
-from studio.models.demo.config import DIT_FILE, VAE_FILE, VARIANT, DemoConfig
-from studio.models.demo.text import MiniLMTextEncoder
-from studio.models.family import Denoiser, LoadedModel
-from studio.models.wan.dit import WanDiT
-from studio.models.wan.vae import build_vae
-from studio.paths import demo_model_dir
+from studio.models.checkpoint import WeightFiles, probe_weights
+from studio.models.demo.commands import COMMANDS
+from studio.models.demo.loader import FAMILY_NAME, demo_model_dir, load_demo_model
+from studio.models.family import Component, FamilyBase, FamilyCommand, FolderFindings, ModelSet
 
-log = logging.getLogger(__name__)
-
-_HINT = "reinstall Flow Studio, or re-create the weights with: studio train demo"
+_MAX_CONFIG_BYTES = 1 << 20
 
 
-def load_weights(module: nn.Module, path: Path, device: torch.device | str) -> None:
-    """Load a safetensors file into ``module`` (built on the meta device) with strict keys."""
-    try:
-        state = load_file(str(path), device=str(device))
-    except FileNotFoundError as exc:
-        raise CheckpointError(f"The demo model file {path.name} is missing in {path.parent}",
-                              _HINT) from exc  # fmt: skip
-    except (SafetensorError, OSError) as exc:
-        raise CheckpointError(f"The demo model file {path} is damaged ({exc})", _HINT) from exc
-    try:
-        module.load_state_dict(state, strict=True, assign=True)
-    except RuntimeError as exc:
-        raise CheckpointError(
-            f"The demo model file {path.name} does not match its config.json", _HINT
-        ) from exc
+class DemoFamily(FamilyBase):
+    """The shipped demo model (a small Wan DiT + Wan 2.1-style VAE + MiniLM)."""
+
+    name = FAMILY_NAME
+    title = "Demo (shapes)"
+
+    def identify(self, weights: WeightFiles) -> Component | None:
+        return None  # the demo set is the shipped folder, never a scanned file
+
+    def assemble(self, root: Path, found: FolderFindings) -> list[ModelSet]:
+        return []
+
+    def builtin_sets(self) -> list[ModelSet]:
+        model_set = demo_model_set()
+        return [model_set] if model_set is not None else []
+
+    def dtype_for(self, device: torch.device) -> torch.dtype:
+        return torch.float32
+
+    def load(self, model_set: ModelSet, device: torch.device, dtype: torch.dtype,
+             cancel: CancelToken = NEVER) -> LoadedModel:
+        cancel.check()
+        return load_demo_model(device=device, dtype=dtype)  # always the shipped folder
+
+    def commands(self) -> Sequence[FamilyCommand]:
+        return COMMANDS
 
 
-def _denormals_flushed(velocity: Denoiser) -> Denoiser:
-    """Run ``velocity`` with CPU denormals flushed to zero, restoring the default afterwards.
+def demo_model_set() -> ModelSet | None:
+    """The shipped demo model, or None when this installation has no demo weights.
 
-    The trained attention produces denormal floats on the CPU, which made sampling ~7× slower
-    (36 s instead of 5 s for 20 guided steps); flushing them changes nothing visible. The flag is
-    thread state, so it is set only around each denoiser call and never leaks into other code.
+    Every ``*.safetensors`` in the folder is a part named by its stem (``dit``, ``vae``); the
+    variant comes from ``config.json`` ("variant" or "name") if given.
     """
-
-    def flushed(x: torch.Tensor, t_tok: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        torch.set_flush_denormal(True)
+    try:
+        folder = demo_model_dir()
+    except FileNotFoundError:
+        return None
+    weights = sorted(folder.glob("*.safetensors")) if folder.is_dir() else []
+    if not weights:
+        return None
+    components, problems = [], []
+    for path in weights:
         try:
-            return velocity(x, t_tok, context)
-        finally:
-            torch.set_flush_denormal(False)
+            probed = probe_weights(path)
+        except CheckpointError as exc:
+            problems.append(exc.message)
+            continue
+        components.append(Component(family=FAMILY_NAME, role=path.stem, path=path, files=(path,),
+                                    layout="demo", variant="", dtype=probed.dominant_dtype(),
+                                    size=probed.size))  # fmt: skip
+    return ModelSet(
+        id=FAMILY_NAME, family=FAMILY_NAME, variant=_variant(folder),
+        components=tuple(components), dtype=components[0].dtype if components else "-",
+        size=sum(c.size for c in components), complete=bool(components),
+        problems=tuple(problems), name="Demo model",
+    )  # fmt: skip
 
-    return flushed
+
+def _variant(folder: Path) -> str:
+    path = folder / "config.json"
+    try:
+        if path.stat().st_size > _MAX_CONFIG_BYTES:
+            return FAMILY_NAME
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return FAMILY_NAME
+    if isinstance(config, dict):
+        return str(config.get("variant") or config.get("name") or FAMILY_NAME)
+    return FAMILY_NAME
 
 
-def load_demo_model(
-    folder: Path | str | None = None,
-    device: torch.device | str = "cpu",
-    dtype: torch.dtype = torch.float32,
-) -> LoadedModel:
-    """Load the demo model from ``folder`` (default: the shipped one) onto ``device``.
-
-    ``dtype`` is the DiT's compute precision (its time MLP, modulation and norms stay float32);
-    the VAE and the text encoder run in float32.
-    """
-    started = time.perf_counter()
-    folder = Path(folder) if folder is not None else demo_model_dir()
-    device = torch.device(device)
-    config = DemoConfig.load(folder)
-    with torch.device("meta"):
-        dit = WanDiT(config.dit)
-        vae = build_vae(config.vae)
-    load_weights(dit, folder / DIT_FILE, device)
-    load_weights(vae, folder / VAE_FILE, device)
-    dit.eval().requires_grad_(False)
-    if dtype != torch.float32:
-        dit.to_dtype(dtype)
-    vae.eval().requires_grad_(False)
-    text_encoder = MiniLMTextEncoder(length=config.text_length, device=device)
-    log.info("demo model loaded from %s in %.2f s", folder, time.perf_counter() - started)
-    vae_cfg = config.vae
-    return LoadedModel(
-        id="demo",
-        name="Demo (shapes)",
-        family="demo",
-        variant=VARIANT,
-        geometry=LatentGeometry(
-            vae_cfg.z_dim, vae_cfg.temporal_factor, vae_cfg.spatial_factor, config.dit.patch_size
-        ),  # fmt: skip
-        defaults=config.defaults.family_defaults(),
-        preview=config.preview,
-        text_encoder=text_encoder,
-        denoiser=_denormals_flushed(dit.velocity) if device.type == "cpu" else dit.velocity,
-        vae=vae,
-        device=device,
-        dtype=dtype,
-        supports_image=True,
-    )
+DEMO_FAMILY = DemoFamily()

@@ -18,9 +18,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from studio.engine.model import PreviewFactors
 from studio.models.demo.data import FRAMES, SIZE, ClipSpec, Example, render, training_examples
 from studio.models.demo.text import MiniLMTextEncoder, encode_in_batches
-from studio.models.family import PreviewFactors
 from studio.models.wan.vae import CausalVideoVAE
 
 log = logging.getLogger(__name__)

@@ -43,7 +43,7 @@ def minilm_folder() -> Path:
 class MiniLMTextEncoder:
     """Prompts → ``[B, length, 384]`` MiniLM token embeddings, padding rows zeroed.
 
-    Implements :class:`studio.models.family.TextEncoder`. Prompts longer than ``length`` tokens
+    Implements :class:`studio.engine.model.TextEncoder`. Prompts longer than ``length`` tokens
     (special tokens included) are truncated.
     """
 

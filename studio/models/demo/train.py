@@ -39,7 +39,8 @@ from studio.models.demo.text import MiniLMTextEncoder
 from studio.models.demo.train_dit import DitRecipe, train_dit
 from studio.models.demo.train_vae import VaeRecipe, train_vae
 from studio.models.wan.dit import WanDiT
-from studio.models.wan.vae import CausalVideoVAE, WanVAEConfig, build_vae
+from studio.models.wan.vae import CausalVideoVAE, WanVAEConfig
+from studio.models.wan.vae_factory import build_vae
 
 log = logging.getLogger(__name__)
 
@@ -235,7 +236,7 @@ def export_model(
 def run_evaluation(model_dir: Path, device: torch.device, out_dir: Path) -> None:
     """Evaluate the exported model on held-out prompts; the report goes to the log and a file."""
     from studio.models.demo.evaluate import evaluate_demo, format_report
-    from studio.models.demo.family import load_demo_model
+    from studio.models.demo.loader import load_demo_model
 
     report = evaluate_demo(load_demo_model(model_dir, device=device))
     text = format_report(report)

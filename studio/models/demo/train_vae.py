@@ -24,8 +24,9 @@ from tqdm import tqdm
 from studio.models.demo.checkpoint import load_checkpoint, save_checkpoint, update_ema
 from studio.models.demo.data import FRAMES, SIZE, random_spec, render
 from studio.models.demo.vocabulary import BACKGROUNDS, COLOURS, DIRECTIONS, SHAPES
-from studio.models.wan.vae import CausalVideoVAE, WanVAEConfig, build_vae
+from studio.models.wan.vae import CausalVideoVAE, WanVAEConfig
 from studio.models.wan.vae_blocks import AttentionBlock, FeatureCache, ResidualBlock
+from studio.models.wan.vae_factory import build_vae
 
 log = logging.getLogger(__name__)
 

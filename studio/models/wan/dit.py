@@ -117,7 +117,7 @@ class WanDiT(nn.Module):
         return self._unpatchify(self.head(tokens, e), grid)
 
     def velocity(self, x: torch.Tensor, t_tok: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        """The engine's :class:`~studio.models.family.Denoiser` call.
+        """The engine's :class:`~studio.engine.model.Denoiser` call.
 
         Args:
             x: ``[B, C, T', H', W']`` in model space.

@@ -9,10 +9,12 @@ image-to-video 14B models (CLIP branch, 36 input channels) and VACE are refused 
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import Any
 
 from studio.errors import CheckpointError
@@ -149,11 +151,14 @@ class WanDiTConfig:
         return _build(values)
 
     @classmethod
-    def from_state_dict_shapes(cls, shapes: Mapping[str, Sequence[int]]) -> WanDiTConfig:
+    def from_state_dict_shapes(cls, shapes: Mapping[str, Sequence[int]], num_heads: int | None = None,
+                               source: str = "the Wan DiT") -> WanDiTConfig:
         """Derive the config from an original-layout state dict's tensor shapes (no data read).
 
         ``shapes`` maps key → shape (e.g. from a safetensors header), without any
-        ``model.diffusion_model.`` prefix. The head count assumes 128-dim heads (every release).
+        ``model.diffusion_model.`` prefix. ``num_heads`` comes from a ``config.json`` when there
+        is one; without it the head count assumes 128-dim heads (every release). ``source``
+        names the file in error messages.
         """
         for prefix, what in _UNSUPPORTED_KEYS:
             if any(key.startswith(prefix) or f".{prefix}" in key for key in shapes):
@@ -166,21 +171,27 @@ class WanDiTConfig:
             head_out = shapes["head.head.weight"][0]
         except (KeyError, IndexError, ValueError) as exc:
             raise CheckpointError(
-                f"Not an original-layout Wan DiT state dict (missing or odd {exc})", _HINT_SUPPORTED
+                f"{source}: not an original-layout Wan DiT state dict (missing or odd {exc})",
+                _HINT_SUPPORTED,
             ) from exc
         layers = sum(1 for key in shapes if _BLOCK_KEY.match(key))
         patch_volume = math.prod(patch)
-        if len(patch) != 3 or head_out % patch_volume or dim % WAN_HEAD_DIM or layers == 0:
-            raise CheckpointError("Unexpected Wan DiT tensor shapes", _HINT_SUPPORTED)
+        if len(patch) != 3 or head_out % patch_volume or layers == 0:
+            raise CheckpointError(f"{source}: unexpected Wan DiT tensor shapes (patch {patch}, "
+                                  f"{layers} blocks)", _HINT_SUPPORTED)
+        if num_heads is None and dim % WAN_HEAD_DIM:
+            raise CheckpointError(
+                f"{source}: width {dim} is not a multiple of {WAN_HEAD_DIM}, so the head count "
+                "cannot be inferred", "put the config.json published with it (num_heads) beside it")
         if in_dim != head_out // patch_volume:
             raise CheckpointError(
-                f"Wan DiT with {in_dim} input channels (image-to-video) is not supported",
-                _HINT_SUPPORTED,
+                f"{source}: a Wan DiT with {in_dim} input channels (image-to-video) is not "
+                "supported", _HINT_SUPPORTED,
             )
         values = {
             "dim": dim,
             "ffn_dim": ffn_dim,
-            "num_heads": dim // WAN_HEAD_DIM,
+            "num_heads": num_heads or dim // WAN_HEAD_DIM,
             "num_layers": layers,
             "in_dim": in_dim,
             "out_dim": head_out // patch_volume,
@@ -188,14 +199,14 @@ class WanDiTConfig:
             "freq_dim": freq_dim,
             "patch_size": tuple(patch),
         }
-        return _build(values)
+        return _build(values, source)
 
 
-def _build(values: dict[str, Any]) -> WanDiTConfig:
+def _build(values: dict[str, Any], source: str = "the Wan DiT") -> WanDiTConfig:
     try:
         return WanDiTConfig(**values)
     except (TypeError, ValueError) as exc:
-        raise CheckpointError(f"Invalid Wan DiT config: {exc}", _HINT_SUPPORTED) from exc
+        raise CheckpointError(f"{source}: invalid Wan DiT config ({exc})", _HINT_SUPPORTED) from exc
 
 
 WAN21_T2V_1_3B = WanDiTConfig(dim=1536, ffn_dim=8960, num_heads=12, num_layers=30)
@@ -203,3 +214,34 @@ WAN21_T2V_14B = WanDiTConfig(dim=5120, ffn_dim=13824, num_heads=40, num_layers=4
 WAN22_TI2V_5B = WanDiTConfig(
     dim=3072, ffn_dim=14336, num_heads=24, num_layers=30, in_dim=48, out_dim=48
 )
+
+
+_MAX_CONFIG_BYTES = 1 << 20
+
+
+def dit_config(shapes: Mapping[str, Sequence[int]], folder: Path,
+               source: str = "the Wan DiT") -> WanDiTConfig:
+    """Sizes from the tensor shapes, with the head count of a ``config.json`` beside the weights
+    (original ``num_heads`` or diffusers ``num_attention_heads``) when there is one, else
+    dim / 128 as in every release. ``source`` names the weights in error messages."""
+    heads = config_heads(folder / "config.json")
+    try:
+        return WanDiTConfig.from_state_dict_shapes(shapes, heads, source)
+    except CheckpointError as exc:
+        if heads is None:
+            raise
+        raise CheckpointError(f"{exc.message} (num_heads {heads} from {folder / 'config.json'})",
+                              exc.hint) from exc
+
+
+def config_heads(path: Path) -> int | None:
+    """The head count a ``config.json`` gives, or None (no file, unreadable, no such field)."""
+    try:
+        if not path.is_file() or path.stat().st_size > _MAX_CONFIG_BYTES:
+            return None
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return None
+    heads = data.get("num_heads", data.get("num_attention_heads")) if isinstance(data, dict) \
+        else None
+    return heads if isinstance(heads, int) and not isinstance(heads, bool) and heads > 0 else None

@@ -3,69 +3,29 @@
 Used by the registry on headers only (no tensor data): the DiT's variant from
 ``patch_embedding.weight`` [dim, in_dim, 1, 2, 2] and its block count, the VAE's from its latent
 channels (``conv2.weight`` [z, z, 1, 1, 1]), the text encoder's from its embedding
-(models.md §0.3).
+(docs/families/wan.md §1).
 """
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
+from studio.errors import CheckpointError
 from studio.models.checkpoint import WeightFiles
+from studio.models.family import Component
+from studio.models.wan.dit_config import dit_config
 from studio.models.wan.keys import DIT, TEXT_ENCODER, TOKENIZER, VAE, identify_layout, key_map
 from studio.models.wan.presets import UMT5_XXL_SIZES, VAE_VARIANTS, variant_for
 
+#: The name scans and sets know the family by.
+FAMILY_NAME = "wan"
 #: Files that make a folder a tokenizer folder.
 TOKENIZER_FILES = ("tokenizer.json", "spiece.model", "tokenizer_config.json")
 
 _DIT_BLOCK = re.compile(r"^blocks\.(\d+)\.modulation$")
 _T5_BLOCK = re.compile(r"^encoder\.block\.(\d+)\.layer\.0\.layer_norm\.weight$")
-
-
-@dataclass(frozen=True, slots=True)
-class Component:
-    """One part of a model set as found on disk.
-
-    Attributes:
-        role: "dit", "vae", "text_encoder", "tokenizer" (or "weights" for the demo model).
-        path: what names the part: its single file, its shard index, or its folder (tokenizer).
-        files: every file on disk that belongs to it (all shards; the tokenizer's files).
-        layout: key layout label ("original", "diffusers", "wan", "hf", …).
-        variant: "t2v-1.3b", "wan2.1-vae", "umt5-xxl", … ("" when not applicable).
-        dtype: dominant safetensors dtype name ("BF16"), "-" for a tokenizer.
-        size: bytes on disk.
-        channels: DiT latent channels in; VAE latent channels; text encoder output width.
-        context_dim: the text width a DiT takes (0 for other parts).
-    """
-
-    role: str
-    path: Path
-    files: tuple[Path, ...]
-    layout: str
-    variant: str
-    dtype: str
-    size: int
-    channels: int = 0
-    context_dim: int = 0
-
-    def display(self, root: str) -> str:
-        """The path relative to the set's folder, with the shard count when sharded."""
-        try:
-            shown = os.path.relpath(self.path, root) if Path(root).is_dir() else self.path.name
-        except ValueError:  # another drive on Windows
-            shown = str(self.path)
-        extra = len(self.files) - 1 if self.role != TOKENIZER else 0
-        return f"{shown} (+{extra} shards)" if extra > 0 else shown
-
-    def preference(self, dit: Component | None) -> tuple[int, str]:
-        """Sort key among candidates for one role: the one that fits ``dit`` first."""
-        if self.role == TOKENIZER:
-            return (0 if "umt5" in str(self.path).lower() else 1, str(self.path))
-        wanted = None if dit is None else (dit.channels if self.role == VAE else dit.context_dim)
-        return (0 if wanted in (None, self.channels) else 1, str(self.path))
 
 
 def describe_weights(weights: WeightFiles) -> Component | None:
@@ -76,8 +36,10 @@ def describe_weights(weights: WeightFiles) -> Component | None:
         return None
     mapping = key_map(layout, tensors)
     shapes = {mapping[key]: info.shape for key, info in tensors.items() if key in mapping}
-    common = dict(path=weights.index or weights.paths[0], files=weights.paths,
-                  layout=layout.label, dtype=weights.dominant_dtype(), size=weights.size)
+    path = weights.index or weights.paths[0]
+    config = path.parent / "config.json"
+    common = dict(family=FAMILY_NAME, path=path, files=weights.paths, layout=layout.label,
+                  dtype=weights.dominant_dtype(), size=weights.size)
     if layout.role == DIT:
         patch, text = shapes.get("patch_embedding.weight"), shapes.get("text_embedding.0.weight")
         if not _dims(patch, 5) or not _dims(text, 2):
@@ -86,7 +48,8 @@ def describe_weights(weights: WeightFiles) -> Component | None:
         image = any(key.startswith("img_emb.") for key in shapes)
         variant = variant_for(patch[1], patch[0], layers, image)
         return Component(role=DIT, variant=variant.name if variant else f"{patch[1]}-channel",
-                         channels=patch[1], context_dim=text[1], **common)
+                         channels=patch[1], context_dim=text[1], config=config,
+                         problem=_config_problem(shapes, weights), **common)
     if layout.role == VAE:
         conv2 = shapes.get("conv2.weight")
         if not _dims(conv2, 5):
@@ -100,7 +63,17 @@ def describe_weights(weights: WeightFiles) -> Component | None:
              "num_layers": sum(1 for key in shapes if _T5_BLOCK.match(key))}  # fmt: skip
     xxl = all(UMT5_XXL_SIZES[name] == value for name, value in sizes.items())
     return Component(role=TEXT_ENCODER, variant="umt5-xxl" if xxl else "umt5-custom",
-                     channels=embedding[1], **common)
+                     channels=embedding[1], config=config, **common)
+
+
+def _config_problem(shapes: dict[str, tuple[int, ...]], weights: WeightFiles) -> str:
+    """Why the loader could not build this DiT's configuration ("" when it can), so that a
+    scan lists as usable exactly what loads."""
+    try:
+        dit_config(shapes, weights.paths[0].parent, weights.label)
+    except CheckpointError as exc:
+        return exc.message
+    return ""
 
 
 def _dims(shape: Sequence[int] | None, ndim: int) -> bool:
@@ -117,5 +90,5 @@ def describe_tokenizer(folder: Path, names: Sequence[str]) -> Component:
         except OSError:
             continue
     variant = "umt5" if "umt5" in str(folder).lower() else ""
-    return Component(role=TOKENIZER, path=folder, files=files, layout="hf", variant=variant,
-                     dtype="-", size=size)
+    return Component(family=FAMILY_NAME, role=TOKENIZER, path=folder, files=files, layout="hf",
+                     variant=variant, dtype="-", size=size)

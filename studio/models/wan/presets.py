@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from studio.engine.model import FIRST_FRAME, KEYFRAME, FamilyDefaults, PreviewFactors
 from studio.engine.shapes import LatentGeometry
-from studio.models.family import FamilyDefaults, PreviewFactors
 
 #: ``sample_neg_prompt`` of the original repositories, used when the user gives no negative.
 NEGATIVE_PROMPT = (
@@ -81,7 +81,7 @@ class WanVariant:
         latent_channels: DiT in/out channels = the paired VAE's latent channels.
         vae_version: "2.1" or "2.2" — the VAE it needs.
         vae_file: the published VAE file name, for hints.
-        defaults / preview / geometry: what :class:`~studio.models.family.LoadedModel` carries.
+        defaults / preview / geometry: what :class:`~studio.engine.model.LoadedModel` carries.
         supports_image: first-frame conditioning through the engine's mask (TI2V only).
         supported: False for releases recognised but not runnable (I2V-14B with CLIP).
     """
@@ -96,6 +96,12 @@ class WanVariant:
     geometry: LatentGeometry
     supports_image: bool = False
     supported: bool = True
+
+    @property
+    def conditioning(self) -> tuple[str, ...]:
+        """The engine's conditioning modes this release supports (TI2V: first frame and
+        keyframes through the per-token mask; T2V: none)."""
+        return (FIRST_FRAME, KEYFRAME) if self.supports_image else ()
 
 
 _WAN21 = dict(latent_channels=16, vae_version="2.1", vae_file="Wan2.1_VAE.pth",
@@ -138,6 +144,6 @@ def variant_for(in_dim: int, dim: int, num_layers: int, image_branch: bool) -> W
 #: VAE latent channels → (registry variant, version).
 VAE_VARIANTS = {16: ("wan2.1-vae", "2.1"), 48: ("wan2.2-vae", "2.2")}
 
-#: The UMT5-XXL encoder's sizes (models.md §1.4).
+#: The UMT5-XXL encoder's sizes (docs/families/wan.md §4).
 UMT5_XXL_SIZES = {"vocab_size": 256384, "d_model": 4096, "d_ff": 10240, "num_layers": 24,
                   "num_heads": 64}  # fmt: skip

@@ -333,18 +333,3 @@ def _decoder_stages(config: WanVAEConfig, dims: list[int]) -> list[nn.Module]:
         if i < len(temporal_upsample):
             layers.append(Resample(out_dim, "upsample3d" if temporal_upsample[i] else "upsample2d"))
     return layers
-
-
-def build_vae(config: WanVAEConfig) -> CausalVideoVAE:
-    """A :class:`WanVAE21` or :class:`~studio.models.wan.vae22.WanVAE22` for ``config``.
-
-    Parameters are created on the current default device (use ``torch.device("meta")`` to size a
-    model without allocating it); the module is in eval mode with gradients off.
-    """
-    if config.version == "2.2":
-        from studio.models.wan.vae22 import WanVAE22  # vae22 builds on this module
-
-        model: CausalVideoVAE = WanVAE22(config)
-    else:
-        model = WanVAE21(config)
-    return model.eval().requires_grad_(False)

@@ -4,7 +4,7 @@ diffusers is a test/bench extra and must never be imported under ``studio/`` (th
 enforces it), so this comparison lives here; ``studio bench --compare-diffusers`` runs it as a
 subprocess and reads the JSON it prints as its last line. It can also be run by hand::
 
-    python bench/compare_diffusers.py --config small --device cpu --repeat 3
+    python tests/oracles/compare_diffusers.py --config small --device cpu --repeat 3
 
 Both models are built from the same seeded random weights (ours first, then copied into
 ``WanTransformer3DModel`` / ``AutoencoderKLWan`` through the studio's key-layout table, each
@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 

@@ -1,6 +1,6 @@
 """Count the bytes of live tensor storage while code runs, on any device (``meta`` included).
 
-:class:`TensorMemoryTracker` is a ``TorchDispatchMode``: it sees every tensor an operator
+:class:`AllocationMeter` is a ``TorchDispatchMode``: it sees every tensor an operator
 returns, adds a storage's bytes when it first appears and subtracts them when the last tensor
 using it is garbage-collected, and keeps the peak. On the ``meta`` device nothing is allocated or
 computed, so a model can be "run" at full size in milliseconds to learn its activation peak —
@@ -18,7 +18,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 
-class TensorMemoryTracker(TorchDispatchMode):
+class AllocationMeter(TorchDispatchMode):
     """Live and peak bytes of the storages created inside the ``with`` block.
 
     Attributes:
@@ -34,7 +34,7 @@ class TensorMemoryTracker(TorchDispatchMode):
         self._sizes: dict[int, int] = {}
         self._known: set[int] = set()  # storages that existed before (never counted)
 
-    def __enter__(self) -> TensorMemoryTracker:
+    def __enter__(self) -> AllocationMeter:
         super().__enter__()
         return self
 

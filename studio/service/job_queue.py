@@ -36,7 +36,8 @@ from studio.engine.request import GenerationRequest
 from studio.errors import InvalidRequest, StudioError
 from studio.media.atomic import atomic_write_json
 from studio.paths import studio_home
-from studio.service.job import JOB_VERSION, LIVE_STATES, Job, JobState, jobs_root
+from studio.service.job_folder import JobFolder, jobs_root
+from studio.service.job_record import JOB_VERSION, LIVE_STATES, Job, JobState
 from studio.service.locks import FileLock, LockTimeout, is_locked_elsewhere
 
 log = logging.getLogger(__name__)
@@ -286,12 +287,12 @@ class JobQueue:
         return self._root / "jobs" / job_id
 
     def _run_lock_path(self, job_id: str) -> Path:
-        return self._folder(job_id) / "run.lock"
+        return JobFolder(self._folder(job_id)).run_lock
 
     def _write_job(self, job: Job) -> None:
         folder = self._folder(job.id)
         folder.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(folder / "job.json", job.to_dict())
+        atomic_write_json(JobFolder(folder).record, job.to_dict())
 
     def _write_order(self, order: list[str], paused: bool) -> None:
         atomic_write_json(self._root / "queue.json", {"order": order, "paused": paused})
@@ -348,7 +349,7 @@ class JobQueue:
 
     def _refresh_job(self, name: str, always: bool) -> None:
         """Re-read ``jobs/<name>/job.json`` if it changed since the last read (or ``always``)."""
-        path = self._folder(name) / "job.json"
+        path = JobFolder(self._folder(name)).record
         try:
             stamp: int | None = path.stat().st_mtime_ns
         except OSError:

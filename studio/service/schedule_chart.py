@@ -1,7 +1,7 @@
 """The schedule a request will use, as plain lists, for the app's schedule plot.
 
-The numbers come from the engine (:func:`studio.engine.pipeline.request_schedule` and
-:func:`~studio.engine.pipeline.resolve_shift`), so the plot is exactly what the sampler runs.
+The numbers come from the engine (:func:`studio.engine.pipeline.resolve_shift` with the model's shift rule and
+:func:`~studio.engine.schedule.make_schedule`), so the plot is exactly what the sampler runs.
 Everything here is pure Python and cheap enough for the GUI thread.
 """
 
@@ -10,8 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from studio.engine.conditioning import T_EPS, latent_frame_index
-from studio.engine.pipeline import request_schedule, resolve_shift
+from studio.engine.model import ResolutionShift, ShiftRule
+from studio.engine.pipeline import resolve_shift
 from studio.engine.request import GenerationRequest
+from studio.engine.schedule import make_schedule
 from studio.engine.shapes import LatentGeometry
 
 
@@ -35,7 +37,7 @@ class ConditioningStart:
 
 
 @dataclass(frozen=True, slots=True)
-class SchedulePreview:
+class ScheduleChart:
     """The sampling schedule for a request.
 
     Attributes:
@@ -63,14 +65,18 @@ def first_changing_step(ts: tuple[float, ...] | list[float], strength: float) ->
     return None
 
 
-def schedule_preview(request: GenerationRequest, geometry: LatentGeometry) -> SchedulePreview:
-    """The schedule, shift and reference-frame start times for ``request`` on a model.
+def schedule_chart(request: GenerationRequest, geometry: LatentGeometry,
+                   rule: ShiftRule | None = None) -> ScheduleChart:
+    """The schedule, shift and reference-frame start times for ``request`` on a model whose
+    "auto" shift follows ``rule`` (default: the resolution rule).
 
     The request must have a valid size for ``geometry`` (see
     :func:`studio.service.model_info.size_problems`); otherwise :class:`InvalidRequest` is raised.
     """
     geometry.check_video_size(request.frames, request.height, request.width)
-    ts = tuple(request_schedule(request, geometry))
+    rule = rule or ResolutionShift()
+    shift = resolve_shift(request, geometry, rule)
+    ts = tuple(make_schedule(request.steps, shift))
     starts = []
     for item in request.conditioning:
         try:
@@ -81,5 +87,4 @@ def schedule_preview(request: GenerationRequest, geometry: LatentGeometry) -> Sc
             item.frame_index, latent, float(item.strength), 1.0 - float(item.strength),
             first_changing_step(ts, float(item.strength)),
         ))
-    return SchedulePreview(ts, resolve_shift(request, geometry), request.shift == "auto",
-                           tuple(starts))
+    return ScheduleChart(ts, shift, request.shift == "auto", tuple(starts))

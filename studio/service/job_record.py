@@ -10,7 +10,7 @@ from typing import Any
 
 from studio.engine.request import GenerationRequest
 from studio.errors import InvalidRequest
-from studio.paths import studio_home
+from studio.service.job_folder import JobFolder
 
 JOB_VERSION = 1
 
@@ -54,7 +54,11 @@ class Job:
 
     @property
     def folder(self) -> Path:
-        return jobs_root() / self.id
+        return JobFolder.of(self.id).path
+
+    @property
+    def files(self) -> JobFolder:
+        return JobFolder.of(self.id)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -97,7 +101,3 @@ class Job:
             raise InvalidRequest("job", f"damaged job file ({exc})") from exc
 
 
-def jobs_root() -> Path:
-    path = studio_home() / "jobs"
-    path.mkdir(parents=True, exist_ok=True)
-    return path

@@ -1,0 +1,188 @@
+"""The contract the engine runs: a loaded model's three parts and an explicit description of it.
+
+A model family (``studio/models/<family>/``) loads its files into a :class:`LoadedModel`. The
+engine samples, decodes, offloads, compiles and forecasts memory from what this module defines
+alone — it never looks inside a family's classes. Conventions: latents are normalised ("model
+space"), shapes ``[B, C, T', H', W']``, time t ∈ [0, 1] with 1 = noise (docs/flow-matching.md §1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+import torch
+from torch import nn
+
+from studio.engine.cancel import NEVER, CancelToken
+from studio.engine.memory_model import ModelMemory
+from studio.engine.schedule import opensora_alpha
+from studio.engine.shapes import LatentGeometry
+
+#: The parts of every model, by the names offload policies and memory figures use.
+TEXT_ENCODER, DIT, VAE = "text_encoder", "dit", "vae"
+#: Conditioning modes: a reference image as the first frame, or as any other frame.
+FIRST_FRAME, KEYFRAME = "first-frame", "keyframe"
+
+
+class TextEncoder(Protocol):
+    def encode(self, prompts: Sequence[str]) -> torch.Tensor:
+        """Encode prompts to a context ``[B, L, D]`` (fixed L for a family) on the model device."""
+        ...
+
+
+class Denoiser(Protocol):
+    def __call__(self, x: torch.Tensor, t_tok: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        """Predict the velocity.
+
+        Args:
+            x: noisy latent ``[B, C, T', H', W']`` (model space: normalised latents).
+            t_tok: per-position time ``[B, T', H', W']``, t ∈ [0, 1], 1 = noise.
+            context: text context ``[B, L, D]``.
+
+        Returns:
+            v ≈ ε − x₀, ``[B, C, T', H', W']``.
+        """
+        ...
+
+
+class VideoVAE(Protocol):
+    def encode(self, video: torch.Tensor, cancel: CancelToken = NEVER) -> torch.Tensor:
+        """``[B, 3, T, H, W]`` pixels in [−1, 1] → normalised latent ``[B, C, T', H', W']``."""
+        ...
+
+    def decode(self, latent: torch.Tensor, cancel: CancelToken = NEVER) -> torch.Tensor:
+        """Normalised latent ``[B, C, T', H', W']`` → pixels ``[B, 3, T, H, W]`` in [−1, 1]."""
+        ...
+
+
+class ShiftRule(Protocol):
+    def __call__(self, tokens_per_frame: int, latent_frames: int) -> float:
+        """The time-shift α that ``shift="auto"`` means for a video of this many tokens."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ResolutionShift:
+    """Open-Sora 2.0's automatic shift: α grows with the square root of the token count
+    (docs/flow-matching.md §3). Families whose published code has no automatic rule use it for
+    "auto" as well, so "auto" always adapts to the video size."""
+
+    def __call__(self, tokens_per_frame: int, latent_frames: int) -> float:
+        return opensora_alpha(tokens_per_frame, latent_frames)
+
+
+@dataclass(frozen=True, slots=True)
+class FamilyDefaults:
+    """What a model is used with unless the user says otherwise.
+
+    ``sizes`` are (width, height) presets the model was trained for; the first is the default.
+    """
+
+    steps: int
+    guidance: float
+    shift: float | Literal["auto"]
+    fps: float
+    frames: int
+    sizes: tuple[tuple[int, int], ...]
+    negative_prompt: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PreviewFactors:
+    """Linear latent → RGB map: ``rgb = Σ_c x_c·rgb_factors[c] + bias``, result in [−1, 1]."""
+
+    rgb_factors: tuple[tuple[float, float, float], ...]
+    bias: tuple[float, float, float]
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a model supports.
+
+    Attributes:
+        samplers: sampler names (:data:`studio.engine.sampler.SAMPLERS` keys) it is run with.
+        conditioning: conditioning modes (:data:`FIRST_FRAME`, :data:`KEYFRAME`); empty for a
+            text-only model.
+        shift_rule: what ``shift="auto"`` resolves to.
+    """
+
+    samplers: tuple[str, ...] = ("euler", "stochastic")
+    conditioning: tuple[str, ...] = (FIRST_FRAME, KEYFRAME)
+    shift_rule: ShiftRule = field(default_factory=ResolutionShift)
+
+
+@dataclass(frozen=True, slots=True)
+class AttentionShape:
+    """The denoiser's self-attention heads, for choosing fused attention kernels."""
+
+    num_heads: int
+    head_dim: int
+
+
+@dataclass(frozen=True, slots=True)
+class ModelModules:
+    """The ``nn.Module`` behind each part, for offloading, compiling and counting bytes.
+
+    Attributes:
+        parts: part name (:data:`TEXT_ENCODER`, :data:`DIT`, :data:`VAE`) → its module; a part
+            with no module (an analytic stand-in) is simply absent.
+        blocks: part name → dotted path of its repeated transformer blocks inside that module
+            (e.g. ``"blocks"``); block-level offload streams these, compilation compiles them.
+        attention: the denoiser's attention shape (None: let the kernels be chosen per call).
+    """
+
+    parts: Mapping[str, nn.Module] = field(default_factory=dict)
+    blocks: Mapping[str, str] = field(default_factory=dict)
+    attention: AttentionShape | None = None
+
+    def block_list(self, part: str) -> list[nn.Module] | None:
+        """The repeated blocks of ``part`` (None when it has none)."""
+        path = self.blocks.get(part)
+        module = self.parts.get(part)
+        if path is None or module is None:
+            return None
+        return list(module.get_submodule(path))
+
+
+@dataclass(slots=True)
+class LoadedModel:
+    """A complete, loaded model set ready to generate.
+
+    Attributes:
+        id: the catalogue id of the set it was loaded from.
+        name: human-readable name.
+        family / variant: e.g. ("wan", "t2v-1.3b").
+        geometry: latent geometry (channels, temporal and spatial factors, patch).
+        defaults: default settings.
+        preview: latent → RGB factors for live previews.
+        text_encoder, denoiser, vae: the three parts.
+        device, dtype: where the denoiser runs and in what precision.
+        capabilities: samplers, conditioning modes and the "auto" shift rule.
+        modules: the modules behind the parts (offload, compile, memory).
+        memory: the memory forecast's inputs (None: no forecast for this model).
+        offload: the offload policy the parts run under ("none" = all on the device).
+    """
+
+    id: str
+    name: str
+    family: str
+    variant: str
+    geometry: LatentGeometry
+    defaults: FamilyDefaults
+    preview: PreviewFactors
+    text_encoder: TextEncoder
+    denoiser: Denoiser
+    vae: VideoVAE
+    device: torch.device
+    dtype: torch.dtype
+    capabilities: Capabilities = field(default_factory=Capabilities)
+    modules: ModelModules = field(default_factory=ModelModules)
+    memory: ModelMemory | None = None
+    offload: str = "none"
+
+    @property
+    def supports_image(self) -> bool:
+        """Whether reference frames are meaningful for this model."""
+        return bool(self.capabilities.conditioning)

@@ -1,0 +1,162 @@
+"""Load a Wan set: a registry :class:`ModelSet` → a :class:`LoadedModel` the engine runs.
+
+Each part is re-probed (headers only), mapped to the internal key layout
+(:mod:`studio.models.wan.keys`), sized from its own tensor shapes, and loaded straight to the
+device (:func:`studio.models.loading.load_module`). The DiT runs in the requested dtype with its
+time MLP, modulation tables and norms kept in float32 (as ``WanDiT.to_dtype``); the text encoder
+runs in the requested dtype; the VAE always runs in float32, as in the original pipelines.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+import torch
+
+from studio.engine.cancel import NEVER, CancelToken
+from studio.engine.memory_model import TextEncoderShape
+from studio.engine.model import AttentionShape, Capabilities, LoadedModel, ModelModules
+from studio.errors import CheckpointError
+from studio.models.checkpoint import WeightFiles, probe_weights
+from studio.models.family import Component, ModelSet
+from studio.models.loading import load_module
+from studio.models.wan.dit import FP32_PARAMETERS, WanDiT
+from studio.models.wan.dit_config import WanDiTConfig, dit_config
+from studio.models.wan.identify import FAMILY_NAME
+from studio.models.wan.keys import DIT, TEXT_ENCODER, TOKENIZER, VAE, identify_layout, key_map
+from studio.models.wan.memory import loaded_memory
+from studio.models.wan.presets import VARIANTS, WanVariant, variant_for
+from studio.models.wan.text import UMT5TextEncoder, load_umt5_encoder
+from studio.models.wan.vae import CausalVideoVAE
+from studio.models.wan.vae_config import vae_config_from_shapes
+from studio.models.wan.vae_factory import build_vae
+
+log = logging.getLogger(__name__)
+
+_FIX_SET = "rescan the folder and add the missing or matching files (see `studio models scan`)"
+_TEXT_BLOCKS = "encoder.block"
+
+
+def load_wan_model(
+    model_set: ModelSet,
+    device: torch.device | str,
+    dtype: torch.dtype,
+    cancel: CancelToken = NEVER,
+) -> LoadedModel:
+    """Load a complete Wan set: DiT (``dtype``), UMT5 encoder (``dtype``), VAE (float32).
+
+    Raises:
+        CheckpointError: the set is incomplete or mismatched, or a file does not fit its part
+            (the message names the file).
+    """
+    _check_usable(model_set)
+    device = torch.device(device)
+    dit_weights, dit_map = _mapped(model_set, DIT)
+    config = dit_config(_shapes(dit_weights, dit_map), dit_weights.paths[0].parent,
+                        dit_weights.label)
+    variant = _variant(config, dit_weights)
+    vae_weights, vae_map = _mapped(model_set, VAE)
+    vae_config = vae_config_from_shapes(_shapes(vae_weights, vae_map), vae_weights.label)
+    if vae_config.z_dim != config.in_dim:
+        raise CheckpointError(
+            f"the VAE in {vae_weights.label} has {vae_config.z_dim} latent channels but the DiT "
+            f"in {dit_weights.label} takes {config.in_dim}",
+            f"{variant.title} needs the Wan {variant.vae_version} VAE ({variant.vae_file})",
+        )
+    encoder = _load_encoder(model_set, config, dit_weights.label, device, dtype, cancel)
+    dit = load_module(lambda: WanDiT(config), dit_weights, dit_map, device=device, dtype=dtype,
+                      keep_float32=_keeps_float32, what=f"{variant.title} DiT", cancel=cancel)
+    vae: CausalVideoVAE = load_module(
+        lambda: build_vae(vae_config), vae_weights, vae_map, device=device, dtype=torch.float32,
+        what=f"Wan {vae_config.version} VAE", cancel=cancel,
+    )
+    vae.requires_grad_(False)
+    dit.requires_grad_(False)
+    log.info("loaded %s (%s) from %s", variant.title, variant.name, model_set.id)
+    return _assembled(model_set, variant, encoder, dit, vae, device, dtype)
+
+
+def _load_encoder(model_set: ModelSet, config: WanDiTConfig, dit_label: str,
+                  device: torch.device, dtype: torch.dtype, cancel: CancelToken
+                  ) -> UMT5TextEncoder:
+    text_weights = probe_weights(_part(model_set, TEXT_ENCODER).path)
+    tokenizer_dir = _part(model_set, TOKENIZER).path
+    encoder = load_umt5_encoder(text_weights, tokenizer_dir, device=device, dtype=dtype,
+                                cancel=cancel)
+    if encoder.width != config.text_dim:
+        raise CheckpointError(
+            f"the text encoder in {text_weights.label} gives {encoder.width}-wide features but "
+            f"the DiT in {dit_label} takes {config.text_dim}",
+            "Wan needs the UMT5-XXL encoder (models_t5_umt5-xxl-enc-bf16.pth)",
+        )
+    return encoder
+
+
+def _assembled(model_set: ModelSet, variant: WanVariant, encoder: UMT5TextEncoder, dit: WanDiT,
+               vae: CausalVideoVAE, device: torch.device, dtype: torch.dtype) -> LoadedModel:
+    """The engine's view of the loaded parts. Text-to-video variants run the DiT with one time
+    per sample (``velocity_uniform``: same result, less memory); TI2V needs per-token time."""
+    text = TextEncoderShape(encoder.width, encoder.model.config.num_heads, dit.config.text_len)
+    modules = ModelModules(
+        parts={TEXT_ENCODER: encoder.model, DIT: dit, VAE: vae},
+        blocks={DIT: "blocks", TEXT_ENCODER: _TEXT_BLOCKS},
+        attention=AttentionShape(dit.config.num_heads, dit.config.head_dim),
+    )
+    memory = loaded_memory(dit, vae, encoder.model, text, variant.geometry,
+                           per_token_time=variant.supports_image, text_blocks=_TEXT_BLOCKS)
+    return LoadedModel(
+        id=model_set.id, name=model_set.name or variant.title, family=FAMILY_NAME,
+        variant=variant.name, geometry=variant.geometry, defaults=variant.defaults,
+        preview=variant.preview, text_encoder=encoder,
+        denoiser=dit.velocity if variant.supports_image else dit.velocity_uniform, vae=vae,
+        device=device, dtype=dtype, modules=modules, memory=memory,
+        capabilities=Capabilities(conditioning=variant.conditioning),
+    )  # fmt: skip
+
+
+def _check_usable(model_set: ModelSet) -> None:
+    if model_set.family != FAMILY_NAME:
+        raise CheckpointError(f"{model_set.id} is a {model_set.family!r} set, not a Wan model",
+                              "load it with its own family")
+    if model_set.problems:
+        raise CheckpointError(f"the Wan set in {model_set.id} cannot be loaded: "
+                              + "; ".join(model_set.problems), _FIX_SET)
+    missing = [role for role in (DIT, VAE, TEXT_ENCODER, TOKENIZER)
+               if model_set.component(role) is None]
+    if missing or not model_set.complete:
+        raise CheckpointError(f"the Wan set in {model_set.id} is incomplete: no "
+                              + ", ".join(missing or ["part"]), _FIX_SET)
+
+
+def _part(model_set: ModelSet, role: str) -> Component:
+    component = model_set.component(role)
+    assert component is not None, "checked by _check_usable"
+    return component
+
+
+def _mapped(model_set: ModelSet, role: str) -> tuple[WeightFiles, dict[str, str]]:
+    """Probe a part again (headers only) and map its keys to the internal layout."""
+    weights = probe_weights(_part(model_set, role).path)
+    layout = identify_layout(weights.tensors())
+    if layout is None or layout.role != role:
+        found = layout.role if layout else "no Wan part"
+        raise CheckpointError(f"{weights.label} should hold the {role} but holds {found}",
+                              _FIX_SET)
+    return weights, key_map(layout, weights.tensors())
+
+
+def _shapes(weights: WeightFiles, mapping: Mapping[str, str]) -> dict[str, tuple[int, ...]]:
+    return {mapping[key]: shape for key, shape in weights.shapes().items() if key in mapping}
+
+
+def _keeps_float32(key: str) -> bool:
+    return any(fragment in key for fragment in FP32_PARAMETERS)
+
+
+def _variant(config: WanDiTConfig, weights: WeightFiles) -> WanVariant:
+    variant = variant_for(config.in_dim, config.dim, config.num_layers, image_branch=False)
+    if variant is None or not variant.supported:
+        raise CheckpointError(f"{weights.label}: a Wan DiT with {config.in_dim} latent channels "
+                              "is not supported", "use Wan 2.1 T2V or Wan 2.2 TI2V-5B")
+    return VARIANTS[variant.name]
