@@ -136,7 +136,7 @@ def test_checker_catches_violations(name: str, source: str, expected: str) -> No
     [
         ("studio.app.x", "from PySide6.QtWidgets import QWidget\nfrom studio.engine import cancel"),
         ("studio.app.x", "import numpy as np"),
-        ("studio.engine.x", "import torch\nfrom studio.models.family import LoadedModel"),
+        ("studio.engine.x", "import torch\nfrom studio.engine.model import LoadedModel"),
         ("studio.service.x", "import torch\nfrom studio.engine import pipeline"),
         ("studio.__main__", "from studio.app.main import run_app\nfrom studio.cli import run_cli"),
         ("studio.engine.x", "from . import schedule\nfrom .noise import make_noise"),
@@ -180,3 +180,115 @@ def test_engine_import_leaves_qt_out() -> None:
 def test_checker_subprocess_sees_qt() -> None:
     """The import-time probe is not blind: importing PySide6 shows up."""
     assert _loaded_after(["PySide6.QtCore"])["qt"] != []
+
+
+# --- the family redesign's rules ---------------------------------------------------------------
+
+LOWER_LAYERS = {
+    "engine": {"models", "service", "app", "cli", "bench"},
+    "models": {"service", "app", "cli", "bench"},
+    "media": {"models", "service", "app", "cli", "bench"},
+}
+FAMILY_PACKAGES = sorted(p.name for p in (STUDIO / "models").iterdir()
+                         if p.is_dir() and (p / "__init__.py").exists())
+#: The registry's list of shipped families is the one place outside a family that names them.
+FAMILY_LIST = "studio.models.registry"
+#: Not yet moved into their families: the bench's named configurations (random-weight Wan sizes,
+#: the demo's targets) and the Wan FLOP count. Listed here so that nothing else can join them.
+BENCH_CONFIGURATIONS = {"studio.bench.specs", "studio.bench.random_model", "studio.bench.flops"}
+
+
+def _module_graph() -> dict[str, set[str]]:
+    names = {module_name(p): p for p in studio_modules()}
+    graph: dict[str, set[str]] = {}
+    for name, path in names.items():
+        found = imports_of(path.read_text(encoding="utf-8"), name, path.name == "__init__.py")
+        graph[name] = {_owning_module(imp.module, names) for imp in found} - {None, name}
+    return graph
+
+
+def _owning_module(imported: str, names: dict[str, Path]) -> str | None:
+    """The studio module an import refers to (``from pkg import name`` names pkg's module)."""
+    while imported:
+        if imported in names:
+            return imported
+        imported = imported.rpartition(".")[0]
+    return None
+
+
+def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every strongly connected group of more than one module (Tarjan), sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    groups: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in sorted(graph.get(node, ())):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                groups.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return sorted(groups)
+
+
+def test_cycle_finder_finds_a_cycle() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert find_cycles(graph) == [["a", "b", "c"]]
+    assert find_cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_cycles() -> None:
+    assert find_cycles(_module_graph()) == []
+
+
+def test_lower_layers_import_nothing_above_them() -> None:
+    problems = []
+    for name, imported in _module_graph().items():
+        layer = name.split(".")[1] if name.count(".") >= 1 else ""
+        for target in imported:
+            target_layer = target.split(".")[1] if target.count(".") >= 1 else ""
+            if target_layer in LOWER_LAYERS.get(layer, set()):
+                problems.append(f"{name} imports {target}")
+    assert not problems, "\n".join(problems)
+
+
+def test_no_module_outside_a_family_names_one() -> None:
+    """Outside ``studio/models/<family>/`` (and the registry's list) no module imports a family
+    package or spells a family's name as a string."""
+    assert {"demo", "wan"} <= set(FAMILY_PACKAGES)
+    problems = []
+    for path in studio_modules():
+        name = module_name(path)
+        home = name.split(".")[2] if name.startswith("studio.models.") and name.count(".") > 2 \
+            else None
+        if name == FAMILY_LIST or home in FAMILY_PACKAGES or name in BENCH_CONFIGURATIONS:
+            continue
+        source = path.read_text(encoding="utf-8")
+        for imp in imports_of(source, name, path.name == "__init__.py"):
+            parts = imp.module.split(".")
+            if parts[:2] == ["studio", "models"] and len(parts) > 2 and parts[2] in FAMILY_PACKAGES:
+                problems.append(f"{name}:{imp.line} imports {imp.module}")
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.Constant) and node.value in FAMILY_PACKAGES:
+                problems.append(f"{name}:{node.lineno} names the family {node.value!r}")
+    assert not problems, "\n".join(problems)

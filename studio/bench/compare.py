@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from studio.bench.run import BenchOptions
+    from studio.bench.options import BenchOptions
 
 log = logging.getLogger(__name__)
 

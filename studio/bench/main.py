@@ -10,9 +10,9 @@ from typing import Any
 
 import torch
 
+from studio.bench.options import BenchOptions
 from studio.bench.report import Row, format_table, write_json
 from studio.bench.run import (
-    BenchOptions,
     environment,
     prepare_model,
     run_comparison,

@@ -19,8 +19,21 @@ from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast, UMT5EncoderModel
 
 from studio.bench.specs import BenchSpec
-from studio.engine.model import FamilyDefaults, LoadedModel
+from studio.engine.memory_model import TextEncoderShape
+from studio.engine.model import (
+    DIT,
+    FIRST_FRAME,
+    KEYFRAME,
+    TEXT_ENCODER,
+    VAE,
+    AttentionShape,
+    Capabilities,
+    FamilyDefaults,
+    LoadedModel,
+    ModelModules,
+)
 from studio.models.wan.dit import WanDiT
+from studio.models.wan.memory import loaded_memory
 from studio.models.wan.presets import NEGATIVE_PROMPT, WAN21_PREVIEW, WAN22_PREVIEW
 from studio.models.wan.text import UMT5TextEncoder, umt5_config
 from studio.models.wan.vae import CausalVideoVAE
@@ -95,11 +108,21 @@ def random_model(spec: BenchSpec, device: torch.device | str, dtype: torch.dtype
     defaults = FamilyDefaults(steps=50, guidance=5.0, shift=5.0, fps=24.0 if wan22 else 16.0,
                               frames=spec.frames, sizes=((spec.width, spec.height),),
                               negative_prompt=NEGATIVE_PROMPT)  # fmt: skip
+    text_blocks = "encoder.block"
+    modules = ModelModules(
+        parts={TEXT_ENCODER: encoder.model, DIT: dit, VAE: vae},
+        blocks={DIT: "blocks", TEXT_ENCODER: text_blocks},
+        attention=AttentionShape(dit.config.num_heads, dit.config.head_dim),
+    )
+    text = TextEncoderShape(encoder.width, encoder.model.config.num_heads, dit.config.text_len)
+    memory = loaded_memory(dit, vae, encoder.model, text, spec.geometry, per_token_time=wan22,
+                           text_blocks=text_blocks)  # fmt: skip
     log.info("random %s model on %s (%s)", spec.name, device, dtype)
     return LoadedModel(
         id=f"random:{spec.name}", name=f"random {spec.name}", family="wan",
         variant=spec.variant, geometry=spec.geometry, defaults=defaults,
         preview=WAN22_PREVIEW if wan22 else WAN21_PREVIEW, text_encoder=encoder,
         denoiser=dit.velocity if wan22 else dit.velocity_uniform, vae=vae, device=device,
-        dtype=dtype, supports_image=wan22,
+        dtype=dtype, modules=modules, memory=memory,
+        capabilities=Capabilities(conditioning=(FIRST_FRAME, KEYFRAME) if wan22 else ()),
     )  # fmt: skip

@@ -8,8 +8,6 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -26,6 +24,7 @@ from studio.bench.measure import (
     median_generation,
     vae_latent,
 )
+from studio.bench.options import BenchOptions
 from studio.bench.random_model import random_model
 from studio.bench.report import Row, ratio, seconds, size
 from studio.bench.specs import BenchSpec
@@ -49,27 +48,6 @@ log = logging.getLogger(__name__)
 #: Dense bf16 tensor-core peaks (TFLOP/s) by GPU name fragment, for the "× floor" column.
 PEAK_TFLOPS = (("H100 PCIe", 756.0), ("H100", 989.4), ("H200", 989.4), ("A100", 312.0),
                ("L40S", 362.1), ("4090", 165.2), ("3090", 71.0))  # fmt: skip
-
-
-@dataclass(frozen=True, slots=True)
-class BenchOptions:
-    """Parsed ``studio bench`` options (see :func:`studio.bench.add_bench_parser`)."""
-
-    spec: BenchSpec
-    device: torch.device
-    dtype: torch.dtype
-    what: frozenset[str]
-    repeat: int = 3
-    warmup: int = 1
-    steps: int = 2
-    compile: bool = False
-    sdpa: str = AUTO
-    offload: str = OffloadPolicy.NONE.value
-    peak_tflops: float | None = None
-    model_path: Path | None = None
-    out_dir: Path | None = None
-    compare_diffusers: bool = False
-    threads: int = 0
 
 
 def device_peak_tflops(device: torch.device) -> float | None:
