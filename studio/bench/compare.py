@@ -3,7 +3,8 @@
 The studio package never imports diffusers (it is a test and benchmark extra, and the layering
 test forbids it under ``studio/``). The comparison script sits beside the package in a source
 checkout; this module starts it with the same interpreter and options and reads the JSON it
-prints. From an installed wheel (no ``tests/oracles/`` folder) or without diffusers it reports why not.
+prints. From an installed wheel (no ``tests/oracles/`` folder) or without diffusers it reports
+why not.
 """
 
 from __future__ import annotations

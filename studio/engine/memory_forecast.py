@@ -5,7 +5,8 @@ is resident and what the stage allocates, and takes the largest stage. Its input
 :class:`~studio.engine.memory_model.ModelMemory` (weights per part, transformer shape, VAE
 working set per pixel; supplied by the model's family) and the request's size:
 
-* **DiT activations** from the token count (:func:`~studio.engine.memory_model.dit_activation_bytes`);
+* **DiT activations** from the token count
+  (:func:`~studio.engine.memory_model.dit_activation_bytes`);
 * **VAE decode working set** per output pixel of one latent-frame chunk plus the float32 video;
 * **text encoder activations** (attention scores and position bias, ``h·L²``);
 * on the host, the decoded video's conversion to uint8 for export, and the runtime itself;

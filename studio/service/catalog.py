@@ -19,7 +19,8 @@ from studio.errors import CheckpointError
 from studio.models.family import ModelSet
 from studio.models.registry import builtin_sets, default_model_id, family, scan
 
-__all__ = ["default_model_id", "find_model", "list_models", "load_model", "pick_device", "ModelCache"]
+__all__ = ["ModelCache", "default_model_id", "find_model", "list_models", "load_model",
+           "pick_device"]
 from studio.service.forecast import plan_offload
 from studio.service.settings import Settings
 

@@ -1,6 +1,6 @@
 """The Wan diffusion transformer: one implementation for Wan 2.1 T2V-1.3B/14B and Wan 2.2 TI2V-5B.
 
-Forward pass (``wan/modules/model.py`` of the original; restated in models.md §1.2 and §2.1):
+Forward pass (``wan/modules/model.py`` of the original; restated in docs/families/wan.md §3):
 patchify with a Conv3d → tokens in (f, h, w) order; sinusoidal timestep embedding (float64 →
 float32) → ``time_embedding`` MLP gives e, ``time_projection`` gives the six-way modulation e0;
 the zero-padded text context goes through ``text_embedding``; N blocks; the head (modulated by

@@ -151,7 +151,8 @@ class WanDiTConfig:
         return _build(values)
 
     @classmethod
-    def from_state_dict_shapes(cls, shapes: Mapping[str, Sequence[int]], num_heads: int | None = None,
+    def from_state_dict_shapes(cls, shapes: Mapping[str, Sequence[int]],
+                               num_heads: int | None = None,
                                source: str = "the Wan DiT") -> WanDiTConfig:
         """Derive the config from an original-layout state dict's tensor shapes (no data read).
 

@@ -5,13 +5,14 @@ internal layout before loading:
 
 * DiT and VAE — the original Wan names (``blocks.N.self_attn.q.weight``,
   ``decoder.middle.0.residual.0.gamma``); sources: original files, diffusers folders
-  (``transformer/``, ``vae/``; tables in models.md §3.1 and §1.5) and single files whose keys
+  (``transformer/``, ``vae/``; rules in docs/families/wan.md §8) and single files whose keys
   carry a ``model.diffusion_model.`` prefix.
 * UMT5 text encoder — the Hugging Face ``UMT5EncoderModel`` names, because that is the module
   the studio runs; Wan's own ``models_t5_umt5-xxl-enc-bf16.pth`` names are mapped to them
-  (models.md §1.4).
+  (docs/families/wan.md §4.3).
 
-Recognition uses key names only (models.md §0.3); the variant is judged from shapes elsewhere.
+Recognition uses key names only (docs/families/wan.md §1.2); the variant is judged from shapes
+elsewhere.
 """
 
 from __future__ import annotations
@@ -100,7 +101,8 @@ def _rules(pairs: Iterable[tuple[str, str]]) -> tuple[tuple[re.Pattern[str], str
 
 _B = r"^blocks\.(\d+)\."
 
-# diffusers WanTransformer3DModel → original WanModel (models.md §3.1). One rule per key family;
+# diffusers WanTransformer3DModel → original WanModel (docs/families/wan.md §8.1).
+# One rule per key family;
 # the first match wins, unmatched keys are left unmapped and reported as unexpected.
 _DIT_FROM_DIFFUSERS = _rules([
     (r"^patch_embedding\.", "patch_embedding."),
@@ -130,7 +132,7 @@ _DIT_FROM_DIFFUSERS = _rules([
     (_B + r"ffn\.net\.2\.", r"blocks.\1.ffn.2."),
 ])  # fmt: skip
 
-# Wan's own T5 names → transformers UMT5EncoderModel names (models.md §1.4).
+# Wan's own T5 names → transformers UMT5EncoderModel names (docs/families/wan.md §4.3).
 _UMT5_FROM_WAN = _rules([
     (r"^token_embedding\.weight$", "shared.weight"),
     (_B + r"norm1\.", r"encoder.block.\1.layer.0.layer_norm."),
@@ -170,7 +172,8 @@ _SAMPLER = re.compile(r"^(?:downsampler|upsampler|upsamplers\.0)\.(.+)$")
 
 
 def _vae_from_diffusers(bare: Mapping[str, str]) -> dict[str, str | None]:
-    """diffusers ``AutoencoderKLWan`` → original Wan VAE names (2.1 and 2.2, models.md §1.5).
+    """diffusers ``AutoencoderKLWan`` → original Wan VAE names (2.1 and 2.2;
+    docs/families/wan.md §8.2).
 
     Stage layouts differ: the 2.1 encoder keeps the original flat index, the 2.1 decoder groups
     the flat list into ``up_blocks.s.resnets.j`` + ``upsamplers.0`` (index s·(R+1) + j, R =

@@ -1,7 +1,7 @@
 """What the studio knows about each Wan release: variants, defaults, preview factors.
 
-Numbers come from models.md: defaults §1.6 and §2.4 (the original ``generate.py`` /
-``shared_config.py``), the default negative prompt §1.6, the latent → RGB preview factors §6.1
+Numbers come from docs/families/wan.md: defaults and the default negative prompt §7 (the
+original ``generate.py`` / ``shared_config.py``), the latent → RGB preview factors §9
 (ComfyUI's ``Wan21`` and ``Wan22`` latent formats, applied to the normalised latent).
 """
 

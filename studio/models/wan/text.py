@@ -4,7 +4,8 @@ Weights load from either layout: a Hugging Face folder (``config.json`` + safete
 ``encoder.block.N.layer…`` names) or Wan's own ``models_t5_umt5-xxl-enc-bf16.pth`` (a torch
 pickle, loaded with ``weights_only=True``, keys remapped by :mod:`studio.models.wan.keys`). The
 architecture is read from the tensor shapes; for the published sizes it is exactly the
-``umt5-xxl`` configuration (models.md §1.4). The tokenizer is the user's ``google/umt5-xxl``
+``umt5-xxl`` configuration
+(docs/families/wan.md §4). The tokenizer is the user's ``google/umt5-xxl``
 folder (``AutoTokenizer``, local files only).
 
 Encoding follows the original exactly: clean the prompt (ftfy if installed, HTML-unescape
