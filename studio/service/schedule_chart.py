@@ -1,8 +1,8 @@
 """The schedule a request will use, as plain lists, for the app's schedule plot.
 
 The numbers come from the engine (:func:`studio.engine.pipeline.resolve_shift` with the model's
-shift rule and :func:`~studio.engine.schedule.make_schedule`), so the plot is exactly what the sampler runs.
-Everything here is pure Python and cheap enough for the GUI thread.
+shift rule and :func:`~studio.engine.schedule.make_schedule`), so the plot is exactly what the
+sampler runs. Everything here is pure Python and cheap enough for the GUI thread.
 """
 
 from __future__ import annotations

@@ -140,7 +140,7 @@ def make_window(qtbot, tmp_path: Path) -> Iterator[Callable[..., MainWindow]]:
         if settings is None:
             settings = Settings(output_dir=str(tmp_path / "outputs"), default_model="tiny")
             cache = ModelCache(settings, finder=finder,
-                               loader=lambda _set, _device, _cancel: model)
+                               loader=lambda _set, _device, _cancel, **_kwargs: model)
             catalog = lambda _s: list(rows)  # noqa: E731
         else:
             cache, catalog = ModelCache(settings), model_rows

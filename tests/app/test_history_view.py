@@ -12,14 +12,14 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QMessageBox
 
-from studio.app.history_model import LATENT_FILE
+from studio.app.history_model import saved_latent
 from studio.app.images import qimage_to_array
 from studio.errors import StudioError
 from studio.media.video import read_video_metadata
 from studio.paths import studio_home
+from studio.service.job_folder import JobFolder
 from studio.service.job_queue import JobState
-from studio.service.resume import LATENT_NAME
-from studio.service.thumbnails import THUMBNAIL_NAME, middle_index
+from studio.service.thumbnails import middle_index
 
 from .conftest import run_job
 
@@ -130,8 +130,10 @@ def test_decode_again_and_delete_with_its_files(make_window, qtbot):
     view, queue = window.history_view, window.controller.queue
     job = finished_job(qtbot, window)
     folder = studio_home() / "jobs" / job.id
-    assert LATENT_FILE == LATENT_NAME and (folder / LATENT_FILE).is_file()
-    assert (folder / THUMBNAIL_NAME).is_file()
+    # The history finds the latent where the job saved it (one JobFolder names both).
+    assert job.files.latent == JobFolder(folder).latent and JobFolder(folder).latent.is_file()
+    assert saved_latent(job) == JobFolder(folder).latent
+    assert JobFolder(folder).thumbnail.is_file()
     qtbot.waitUntil(lambda: view.model.row_of(job.id) == 0, timeout=5000)
     view.select(job.id)
 
@@ -172,7 +174,7 @@ def test_failed_jobs_are_marked_and_the_history_survives_a_restart(make_window, 
     assert failed.kind == "failed"
     first.test_model.denoiser.fail_with = None
     first.close()
-    (studio_home() / "jobs" / done.id / THUMBNAIL_NAME).unlink()  # an older job: none yet
+    JobFolder(studio_home() / "jobs" / done.id).thumbnail.unlink()  # an older job: none yet
 
     window = make_window()
     view, model = window.history_view, window.history_view.model
@@ -187,7 +189,7 @@ def test_failed_jobs_are_marked_and_the_history_survives_a_restart(make_window, 
     assert model.thumbnail(failed.job_id) is None
 
     image = wait_for_thumbnail(qtbot, view, done.id)  # made again from the video
-    assert (studio_home() / "jobs" / done.id / THUMBNAIL_NAME).is_file()
+    assert JobFolder(studio_home() / "jobs" / done.id).thumbnail.is_file()
     frames = decoded_frames(done.result["video_path"])
     assert np.abs(qimage_to_array(image).astype(float)
                   - frames[middle_index(len(frames))]).mean() < 3.0

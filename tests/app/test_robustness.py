@@ -197,7 +197,7 @@ def test_run_app_smoke_test_exits_0(monkeypatch, qapp, tmp_path):
         settings = Settings(output_dir=str(tmp_path / "out"), default_model="tiny")
         model = tiny_model()
         cache = ModelCache(settings, finder=lambda _s, _m: TinySet(),
-                           loader=lambda _set, _device, _cancel: model)
+                           loader=lambda _set, _device, _cancel, **_kwargs: model)
         return app_main.MainWindow(settings, GenerationService(settings, cache), JobQueue(),
                                    catalog=lambda _s: [TINY_ROW])
 

@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 
 from studio.engine.cancel import NEVER, CancelToken
+from studio.engine.model import FamilyDefaults, LoadedModel, PreviewFactors
 from studio.engine.shapes import LatentGeometry
-from studio.models.family import FamilyDefaults, LoadedModel, PreviewFactors
 
 CONTEXT_LEN, CONTEXT_DIM = 4, 8
 GEOMETRY = LatentGeometry(channels=3, temporal_factor=4, spatial_factor=8, patch=(1, 2, 2))
@@ -98,5 +98,5 @@ def tiny_model(model_id: str = "tiny", step_delay_s: float = 0.0) -> LoadedModel
         id=model_id, name="Tiny analytic model", family="tiny", variant="analytic",
         geometry=GEOMETRY, defaults=DEFAULTS, preview=PREVIEW, text_encoder=HashTextEncoder(),
         denoiser=ExactDenoiser(step_delay_s), vae=PoolingVAE(), device=torch.device("cpu"),
-        dtype=torch.float32, supports_image=True,
+        dtype=torch.float32,
     )

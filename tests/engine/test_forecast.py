@@ -23,23 +23,31 @@ from studio.engine.allocation_meter import AllocationMeter
 from studio.engine.memory_forecast import (
     HOST_TRANSIENT_FACTOR,
     RUNTIME_RAM_BYTES,
+    forecast_memory,
+)
+from studio.engine.memory_model import (
     TextEncoderShape,
     dit_activation_bytes,
-    dit_parameter_counts,
-    dit_weight_bytes,
-    forecast_memory,
     measure_vae_bytes_per_pixel,
     text_activation_bytes,
+)
+from studio.engine.offload import OffloadPolicy
+from studio.engine.request import GenerationRequest
+from studio.engine.shapes import LatentGeometry
+from studio.models.wan.dit import FP32_PARAMETERS, WanDiT
+from studio.models.wan.dit_config import WAN21_T2V_1_3B, WAN22_TI2V_5B, WanDiTConfig
+from studio.models.wan.memory import (
+    dit_parameter_counts,
+    dit_weight_bytes,
+    published_memory,
+    transformer_shape,
     umt5_weight_bytes,
     vae_bytes_per_pixel,
     vae_weight_bytes,
 )
-from studio.engine.offload import OffloadPolicy
-from studio.engine.request import GenerationRequest
-from studio.models.wan.dit import FP32_PARAMETERS, WanDiT
-from studio.models.wan.dit_config import WAN21_T2V_1_3B, WAN22_TI2V_5B, WanDiTConfig
 from studio.models.wan.vae import WAN21_VAE, WAN22_VAE
-from studio.service.forecast import forecast_request, model_memory, variant_memory
+from studio.models.wan.vae_factory import build_vae
+from studio.service.forecast import forecast_request
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -72,11 +80,13 @@ def test_umt5_xxl_and_vae_weight_bytes() -> None:
     with torch.device("meta"):  # UMT5-XXL's sizes at 2 of its 24 layers
         encoder = UMT5EncoderModel(umt5_config(num_layers=2))
     unique = {id(p): p for p in encoder.parameters()}.values()
-    xxl = umt5_weight_bytes(256384, 4096, 10240, 2, 64, 64, 32, torch.bfloat16)
+    sizes = dict(vocab_size=256384, d_model=4096, d_ff=10240, num_heads=64, d_kv=64, buckets=32,
+                 dtype=torch.bfloat16)  # fmt: skip
+    xxl = umt5_weight_bytes(num_layers=2, **sizes)
     assert xxl == 2 * sum(p.numel() for p in unique)
-    full = umt5_weight_bytes(256384, 4096, 10240, 24, 64, 64, 32, torch.bfloat16)
+    full = umt5_weight_bytes(num_layers=24, **sizes)
     assert 5.6e9 < full / 2 < 5.8e9  # UMT5-XXL's encoder: 5.7 B parameters
-    assert vae_weight_bytes(WAN22_VAE) == 4 * 704_688_668  # models.md §2.2 (computed)
+    assert vae_weight_bytes(WAN22_VAE) == 4 * 704_688_668  # docs/families/wan.md §5 (computed)
 
 
 def _tracked_dit_peak(config: WanDiTConfig, frames: int, h: int, w: int, batch: int,
@@ -102,14 +112,18 @@ def _tracked_dit_peak(config: WanDiTConfig, frames: int, h: int, w: int, batch: 
 def test_dit_activations_match_a_tracked_run(config, grid, batch, dtype) -> None:
     measured = _tracked_dit_peak(config, *grid, batch, dtype)
     tokens = grid[0] * (grid[1] // 2) * (grid[2] // 2)
-    forecast = dit_activation_bytes(config, tokens, batch, torch.empty((), dtype=dtype).itemsize)
+    forecast = dit_activation_bytes(transformer_shape(config), tokens, batch,
+                                    torch.empty((), dtype=dtype).itemsize)  # fmt: skip
     assert measured > 1e9  # real sizes: gigabytes
     assert abs(forecast - measured) / measured < 0.03
 
 
 @pytest.mark.parametrize("config", [WAN21_VAE, WAN22_VAE], ids=["2.1", "2.2"])
 def test_vae_working_set_constants_are_measured_values(config) -> None:
-    assert measure_vae_bytes_per_pixel(config) == vae_bytes_per_pixel(config)
+    with torch.device("meta"):
+        vae = build_vae(config)
+    geometry = LatentGeometry(config.z_dim, config.temporal_factor, config.spatial_factor)
+    assert measure_vae_bytes_per_pixel(vae, geometry) == vae_bytes_per_pixel(config)
 
 
 def test_text_activations_match_a_tracked_run() -> None:
@@ -131,7 +145,8 @@ def test_text_activations_match_a_tracked_run() -> None:
 
 
 def test_policies_order_the_vram_forecast() -> None:
-    info = SimpleNamespace(variant="t2v-1.3b", device="cuda", precision="bfloat16")
+    info = SimpleNamespace(device="cuda", offload="none",
+                           memory=published_memory("t2v-1.3b", torch.bfloat16))  # fmt: skip
     request = GenerationRequest(prompt="x", width=832, height=480, frames=81)
     vram = {p: forecast_request(info, request, p).vram_bytes for p in OffloadPolicy}
     order = [vram[p] for p in OffloadPolicy]
@@ -140,12 +155,13 @@ def test_policies_order_the_vram_forecast() -> None:
     weights = sum(v for k, v in none.breakdown.items() if k.startswith("weights."))
     assert weights > 13 * 2**30  # UMT5-XXL 10.6 GiB + DiT 2.7 GiB + VAE 0.5 GiB in bf16/fp32
     assert none.vram_stage == "decode" and none.vram_bytes > weights
-    assert forecast_request(SimpleNamespace(variant="demo", device="cpu",
-                                            precision="float32"), request) is None  # fmt: skip
+    assert published_memory("demo", torch.float32) is None  # no memory model: no forecast
+    assert forecast_request(SimpleNamespace(device="cpu", offload="none", memory=None),
+                            request) is None  # fmt: skip
 
 
 def test_cpu_forecast_is_runtime_weights_and_largest_stage() -> None:
-    memory = variant_memory("t2v-1.3b", torch.float32)
+    memory = published_memory("t2v-1.3b", torch.float32)
     request = GenerationRequest(prompt="x", width=832, height=480, frames=81, guidance=1.0)
     forecast = forecast_memory(memory, request, "cpu")
     stages = {k: v for k, v in forecast.breakdown.items() if k.startswith("stage.")}
@@ -161,13 +177,14 @@ def test_model_memory_counts_the_loaded_modules() -> None:
     from studio.bench.specs import get_spec
 
     model = random_model(get_spec("tiny"), "cpu", torch.float32)
-    memory = model_memory(model)
+    memory = model.memory
+    assert memory is not None
     dit = model.denoiser.__self__
+    assert model.modules.parts["dit"] is dit
     assert memory.dit_bytes == sum(p.numel() * 4 for p in dit.parameters())
     assert memory.vae_bytes == sum(p.numel() * 4 for p in model.vae.parameters())
-    assert memory.text_layers == 2 and memory.dit == dit.config
-    info = SimpleNamespace(variant="t2v-custom", device="cpu", precision="float32",
-                           memory=memory)  # fmt: skip
+    assert memory.text_layers == 2 and memory.dit == transformer_shape(dit.config)
+    info = SimpleNamespace(device="cpu", offload="none", memory=memory)
     request = GenerationRequest(prompt="x", width=64, height=64, frames=5)
     assert forecast_request(info, request).ram_bytes > memory.weight_bytes
 
@@ -227,8 +244,9 @@ def test_uniform_time_gives_the_same_velocity_with_less_memory() -> None:
     saved = peaks["velocity"][1] - peaks["velocity_uniform"][1]
     residual = 2 * 48 * 128 * 4  # B·L·dim float32
     assert saved >= 6 * residual
-    forecast_saving = (dit_activation_bytes(config, 48, 2, 4, context_len=20)
-                       - dit_activation_bytes(config, 48, 2, 4, context_len=20,
+    shape = transformer_shape(config)
+    forecast_saving = (dit_activation_bytes(shape, 48, 2, 4, context_len=20)
+                       - dit_activation_bytes(shape, 48, 2, 4, context_len=20,
                                               per_token_time=False))  # fmt: skip
     assert forecast_saving == 7 * residual
 
@@ -238,26 +256,31 @@ def test_model_memory_is_the_same_when_blocks_are_streamed() -> None:
     from studio.bench.specs import get_spec
     from studio.engine.offload import apply_offload
 
-    plain = model_memory(random_model(get_spec("tiny"), "cpu", torch.float32))
+    plain = random_model(get_spec("tiny"), "cpu", torch.float32).memory
     streamed = apply_offload(random_model(get_spec("tiny"), "cpu", torch.float32),
                              OffloadPolicy.BLOCKS, "cpu")  # fmt: skip
-    assert model_memory(streamed) == plain
+    assert streamed.offload == "blocks"
+    assert plain is not None and streamed.memory == plain
     assert plain.dit_block_bytes * 2 < plain.dit_bytes and plain.text_block_bytes > 0
 
 
 def test_auto_offload_follows_free_vram(monkeypatch) -> None:
     """Wan 2.1 1.3B at its default request: the policy shrinks with the free VRAM."""
     import studio.engine.memory_forecast as forecast
+    from studio.models.family import ModelSet
+    from studio.models.wan.family import WAN_FAMILY
     from studio.service.forecast import plan_offload
 
     cuda, gib = torch.device("cuda"), 2**30
+    wan = ModelSet(id="t2v-1.3b", family="wan", variant="t2v-1.3b", complete=True)
     chosen = {}
     for free in (80, 20, 14, 11, 4):
         monkeypatch.setattr(forecast, "free_device_memory", lambda device, f=free: f * gib)
-        chosen[free] = plan_offload("t2v-1.3b", torch.bfloat16, cuda).policy.value
+        chosen[free] = plan_offload(WAN_FAMILY, wan, torch.bfloat16, cuda).policy.value
     assert chosen == {80: "none", 20: "text-encoder", 14: "model", 11: "blocks", 4: "blocks"}
-    assert plan_offload("t2v-1.3b", torch.bfloat16, cuda, "model").policy.value == "model"
-    assert plan_offload("t2v-1.3b", torch.float32, torch.device("cpu")).policy.value == "none"
+    assert plan_offload(WAN_FAMILY, wan, torch.bfloat16, cuda, "model").policy.value == "model"
+    assert plan_offload(WAN_FAMILY, wan, torch.float32,
+                        torch.device("cpu")).policy.value == "none"  # fmt: skip
 
 
 def test_model_info_carries_what_the_app_forecast_needs() -> None:
@@ -267,6 +290,6 @@ def test_model_info_carries_what_the_app_forecast_needs() -> None:
 
     model = random_model(get_spec("tiny"), "cpu", torch.float32)
     info = model_info(model)
-    assert info.memory == model_memory(model) and info.offload == "none"
+    assert info.memory is not None and info.memory == model.memory and info.offload == "none"
     request = GenerationRequest(prompt="x", width=64, height=64, frames=5)
     assert forecast_request(info, request) == forecast_memory(info.memory, request, "cpu")

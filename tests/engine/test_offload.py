@@ -13,17 +13,19 @@ import torch
 
 from studio.bench.random_model import random_model
 from studio.bench.specs import get_spec
+from studio.engine.model import DIT, TEXT_ENCODER, VAE, ModelModules
 from studio.engine.offload import (
     AUTO,
+    OffloadedDenoiser,
+    OffloadedTextEncoder,
     OffloadPolicy,
     apply_offload,
     choose_policy,
     parse_policy,
-    part_module,
 )
 from studio.engine.pipeline import generate
 from studio.engine.request import GenerationRequest
-from studio.engine.streaming import BlockStreamer, ModuleHome, block_list
+from studio.engine.streaming import BlockStreamer, ModuleHome
 from studio.errors import InvalidRequest
 from studio.models.wan.dit import WanDiT
 from studio.models.wan.dit_config import WanDiTConfig
@@ -105,7 +107,10 @@ def test_module_home_keeps_tied_weights_once() -> None:
     home.load()
     assert model.shared.weight is model.encoder.embed_tokens.weight
     assert model.shared.weight.shape == (50, 16)
-    assert block_list(model)[0] == "encoder.block"
+    blocks = ModelModules(parts={TEXT_ENCODER: model},
+                          blocks={TEXT_ENCODER: "encoder.block"}).block_list(TEXT_ENCODER)
+    assert blocks is not None and len(blocks) == 2
+    assert all(a is b for a, b in zip(blocks, model.encoder.block, strict=True))
 
 
 @pytest.fixture(scope="module")
@@ -177,12 +182,17 @@ def test_parse_policy() -> None:
     assert "text-encoder" in info.value.hint
 
 
-def test_part_module_looks_through_wrappers(tiny_run) -> None:
+def test_model_modules_survive_the_offload_wrappers(tiny_run) -> None:
     spec, _, _ = tiny_run
     model = random_model(spec, CPU, torch.float32)
-    dit = part_module(model.denoiser)
-    assert isinstance(dit, WanDiT)
+    dit = model.modules.parts[DIT]
+    assert isinstance(dit, WanDiT) and model.denoiser.__self__ is dit
+    assert model.modules.parts[TEXT_ENCODER] is model.text_encoder.model
     wrapped = apply_offload(model, OffloadPolicy.MODEL, CPU)
-    assert part_module(wrapped.denoiser) is dit
-    assert part_module(wrapped.text_encoder) is model.text_encoder.model
-    assert part_module(lambda x: x) is None
+    assert isinstance(wrapped.denoiser, OffloadedDenoiser)
+    assert isinstance(wrapped.text_encoder, OffloadedTextEncoder)
+    assert wrapped.offload == "model"
+    assert wrapped.modules.parts[DIT] is dit
+    assert wrapped.modules.parts[TEXT_ENCODER] is model.text_encoder.model
+    assert wrapped.modules.block_list(DIT) == list(dit.blocks)
+    assert ModelModules(parts={DIT: dit}).block_list(VAE) is None  # a part with no module

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from studio.engine.model import PreviewFactors
 from studio.media.preview import contact_sheet, latent_to_rgb, upscale_nearest
-from studio.models.family import PreviewFactors
 
 TWO_CHANNELS = PreviewFactors(
     rgb_factors=((0.5, -0.25, 1.0), (0.1, 0.2, -0.3)),

@@ -16,8 +16,7 @@ from studio.errors import CheckpointError
 from studio.models.demo.analysis import analyse_clip, psnr
 from studio.models.demo.config import DIT_FILE, VAE_FILE, DemoConfig
 from studio.models.demo.data import evaluation_examples, render
-from studio.models.demo.family import load_demo_model
-from studio.paths import demo_model_dir
+from studio.models.demo.loader import demo_model_dir, load_demo_model
 
 STEPS = 12
 """Fewer than the default 20 steps keeps the test quick; the model holds up at this count."""

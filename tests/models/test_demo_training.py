@@ -11,6 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from studio.engine.model import PreviewFactors
 from studio.engine.training import sample_timesteps
 from studio.errors import CheckpointError, StudioError
 from studio.models.demo.checkpoint import (
@@ -21,7 +22,6 @@ from studio.models.demo.checkpoint import (
 )
 from studio.models.demo.config import DIT_CONFIG, DIT_FILE, VAE_ARCH, VAE_FILE, DemoConfig
 from studio.models.demo.data import ClipSpec, render
-from studio.models.demo.family import demo_model_dir
 from studio.models.demo.latents import (
     RING,
     LatentDataset,
@@ -30,6 +30,7 @@ from studio.models.demo.latents import (
     shape_box,
     shift_latent,
 )
+from studio.models.demo.loader import demo_model_dir
 from studio.models.demo.train import (
     ORIGIN_FILE,
     continue_from_model,
@@ -46,7 +47,6 @@ from studio.models.demo.train_dit import (
     make_batch,
 )
 from studio.models.demo.train_vae import VaeRecipe, crop_batch, step_batch
-from studio.models.family import PreviewFactors
 from studio.models.wan.dit import WanDiT
 
 

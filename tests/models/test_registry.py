@@ -11,10 +11,12 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from studio.models import registry
 from studio.models.checkpoint import CheckpointHeader, TensorInfo, WeightFiles
+from studio.models.demo import family as demo_family
+from studio.models.demo.family import demo_model_set
 from studio.models.loading import parameters_on_meta
-from studio.models.registry import ModelSet, demo_model_set, format_scan_table, scan
+from studio.models.registry import ModelSet, scan
+from studio.models.scan_table import format_scan_table, set_row
 from studio.models.wan.dit import WanDiT
 from studio.models.wan.dit_config import WAN21_T2V_1_3B, WAN21_T2V_14B, WAN22_TI2V_5B
 from studio.models.wan.identify import describe_weights
@@ -130,8 +132,8 @@ def test_junk_never_crashes_the_scan(tree: Path, sets: dict[str, ModelSet]) -> N
     assert f"{junk / 'cut.safetensors'}: claims a" in problems or \
         f"{junk / 'cut.safetensors'}: is truncated" in problems
     assert f"{junk / 'list.pth'}: does not hold a state dict" in problems
-    assert found.notes == (f"{junk / 'some_lora.safetensors'}: not a Wan DiT, VAE or UMT5 text "
-                           "encoder (1 tensors); ignored",)
+    assert found.notes == (f"{junk / 'some_lora.safetensors'}: not a part of any known model "
+                           "family (1 tensors); ignored",)
 
 
 def test_stray_files_beside_a_complete_set_are_notes(tmp_path: Path) -> None:
@@ -243,7 +245,7 @@ def test_scan_table(tree: Path, sets: dict[str, ModelSet]) -> None:
     assert any("(+1 shards)" in line for line in lines)
     assert any(line.strip().startswith("problem: the VAE in") for line in lines)
     assert format_scan_table([]) == "no model sets found"
-    row = sets["mismatched"].to_row()
+    row = set_row(sets["mismatched"])
     assert row["complete"] == "yes" and row["problems"].startswith("the VAE in")
     assert row["files"].startswith("dit: diffusion_pytorch_model.safetensors; vae: Wan2.2_VAE.pth")
 
@@ -251,7 +253,7 @@ def test_scan_table(tree: Path, sets: dict[str, ModelSet]) -> None:
 def test_demo_model_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     folder = tmp_path / "demo"
     folder.mkdir()
-    monkeypatch.setattr(registry, "demo_model_dir", lambda: folder)
+    monkeypatch.setattr(demo_family, "demo_model_dir", lambda: folder)
     assert demo_model_set() is None  # no weights yet
     save_file({"w": torch.zeros(4, dtype=torch.float16)}, folder / "dit.safetensors")
     save_file({"w": torch.zeros(2)}, folder / "vae.safetensors")
@@ -267,7 +269,7 @@ def test_demo_model_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     def absent() -> Path:
         raise FileNotFoundError("no resources")
 
-    monkeypatch.setattr(registry, "demo_model_dir", absent)
+    monkeypatch.setattr(demo_family, "demo_model_dir", absent)
     assert demo_model_set() is None
 
 

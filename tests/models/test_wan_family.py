@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from studio.engine.model import LoadedModel
 from studio.errors import CheckpointError
-from studio.models.family import LoadedModel
 from studio.models.loading import parameters_on_meta
 from studio.models.registry import ModelSet, scan
 from studio.models.wan.dit import FP32_PARAMETERS, WanDiT
-from studio.models.wan.family import load_wan_model, vae_config_from_shapes
 from studio.models.wan.keys import identify_layout, key_map
+from studio.models.wan.loader import load_wan_model, vae_config_from_shapes
 from studio.models.wan.presets import (
     NEGATIVE_PROMPT,
     T2V_1_3B,

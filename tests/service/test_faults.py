@@ -28,10 +28,11 @@ from studio.errors import Cancelled, CheckpointError, InvalidRequest, MediaError
 from studio.media import atomic, latent_file, video
 from studio.media.latent_file import load_latent
 from studio.media.video import read_video
-from studio.service import jobs as jobs_module
+from studio.service import job_queue as jobs_module
 from studio.service.generation import GenerationService, ProgressEvent, StageEvent
+from studio.service.job_folder import JobFolder
 from studio.service.job_queue import JobQueue, JobState
-from studio.service.resume import CHECKPOINT_NAME, load_checkpoint
+from studio.service.resume import load_checkpoint
 from studio.service.runner import QueueRunner
 from studio.service.settings import save_settings
 from tests.service.tiny_model import TINY_ID, WEIGHTS_NAME, tiny_request
@@ -165,7 +166,7 @@ def test_disk_full_while_saving_the_latent_keeps_the_checkpoint_to_resume_from(
     assert "Free some disk space" in caught.value.hint
     folder = _studio_home / "jobs" / "full"
     assert not (folder / "latent.safetensors").exists()
-    assert load_checkpoint(folder / CHECKPOINT_NAME).step == 6
+    assert load_checkpoint(JobFolder(folder).checkpoint).step == 6
     assert partial_files(_studio_home, service.settings.outputs) == []
     assert snapshot(_studio_home / "jobs" / "earlier", service.settings.outputs) == before
     assert earlier.video_path.exists()
@@ -307,7 +308,7 @@ def test_cancel_in_any_stage_writes_nothing_half_and_loses_nothing(
     latent = _studio_home / "jobs" / "cut" / "latent.safetensors"
     assert latent.exists() == (stage in ("decoding", "exporting"))
     if stage == "sampling":
-        assert load_checkpoint(_studio_home / "jobs" / "cut" / CHECKPOINT_NAME).step == 2
+        assert load_checkpoint(JobFolder(_studio_home / "jobs" / "cut").checkpoint).step == 2
 
 
 def test_a_cancelled_queue_run_leaves_the_job_queued_and_stops(
@@ -355,7 +356,7 @@ def test_a_job_killed_mid_sampling_finishes_after_a_restart_with_the_same_frames
     out, err = queued.communicate(timeout=120)
     assert queued.returncode == 0, err
     job_id = out.split()[-1]
-    checkpoint = _studio_home / "jobs" / job_id / CHECKPOINT_NAME
+    checkpoint = JobFolder(_studio_home / "jobs" / job_id).checkpoint
 
     running = _studio(["queue", "run"], {**env, "STUDIO_TEST_STEP_DELAY": "0.2"})
     deadline = time.monotonic() + 120

@@ -304,7 +304,7 @@ def test_restart_and_decode_bring_a_failed_job_to_the_finish(
         raise OutOfMemory("decoding the video ran out of memory", "close other programs")
 
     with monkeypatch.context() as patch:
-        patch.setattr(generation, "decode_video", no_memory)
+        patch.setattr(generation, "decode_latent", no_memory)
         code, _, err = studio(["queue", "run"], capsys)
     assert code == 1 and "ran out of memory" in err and "decode again" in err
     queue.refresh()

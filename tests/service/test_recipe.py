@@ -12,6 +12,7 @@ import torch
 
 import studio
 from studio.cli import run_cli
+from studio.engine.model import ResolutionShift
 from studio.engine.pipeline import request_schedule
 from studio.errors import InvalidRequest
 from studio.media.latent_file import load_latent
@@ -38,7 +39,7 @@ def test_the_recipe_records_request_model_files_precision_schedule_and_versions(
     }]
     assert recipe["model"]["family"] == "tiny" and recipe["precision"] == "float32"
     assert recipe["sampler"] == "stochastic" and recipe["device"] == "cpu"
-    assert recipe["schedule"] == request_schedule(request, GEOMETRY)
+    assert recipe["schedule"] == request_schedule(request, GEOMETRY, ResolutionShift())
     assert len(recipe["schedule"]) == 6 and recipe["schedule"][-1] == 0.0
     assert recipe["shift"] == pytest.approx((3 ** 0.5) * (1 + (12 - 256) / 1920))
     assert recipe["versions"]["torch"] == torch.__version__

@@ -19,8 +19,8 @@ from studio.errors import Cancelled
 from studio.media.latent_file import load_latent
 from studio.service import resume
 from studio.service.generation import GenerationService, ProgressEvent, StageEvent
+from studio.service.job_folder import JobFolder
 from studio.service.resume import (
-    CHECKPOINT_NAME,
     SamplingCheckpoint,
     job_identity,
     load_checkpoint,
@@ -65,7 +65,7 @@ def test_a_cancelled_job_resumes_at_its_checkpoint_with_a_bit_identical_result(
     with pytest.raises(Cancelled):
         service.run("cut", request, on_event, cancel)
     folder = _studio_home / "jobs" / "cut"
-    assert load_checkpoint(folder / CHECKPOINT_NAME).step == 4  # every 2 steps: 2, 4
+    assert load_checkpoint(JobFolder(folder).checkpoint).step == 4  # every 2 steps: 2, 4
     assert not (folder / "latent.safetensors").exists()
     assert list(service.settings.outputs.glob("*cut*")) == []
 
@@ -76,7 +76,7 @@ def test_a_cancelled_job_resumes_at_its_checkpoint_with_a_bit_identical_result(
     resumed, recipe = load_latent(result.latent_path)
     assert torch.equal(resumed, uninterrupted)
     assert recipe["resumed_from_step"] == 4
-    assert not (folder / CHECKPOINT_NAME).exists()  # done with it once the latent is saved
+    assert not (JobFolder(folder).checkpoint).exists()  # done with it once the latent is saved
 
 
 def test_a_saved_final_latent_skips_sampling(
@@ -110,7 +110,7 @@ def test_state_saved_for_other_settings_is_ignored(
     cancel, on_event, _ = cancel_after_step(3)
     with pytest.raises(Cancelled):
         service.run("job", first, on_event, cancel)
-    assert (_studio_home / "jobs" / "job" / CHECKPOINT_NAME).exists()
+    assert (JobFolder(_studio_home / "jobs" / "job").checkpoint).exists()
     with caplog.at_level(logging.WARNING, logger="studio.service.resume"):
         result = service.run("job", second)
     assert "other settings" in caplog.text and result.resumed_from_step == 0
@@ -129,7 +129,7 @@ def test_a_damaged_checkpoint_means_sampling_from_the_start(
     cancel, on_event, _ = cancel_after_step(5)
     with pytest.raises(Cancelled):
         service.run("job", request, on_event, cancel)
-    path = _studio_home / "jobs" / "job" / CHECKPOINT_NAME
+    path = JobFolder(_studio_home / "jobs" / "job").checkpoint
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     with caplog.at_level(logging.WARNING, logger="studio.service.resume"):
         result = service.run("job", request)
@@ -178,11 +178,11 @@ def test_job_identity_depends_on_the_request_and_the_model_file_contents() -> No
 def test_checkpoint_file_round_trip(tmp_path: Path) -> None:
     x = torch.randn(1, 4, 3, 6, 8)
     checkpoint = SamplingCheckpoint(x, 3, (1.0, 0.5, 0.25, 0.1, 0.0), "abc")
-    save_checkpoint(tmp_path / CHECKPOINT_NAME, checkpoint)
-    back = load_checkpoint(tmp_path / CHECKPOINT_NAME)
+    save_checkpoint(JobFolder(tmp_path).checkpoint, checkpoint)
+    back = load_checkpoint(JobFolder(tmp_path).checkpoint)
     assert torch.equal(back.x, x) and back.step == 3 and back.identity == "abc"
     assert back.schedule == checkpoint.schedule
     assert resume.find_checkpoint(tmp_path, "abc", checkpoint.schedule) is not None
     assert resume.find_checkpoint(tmp_path, "abc", (1.0, 0.0)) is None
     assert resume.saved_progress(tmp_path) == "step 3 saved"
-    assert list(tmp_path.iterdir()) == [tmp_path / CHECKPOINT_NAME]
+    assert list(tmp_path.iterdir()) == [JobFolder(tmp_path).checkpoint]

@@ -14,8 +14,8 @@ from studio.engine.pipeline import generate
 from studio.errors import MediaError
 from studio.media.video import write_video
 from studio.service.generation import GenerationService
+from studio.service.job_folder import JobFolder
 from studio.service.thumbnails import (
-    THUMBNAIL_NAME,
     ensure_thumbnail,
     middle_index,
     thumbnail_size,
@@ -70,7 +70,7 @@ def test_ensure_thumbnail_decodes_an_older_jobs_video_once(tmp_path: Path) -> No
     folder = tmp_path / "job"
     folder.mkdir()
     path = ensure_thumbnail(folder, video, frames=9)
-    assert path == folder / THUMBNAIL_NAME
+    assert path == JobFolder(folder).thumbnail
     with av.open(str(video)) as container:  # an independent decoder
         decoded = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
     pixels = iio.imread(path).astype(np.float64)
@@ -94,7 +94,7 @@ def test_a_finished_job_has_the_thumbnail_of_its_middle_frame(
 ) -> None:
     request = tiny_request()
     result = service.run("job-thumb", request)
-    path = _studio_home / "jobs" / "job-thumb" / THUMBNAIL_NAME
+    path = JobFolder(_studio_home / "jobs" / "job-thumb").thumbnail
     reference = generate(load_tiny(tiny_dir), request).video  # uint8 [T, H, W, 3]
     pixels = iio.imread(path)
     # Made from the frames before H.264 encoding: exactly the middle frame (32×24 is small).

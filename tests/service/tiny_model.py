@@ -30,10 +30,10 @@ from safetensors.torch import save_file
 from torch import nn
 
 from studio.engine.cancel import NEVER, CancelToken
+from studio.engine.model import FamilyDefaults, LoadedModel, PreviewFactors
 from studio.engine.request import GenerationRequest
 from studio.engine.shapes import LatentGeometry
 from studio.models.checkpoint import probe_weights
-from studio.models.family import FamilyDefaults, LoadedModel, PreviewFactors
 from studio.models.loading import load_module
 
 TINY_ID = "tiny-test-model"
@@ -165,7 +165,7 @@ def load_tiny(folder: Path, device: torch.device | str = "cpu",
         id=TINY_ID, name="Tiny test model", family="tiny", variant="test", geometry=GEOMETRY,
         defaults=DEFAULTS, preview=PREVIEW, text_encoder=TinyText(net),
         denoiser=TinyDenoiser(net), vae=TinyVAE(net), device=torch.device(device),
-        dtype=torch.float32, supports_image=True,
+        dtype=torch.float32,
     )
 
 
@@ -186,10 +186,10 @@ def catalog_functions(folder: Path) -> tuple[Callable, Callable]:
     def find_model(settings, model_id):
         return model_set if model_id == TINY_ID else real_find(settings, model_id)
 
-    def load_model(chosen, device, cancel=NEVER):
+    def load_model(chosen, device, cancel=NEVER, **kwargs):
         if isinstance(chosen, TinyModelSet):
             return load_tiny(chosen.folder, device, cancel)
-        return real_load(chosen, device, cancel)
+        return real_load(chosen, device, cancel, **kwargs)
 
     return find_model, load_model
 
