@@ -18,7 +18,8 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 from studio.engine.cancel import CancelToken
 from studio.engine.request import GenerationRequest
 from studio.service.generation import GenerationService, JobResult
-from studio.service.job_queue import JobQueue, JobState
+from studio.service.job_queue import JobQueue
+from studio.service.outcome import Ending, JobOutcome, record_outcome
 from studio.service.settings import Settings
 
 from .worker import DecodeItem, GenerationWorker, JobFailure, WorkItem
@@ -37,7 +38,7 @@ class JobController(QObject):
     """Feeds queued jobs to the worker one at a time and reports what happens.
 
     Signals (all emitted on the GUI thread):
-        job_started(job_id), stage_changed(job_id, stage), progress(Progress),
+        job_started(job_id), stage_changed(job_id, stage), progress(ProgressEvent),
         preview(job_id, step, list[QImage]), job_finished(job_id, JobResult),
         job_failed(job_id, JobFailure), job_cancelled(job_id), busy_changed(bool),
         model_loaded(ModelInfo, MemoryUsage), model_unloaded(MemoryUsage),
@@ -181,43 +182,31 @@ class JobController(QObject):
 
     @Slot(str, object)
     def _on_finished(self, job_id: str, result: JobResult) -> None:
-        if self._closing:
-            return
-        if self._records(job_id):
-            self.queue.mark_finished(job_id, result.to_record())
-        self._running = None
-        self.job_finished.emit(job_id, result)
-        self._after_job()
+        if self._ended(JobOutcome(job_id, Ending.FINISHED, result=result)):
+            self.job_finished.emit(job_id, result)
+            self._after_job()
 
     @Slot(str, object)
     def _on_failed(self, job_id: str, failure: JobFailure) -> None:
-        if self._closing:
-            return
-        if self._running is None or not self._running.decode:
-            self.queue.mark_failed(job_id, failure.title, failure.message, failure.hint)
-        self._running = None
-        self.job_failed.emit(job_id, failure)
-        self._after_job()
+        if self._ended(JobOutcome(job_id, Ending.FAILED, failure=failure)):
+            self.job_failed.emit(job_id, failure)
+            self._after_job()
 
     @Slot(str)
     def _on_cancelled(self, job_id: str) -> None:
-        if self._closing:
-            return
-        if self._running is None or not self._running.decode:
-            self.queue.mark_cancelled(job_id)
-        self._running = None
-        self.job_cancelled.emit(job_id)
-        self._after_job()
+        if self._ended(JobOutcome(job_id, Ending.CANCELLED)):
+            self.job_cancelled.emit(job_id)
+            self._after_job()
 
-    def _records(self, job_id: str) -> bool:
-        """Whether a finished run changes the job's record (not so for decoding a finished job)."""
-        running = self._running
-        if running is None or not running.decode:
-            return True
-        try:
-            return self.queue.get(job_id).state is not JobState.FINISHED
-        except KeyError:  # deleted meanwhile
+    def _ended(self, outcome: JobOutcome) -> bool:
+        """Record how the running job ended and mark the worker idle; False while the window
+        closes (:meth:`shutdown` has put the job back in the queue)."""
+        if self._closing:
             return False
+        decode = self._running is not None and self._running.decode
+        record_outcome(self.queue, outcome, decode=decode)
+        self._running = None
+        return True
 
     def _after_job(self) -> None:
         """The worker is idle again: say so, then start the next queued job, if any."""

@@ -21,7 +21,7 @@ from studio.engine.request import GenerationRequest
 from studio.errors import StudioError
 from studio.service.catalog import default_model_id
 from studio.service.forecast import forecast_request
-from studio.service.generation import GenerationService, JobResult
+from studio.service.generation import GenerationService, JobResult, ProgressEvent
 from studio.service.job_queue import JobQueue
 from studio.service.model_info import ModelInfo, ModelRow, model_rows
 from studio.service.process_memory import MemoryUsage
@@ -45,7 +45,7 @@ from .status_bar import JobStatus
 from .tasks import TaskRunner
 from .window_actions import build_actions
 from .window_state import resize_to_default, restore_window, save_window
-from .worker import JobFailure, Progress, describe_failure
+from .worker import JobFailure, describe_failure
 
 log = logging.getLogger(__name__)
 
@@ -322,7 +322,7 @@ class MainWindow(QMainWindow):
         self.preview_view.set_status(self.job_status.stage.text())
 
     @Slot(object)
-    def _on_progress(self, progress: Progress) -> None:
+    def _on_progress(self, progress: ProgressEvent) -> None:
         self.job_status.progress(progress)
         preview = self.schedule_view.preview
         if preview is not None and progress.step <= preview.steps:

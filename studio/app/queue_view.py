@@ -34,12 +34,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio.service.generation import ProgressEvent
 from studio.service.job_queue import Job, JobQueue, JobState
 
 from .controller import JobController
 from .job_text import elide, error_text, request_line
 from .queue_ops import QueueOps
-from .worker import Progress
 
 log = logging.getLogger(__name__)
 
@@ -377,7 +377,7 @@ class QueueView(QWidget):
         self.model.set_progress(job_id, 0, steps)
 
     @Slot(object)
-    def _on_progress(self, progress: Progress) -> None:
+    def _on_progress(self, progress: ProgressEvent) -> None:
         self.model.set_progress(progress.job_id, progress.step, progress.steps)
 
     @Slot(bool)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import Slot
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QWidget
 
-from .worker import Progress
+from studio.service.generation import ProgressEvent
 
 STAGE_TEXT = {
     "loading": "Loading the model…",
@@ -56,7 +56,7 @@ class JobStatus(QWidget):
         self.stage.setText(STAGE_TEXT.get(stage, stage))
 
     @Slot(object)
-    def progress(self, p: Progress) -> None:
+    def progress(self, p: ProgressEvent) -> None:
         self.bar.setRange(0, p.steps)
         self.bar.setValue(p.step)
         self.detail.setText(f"step {p.step}/{p.steps} · {p.it_per_s:.2f} it/s · "

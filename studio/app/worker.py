@@ -10,7 +10,6 @@ exception, so the thread survives any job.
 from __future__ import annotations
 
 import logging
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -18,7 +17,6 @@ from PySide6.QtCore import QObject, Signal, Slot
 
 from studio.engine.cancel import CancelToken
 from studio.engine.request import GenerationRequest
-from studio.errors import Cancelled, StudioError
 from studio.service.generation import (
     GenerationService,
     JobEvent,
@@ -28,6 +26,7 @@ from studio.service.generation import (
     StageEvent,
 )
 from studio.service.model_info import model_info
+from studio.service.outcome import Ending, JobFailure, describe_failure, run_to_outcome
 from studio.service.process_memory import memory_usage
 from studio.service.settings import Settings
 
@@ -53,47 +52,11 @@ class DecodeItem:
     cancel: CancelToken
 
 
-@dataclass(frozen=True, slots=True)
-class Progress:
-    """Step ``step`` of ``steps`` done (1-based); t ∈ [0, 1] reached; speed and ETA in seconds."""
-
-    job_id: str
-    step: int
-    steps: int
-    t: float
-    it_per_s: float
-    eta_s: float
-
-
-@dataclass(frozen=True, slots=True)
-class JobFailure:
-    """What a person sees when something fails: title, message, hint, and the traceback."""
-
-    title: str
-    message: str
-    hint: str = ""
-    details: str = ""
-
-
-def describe_failure(exc: BaseException) -> JobFailure:
-    """A :class:`JobFailure` for an exception; call inside the ``except`` block (traceback)."""
-    details = "".join(traceback.format_exception(exc))
-    if isinstance(exc, StudioError):
-        return JobFailure(exc.title, exc.message, exc.hint, details)
-    return JobFailure(
-        "Internal error",
-        f"{type(exc).__name__}: {exc}",
-        "This is a bug in Flow Studio. The details below and the log file "
-        "(STUDIO_HOME/logs/studio.log) help to fix it; the studio keeps running.",
-        details,
-    )
-
-
 class GenerationWorker(QObject):
     """Runs jobs and model loads one at a time on its own thread.
 
     Signals:
-        started(job_id), stage(job_id, stage), progress(Progress),
+        started(job_id), stage(job_id, stage), progress(ProgressEvent — as the service sent it),
         preview(job_id, step, list[QImage] — one per latent frame),
         finished(job_id, JobResult), failed(job_id, JobFailure), cancelled(job_id),
         model_loaded(ModelInfo, MemoryUsage), model_unloaded(MemoryUsage),
@@ -129,20 +92,13 @@ class GenerationWorker(QObject):
 
     def _run_job(self, job_id: str, work: Callable[[], JobResult]) -> None:
         self.started.emit(job_id)
-        try:
-            result = work()
-        except Cancelled:
-            log.info("job %s cancelled", job_id)
-            self.cancelled.emit(job_id)
-        except Exception as exc:  # the worker must survive anything
-            failure = describe_failure(exc)
-            if isinstance(exc, StudioError):
-                log.warning("job %s failed: %s", job_id, exc)
-            else:
-                log.exception("job %s: internal error", job_id)
-            self.failed.emit(job_id, failure)
+        outcome = run_to_outcome(job_id, work)
+        if outcome.ending is Ending.FINISHED:
+            self.finished.emit(job_id, outcome.result)
+        elif outcome.ending is Ending.FAILED:
+            self.failed.emit(job_id, outcome.failure)
         else:
-            self.finished.emit(job_id, result)
+            self.cancelled.emit(job_id)
         self._report_model()
 
     @Slot(str)
@@ -184,9 +140,11 @@ class GenerationWorker(QObject):
     def _on_event(self, event: JobEvent) -> None:
         """Service event (on this thread) → signal with a small payload."""
         if isinstance(event, ProgressEvent):
-            self.progress.emit(Progress(event.job_id, event.step, event.steps, event.t,
-                                        event.it_per_s, event.eta_s))
+            self.progress.emit(event)
         elif isinstance(event, PreviewEvent):
             self.preview.emit(event.job_id, event.step, frames_to_qimages(event.frames))
         elif isinstance(event, StageEvent):
             self.stage.emit(event.job_id, event.stage)
+
+
+__all__ = ["DecodeItem", "GenerationWorker", "JobFailure", "WorkItem", "describe_failure"]

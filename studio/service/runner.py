@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from studio.engine.cancel import NEVER, CancelToken
-from studio.errors import Cancelled, StudioError
+from studio.errors import StudioError
 from studio.paths import studio_home
 from studio.service.generation import EventSink, GenerationService
 from studio.service.job_queue import Job, JobQueue
 from studio.service.locks import FileLock
+from studio.service.outcome import record_outcome, run_to_outcome
 
 log = logging.getLogger(__name__)
 
@@ -90,25 +91,13 @@ class QueueRunner:
         """
         log.info("running job %s (attempt %d)", job.id, job.attempts)
         try:
-            result = self.service.run(job.id, job.request, self.on_event, cancel)
-        except Cancelled:
-            log.info("job %s cancelled; it stays queued", job.id)
-            self.queue.requeue(job.id)
-            return "cancelled"
-        except StudioError as exc:
-            log.error("job %s failed: %s", job.id, exc)
-            self.queue.mark_failed(job.id, exc.title, exc.message, exc.hint)
-            return "failed"
-        except Exception as exc:
-            log.exception("job %s failed with an internal error", job.id)
-            self.queue.mark_failed(job.id, "Internal error", f"{type(exc).__name__}: {exc}",
-                                   "see the log file in the studio's logs folder")
-            return "failed"
+            outcome = run_to_outcome(job.id, lambda: self.service.run(
+                job.id, job.request, self.on_event, cancel))
         except BaseException:
             self.queue.requeue(job.id)
             raise
-        self.queue.mark_finished(job.id, result.to_record())
-        return "finished"
+        record_outcome(self.queue, outcome, cancelled_stays_queued=True)
+        return outcome.ending.value
 
 
 def _done(summary: RunSummary) -> list[str]:

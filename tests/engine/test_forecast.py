@@ -1,6 +1,6 @@
 """The memory forecast against independent measurements.
 
-* weight sizes against module parameter counts (built on the meta device) and models.md;
+* weight sizes against module parameter counts (built on the meta device) and docs/families/wan.md;
 * DiT activations and VAE working sets against :class:`AllocationMeter` runs of the real
   modules on the meta device at the published models' native sizes;
 * the whole forecast against the peak resident set of a subprocess that runs a generation.
@@ -61,7 +61,7 @@ def _meta_dit(config: WanDiTConfig, dtype: torch.dtype = torch.float32) -> WanDi
                          [(WAN21_T2V_1_3B, 1_418_996_800), (WAN22_TI2V_5B, 4_999_787_712)])
 def test_dit_parameter_count_and_bytes(config: WanDiTConfig, published: int) -> None:
     fp32, other = dit_parameter_counts(config)
-    assert fp32 + other == published  # models.md §1.1 / §2.1 (computed from the original)
+    assert fp32 + other == published  # docs/families/wan.md §2.1 (computed from the original)
     config = dataclasses.replace(config, num_layers=2)  # the module check, at 2 blocks
     fp32, _ = dit_parameter_counts(config)
     model = _meta_dit(config, torch.bfloat16)

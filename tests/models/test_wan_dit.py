@@ -1,7 +1,7 @@
 """The Wan DiT against diffusers' WanTransformer3DModel, reference numbers and its own contracts.
 
 diffusers is a test-only oracle: our original-layout state dict is saved as safetensors,
-renamed with the mapping table below (models.md §3.1) and loaded into diffusers strictly.
+renamed with the mapping table below (docs/families/wan.md §8.1) and loaded into diffusers strictly.
 """
 
 from __future__ import annotations

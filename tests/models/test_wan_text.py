@@ -45,7 +45,7 @@ def reference() -> UMT5EncoderModel:
 
 
 def test_xxl_config_has_the_published_size() -> None:
-    """models.md §1.4: 5,680,910,336 parameters; Wan's .pth has 242 tensors."""
+    """docs/families/wan.md §4.1: 5,680,910,336 parameters; Wan's .pth has 242 tensors."""
     with parameters_on_meta():
         model = UMT5EncoderModel(umt5_config())
     assert sum(p.numel() for p in model.parameters()) == 5_680_910_336
