@@ -13,7 +13,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from studio.bench import add_bench_parser
 from studio.bench.compare import run_diffusers_comparison
-from studio.bench.flops import flop_count, throughput
+from studio.bench.flops import throughput
 from studio.bench.report import Row, format_table
 from studio.bench.timing import compare
 from studio.engine.fastpath import HostCopy, PreviewQueue, accelerate, usable_backends
@@ -21,6 +21,7 @@ from studio.errors import InvalidRequest
 from studio.media.video import read_video
 from studio.models.wan.dit import WanDiT
 from studio.models.wan.dit_config import WAN21_T2V_1_3B, WanDiTConfig
+from studio.models.wan.flops import flop_count
 
 
 @pytest.fixture(autouse=True)
@@ -179,10 +180,10 @@ def test_diffusers_comparison_uses_the_same_weights(tmp_path: Path) -> None:
 
 
 def test_cpu_fast_path_changes_nothing() -> None:
-    from studio.bench.random_model import random_model
-    from studio.bench.specs import get_spec
+    from studio.models.wan.bench_sizes import SIZES
+    from studio.models.wan.random_model import random_model
 
-    model = random_model(get_spec("tiny"), "cpu", torch.float32)
+    model = random_model(SIZES["tiny"], "cpu", torch.float32)
     assert accelerate(model) is model
     usable = usable_backends(torch.device("cpu"), torch.float32, 2, 64)
     assert "math" in usable and "cudnn" not in usable

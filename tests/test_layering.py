@@ -193,9 +193,6 @@ FAMILY_PACKAGES = sorted(p.name for p in (STUDIO / "models").iterdir()
                          if p.is_dir() and (p / "__init__.py").exists())
 #: The registry's list of shipped families is the one place outside a family that names them.
 FAMILY_LIST = "studio.models.registry"
-#: Not yet moved into their families: the bench's named configurations (random-weight Wan sizes,
-#: the demo's targets) and the Wan FLOP count. Listed here so that nothing else can join them.
-BENCH_CONFIGURATIONS = {"studio.bench.specs", "studio.bench.random_model", "studio.bench.flops"}
 
 
 def _module_graph() -> dict[str, set[str]]:
@@ -281,7 +278,7 @@ def test_no_module_outside_a_family_names_one() -> None:
         name = module_name(path)
         home = name.split(".")[2] if name.startswith("studio.models.") and name.count(".") > 2 \
             else None
-        if name == FAMILY_LIST or home in FAMILY_PACKAGES or name in BENCH_CONFIGURATIONS:
+        if name == FAMILY_LIST or home in FAMILY_PACKAGES:
             continue
         source = path.read_text(encoding="utf-8")
         for imp in imports_of(source, name, path.name == "__init__.py"):

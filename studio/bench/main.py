@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from studio.bench.configs import get_config
 from studio.bench.options import BenchOptions
 from studio.bench.report import Row, format_table, write_json
 from studio.bench.run import (
@@ -22,7 +23,6 @@ from studio.bench.run import (
     run_sdpa,
     run_vae,
 )
-from studio.bench.specs import get_spec
 from studio.engine.offload import parse_policy
 from studio.errors import InvalidRequest
 
@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 def resolve_options(args: argparse.Namespace, what: frozenset[str]) -> BenchOptions:
     """Check the arguments against the machine: a CUDA-only size or ``--device cuda`` without a
     GPU is refused with a hint, ``auto`` picks CUDA when there is one."""
-    spec = get_spec(args.config)
+    spec = get_config(args.config)
     cuda = torch.cuda.is_available()
     if args.device == "cuda" and not cuda:
         raise InvalidRequest("device", "CUDA was asked for but no CUDA GPU is available",
@@ -71,7 +71,7 @@ def run_sections(options: BenchOptions) -> tuple[list[Row], dict[str, Any]]:
         new, result["generate"] = run_generate(model, options, info["policy"])
         rows += new
     if "sdpa" in options.what:
-        new, result["sdpa"] = run_sdpa(options)
+        new, result["sdpa"] = run_sdpa(model, options)
         rows += new
     if "denoiser" in options.what:
         new, result["denoiser"] = run_denoiser(model, options)

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import torch
 
-from studio.bench.specs import BenchSpec
 from studio.bench.timing import Timing, measure, synchronize
 from studio.engine.allocation_meter import AllocationMeter
 from studio.engine.memory_forecast import MemoryForecast, forecast_memory
@@ -28,6 +27,7 @@ from studio.engine.model import LoadedModel
 from studio.engine.noise import make_noise
 from studio.engine.offload import OffloadPolicy
 from studio.engine.request import GenerationRequest
+from studio.models.bench_config import BenchConfig
 from studio.models.family import ModelSet
 from studio.service.catalog import ModelCache
 from studio.service.generation import GenerationService, StageEvent
@@ -47,12 +47,14 @@ class DenoiserInputs:
     context: torch.Tensor
 
 
-def denoiser_inputs(spec: BenchSpec, device: torch.device, dtype: torch.dtype,
-                    batch: int = 2, seed: int = 0) -> DenoiserInputs:
-    shape = spec.latent_shape(batch)
-    x = make_noise(shape, seed, device)
-    t_tok = torch.full((batch, *shape[2:]), 0.5, device=device)
-    context = make_noise((batch, spec.text_len, spec.dit.text_dim), seed + 1, device, dtype)
+def denoiser_inputs(latent_shape: tuple[int, ...], context_shape: tuple[int, int],
+                    device: torch.device, dtype: torch.dtype, seed: int = 0) -> DenoiserInputs:
+    """Seeded inputs of one batched denoiser call: x ``latent_shape`` (its batch B included),
+    t = 0.5 everywhere, and a context ``[B, L, D]`` for ``context_shape`` (L, D)."""
+    batch = latent_shape[0]
+    x = make_noise(latent_shape, seed, device)
+    t_tok = torch.full((batch, *latent_shape[2:]), 0.5, device=device)
+    context = make_noise((batch, *context_shape), seed + 1, device, dtype)
     return DenoiserInputs(x, t_tok, context)
 
 
@@ -82,8 +84,9 @@ def bench_denoiser(denoise: Callable[..., torch.Tensor], inputs: DenoiserInputs,
     return measure(step, device, repeat=repeat, warmup=warmup)
 
 
-def vae_latent(spec: BenchSpec, device: torch.device, seed: int = 3) -> torch.Tensor:
-    return make_noise(spec.vae_latent_shape(), seed, device)
+def vae_latent(shape: tuple[int, ...], device: torch.device, seed: int = 3) -> torch.Tensor:
+    """A seeded normalised latent of ``shape`` for the VAE decode row."""
+    return make_noise(shape, seed, device)
 
 
 def bench_vae_decode(vae: object, latent: torch.Tensor, device: torch.device, repeat: int,
@@ -123,7 +126,7 @@ class GenerateResult:
         return sum(self.stages.values())
 
 
-def bench_request(spec: BenchSpec, steps: int, seed: int = 0) -> GenerationRequest:
+def bench_request(spec: BenchConfig, steps: int, seed: int = 0) -> GenerationRequest:
     """The generate section's request: the spec's prompt, size, shift and fps, guidance 5."""
     return GenerationRequest(prompt=spec.prompt, seed=seed, steps=steps, guidance=5.0,
                              shift=spec.shift, width=spec.width, height=spec.height,

@@ -7,15 +7,15 @@ from pathlib import Path
 
 import torch
 
-from studio.bench.specs import BenchSpec
 from studio.engine.offload import AUTO, OffloadPolicy
+from studio.models.bench_config import BenchConfig
 
 
 @dataclass(frozen=True, slots=True)
 class BenchOptions:
     """Parsed ``studio bench`` options (see :func:`studio.bench.add_bench_parser`)."""
 
-    spec: BenchSpec
+    spec: BenchConfig
     device: torch.device
     dtype: torch.dtype
     what: frozenset[str]

@@ -8,12 +8,13 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from typing import Any
 
 import torch
 
 from studio.bench.compare import run_diffusers_comparison
-from studio.bench.flops import flop_count, throughput
+from studio.bench.flops import throughput
 from studio.bench.measure import (
     GenerateResult,
     bench_denoiser,
@@ -25,9 +26,7 @@ from studio.bench.measure import (
     vae_latent,
 )
 from studio.bench.options import BenchOptions
-from studio.bench.random_model import random_model
 from studio.bench.report import Row, ratio, seconds, size
-from studio.bench.specs import BenchSpec
 from studio.bench.timing import synchronize
 from studio.engine.fastpath import accelerate, usable_backends
 from studio.engine.memory_forecast import forecasts_by_policy
@@ -39,6 +38,7 @@ from studio.engine.offload import (
     choose_policy,
     free_device_memory,
 )
+from studio.models.bench_config import BenchConfig, FlopCount
 from studio.models.registry import family
 from studio.service.catalog import find_model
 from studio.service.settings import Settings
@@ -72,8 +72,8 @@ def environment(options: BenchOptions) -> dict[str, Any]:
 def load_model(options: BenchOptions, on: torch.device) -> LoadedModel:
     """Random weights for the spec, or a catalogue set loaded by its family: the one at
     ``options.model_path`` (any family) or the spec's built-in set."""
-    if options.spec.weights == "random" and options.model_path is None:
-        return random_model(options.spec, on, options.dtype)
+    if options.spec.build is not None and options.model_path is None:
+        return options.spec.build(on, options.dtype)
     model_set = find_model(Settings(), model_id(options))
     return family(model_set.family).load(model_set, on, options.dtype)
 
@@ -109,7 +109,7 @@ def prepare_model(options: BenchOptions) -> tuple[LoadedModel, dict[str, Any]]:
     return model, info
 
 
-def within(spec: BenchSpec, row: str, value: float) -> str:
+def within(spec: BenchConfig, row: str, value: float) -> str:
     """The note on a row that has a target: "target ≤ 3 s: met" (or "MISSED")."""
     limit = spec.target(row)
     if limit is None:
@@ -143,11 +143,12 @@ def run_load(options: BenchOptions, info: dict[str, Any]) -> tuple[list[Row], di
     """The model load in this process (weights from disk, or made at random) and, for a
     built-in set, in a fresh process (its imports included) — the one its target is about."""
     spec = options.spec
-    what = ("checkpoint" if options.model_path else f"{spec.model_id} model"
-            if spec.weights == "builtin" else "random weights")  # fmt: skip
+    builtin = spec.build is None and options.model_path is None
+    what = ("checkpoint" if options.model_path else f"{spec.model_id} model" if builtin
+            else "random weights")  # fmt: skip
     rows = [Row("load", what, seconds(info["load_s"]))]
     data = {"load_s": info["load_s"]}
-    if spec.weights == "builtin" and options.model_path is None:
+    if builtin:
         fresh = fresh_load(options)
         rows.append(Row("load", f"{spec.model_id} model, fresh process", seconds(fresh),
                         note=within(spec, "load", fresh)))
@@ -199,39 +200,55 @@ def run_generate(model: LoadedModel, options: BenchOptions, policy: str) -> tupl
 
 
 def run_denoiser(model: LoadedModel, options: BenchOptions) -> tuple[list[Row], dict]:
+    """One guided denoiser call (batch 2) at the configuration's size, with the model's own
+    context shape; FLOPs and throughput when the configuration runs its own model."""
     spec = options.spec
-    inputs = denoiser_inputs(spec, options.device, options.dtype)
+    context = model.text_encoder.encode([spec.prompt])
+    latent_shape = model.geometry.latent_shape(spec.frames, spec.height, spec.width, batch=2)
+    inputs = denoiser_inputs(latent_shape, tuple(context.shape[1:]), options.device,
+                             options.dtype)  # fmt: skip
     timing = bench_denoiser(model.denoiser, inputs, options.device, options.repeat,
                             options.warmup)
-    flops = flop_count(spec.dit, spec.tokens, spec.text_len, batch=2,
-                       per_token_time=model.supports_image)
-    peak = options.peak_tflops or device_peak_tflops(options.device)
-    speed = throughput(flops.total, timing.median, peak)
-    note = f"{flops.total / 1e12:.3g} TFLOP, {speed.tflops:.3g} TFLOP/s"
-    if speed.utilisation is not None:
-        note += f", {speed.utilisation:.0%} of {peak:g} peak, {speed.times_floor:.2f}× floor"
-    rows = [Row("denoiser step", "ours (batch 2, guided)", seconds(timing.median), note=note)]
+    rows = [Row("denoiser step", "ours (batch 2, guided)", seconds(timing.median))]
+    data: dict[str, Any] = {"timing": timing.to_dict(), "tokens": spec.tokens}
+    if spec.flops is not None and options.model_path is None:
+        flops = spec.flops(spec.tokens, context.shape[1], 2, model.supports_image)
+        rows[0], extra = _throughput_row(rows[0], flops, timing.median, options)
+        data.update(flops=flops.to_dict(), **extra)
     if options.compile and timing.warmup:
         rows.append(Row("denoiser step", "first call (compile)", seconds(timing.warmup[0])))
-    data = {"timing": timing.to_dict(), "flops": flops.to_dict(), "tflops": speed.tflops,
-            "utilisation": speed.utilisation, "floor_s": speed.floor_s,
-            "times_floor": speed.times_floor, "tokens": spec.tokens}  # fmt: skip
     return rows, data
 
 
+def _throughput_row(row: Row, flops: FlopCount, median_s: float, options: BenchOptions
+                    ) -> tuple[Row, dict[str, Any]]:
+    peak = options.peak_tflops or device_peak_tflops(options.device)
+    speed = throughput(flops.total, median_s, peak)
+    note = f"{flops.total / 1e12:.3g} TFLOP, {speed.tflops:.3g} TFLOP/s"
+    if speed.utilisation is not None:
+        note += f", {speed.utilisation:.0%} of {peak:g} peak, {speed.times_floor:.2f}× floor"
+    return replace(row, note=note), {"tflops": speed.tflops, "utilisation": speed.utilisation,
+                                     "floor_s": speed.floor_s, "times_floor": speed.times_floor}
+
+
 def run_vae(model: LoadedModel, options: BenchOptions) -> tuple[list[Row], dict]:
-    latent = vae_latent(options.spec, options.device)
+    s = options.spec
+    latent = vae_latent(model.geometry.latent_shape(s.vae_frames, s.vae_height, s.vae_width),
+                        options.device)
     timing, peak = bench_vae_decode(model.vae, latent, options.device, options.repeat,
                                     options.warmup)
-    s = options.spec
     rows = [Row("VAE decode", f"ours ({s.vae_width}×{s.vae_height}×{s.vae_frames})",
                 seconds(timing.median), f"peak {size(peak)}")]
     return rows, {"timing": timing.to_dict(), "peak_bytes": peak}
 
 
-def run_sdpa(options: BenchOptions) -> tuple[list[Row], dict]:
-    d = options.spec.dit
-    usable = usable_backends(options.device, options.dtype, d.num_heads, d.head_dim)
+def run_sdpa(model: LoadedModel, options: BenchOptions) -> tuple[list[Row], dict]:
+    attention = model.modules.attention
+    if attention is None:
+        return [Row("attention", "SDPA backend: chosen per call",
+                    note="the model names no attention shape")], {"usable": [], "chosen": AUTO}
+    usable = usable_backends(options.device, options.dtype, attention.num_heads,
+                             attention.head_dim)
     chosen = usable[0] if options.sdpa == AUTO and usable else options.sdpa
     note = f"usable: {', '.join(usable) or 'none'}"
     return [Row("attention", f"SDPA backend: {chosen}", note=note)], {

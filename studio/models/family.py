@@ -22,7 +22,8 @@ import torch
 from studio.engine.cancel import NEVER, CancelToken
 from studio.engine.memory_model import ModelMemory
 from studio.engine.model import FamilyDefaults, LoadedModel
-from studio.models.checkpoint import WeightFiles
+from studio.models.bench_config import BenchConfig
+from studio.models.weight_files import WeightFiles
 
 #: Roles of a set's parts. Families may use other names for parts of their own.
 DIT, VAE, TEXT_ENCODER, TOKENIZER = "dit", "vae", "text_encoder", "tokenizer"
@@ -197,6 +198,10 @@ class ModelFamily(Protocol):
         """Commands the family adds to the command line."""
         ...
 
+    def bench_configs(self) -> Sequence[BenchConfig]:
+        """Named ``studio bench`` configurations."""
+        ...
+
 
 class FamilyBase:
     """Neutral answers for the optional parts of :class:`ModelFamily`."""
@@ -223,4 +228,7 @@ class FamilyBase:
         return None
 
     def commands(self) -> Sequence[FamilyCommand]:
+        return ()
+
+    def bench_configs(self) -> Sequence[BenchConfig]:
         return ()

@@ -25,11 +25,11 @@ from studio.errors import CheckpointError
 from studio.models.checkpoint import (
     SAFETENSORS_DTYPES,
     CheckpointHeader,
-    WeightFiles,
     damaged,
     few,
     load_torch_state,
 )
+from studio.models.weight_files import WeightFiles
 
 log = logging.getLogger(__name__)
 

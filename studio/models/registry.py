@@ -18,15 +18,9 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from studio.errors import CheckpointError
-from studio.models.checkpoint import (
-    INDEX_SUFFIXES,
-    SAFETENSORS_SUFFIXES,
-    TORCH_SUFFIXES,
-    WeightFiles,
-    probe_weights,
-    read_index,
-)
+from studio.models.checkpoint import INDEX_SUFFIXES, SAFETENSORS_SUFFIXES, TORCH_SUFFIXES
 from studio.models.family import Component, FolderFindings, ModelFamily, ModelSet
+from studio.models.weight_files import WeightFiles, probe_weights, read_index
 
 log = logging.getLogger(__name__)
 

@@ -173,10 +173,10 @@ def test_cpu_forecast_is_runtime_weights_and_largest_stage() -> None:
 
 
 def test_model_memory_counts_the_loaded_modules() -> None:
-    from studio.bench.random_model import random_model
-    from studio.bench.specs import get_spec
+    from studio.models.wan.bench_sizes import SIZES
+    from studio.models.wan.random_model import random_model
 
-    model = random_model(get_spec("tiny"), "cpu", torch.float32)
+    model = random_model(SIZES["tiny"], "cpu", torch.float32)
     memory = model.memory
     assert memory is not None
     dit = model.denoiser.__self__
@@ -193,17 +193,19 @@ _GENERATE = textwrap.dedent("""
     import json, sys, torch
     torch.set_num_threads(1)
     from studio.bench.measure import bench_generate, bench_request
-    from studio.bench.random_model import random_model
-    from studio.bench.specs import BenchSpec, TextSizes
+    from studio.models.wan.random_model import random_model
+    from studio.models.wan.bench_configs import bench_config
+    from studio.models.wan.bench_sizes import TextSizes, WanBenchSizes
     from studio.models.wan.dit_config import WanDiTConfig
     from studio.models.wan.presets import WAN21_GEOMETRY
     from studio.models.wan.vae import WanVAEConfig
     dit = WanDiTConfig(dim=1024, ffn_dim=4096, num_heads=8, num_layers=6, text_dim=64,
                        text_len=64)
-    spec = BenchSpec("memory", "t2v-custom", dit, WanVAEConfig(version="2.1", dim=8,
-                     num_res_blocks=1), TextSizes(64, 64, 96, 2, 4, 16), WAN21_GEOMETRY,
-                     128, 128, 9, 128, 128, 9, text_len=64)
-    result = bench_generate(random_model(spec, "cpu", torch.float32), bench_request(spec, 1),
+    spec = WanBenchSizes("memory", "t2v-custom", dit, WanVAEConfig(version="2.1", dim=8,
+                         num_res_blocks=1), TextSizes(64, 64, 96, 2, 4, 16), WAN21_GEOMETRY,
+                         128, 128, 9, text_len=64)
+    result = bench_generate(random_model(spec, "cpu", torch.float32),
+                            bench_request(bench_config(spec), 1),
                             out_dir=__import__("pathlib").Path(sys.argv[1]))
     print(json.dumps({"peak": result.peak_ram, "forecast": result.forecast.ram_bytes,
                       "weights": result.forecast.breakdown["weights.dit"]}))
@@ -252,12 +254,12 @@ def test_uniform_time_gives_the_same_velocity_with_less_memory() -> None:
 
 
 def test_model_memory_is_the_same_when_blocks_are_streamed() -> None:
-    from studio.bench.random_model import random_model
-    from studio.bench.specs import get_spec
     from studio.engine.offload import apply_offload
+    from studio.models.wan.bench_sizes import SIZES
+    from studio.models.wan.random_model import random_model
 
-    plain = random_model(get_spec("tiny"), "cpu", torch.float32).memory
-    streamed = apply_offload(random_model(get_spec("tiny"), "cpu", torch.float32),
+    plain = random_model(SIZES["tiny"], "cpu", torch.float32).memory
+    streamed = apply_offload(random_model(SIZES["tiny"], "cpu", torch.float32),
                              OffloadPolicy.BLOCKS, "cpu")  # fmt: skip
     assert streamed.offload == "blocks"
     assert plain is not None and streamed.memory == plain
@@ -284,11 +286,11 @@ def test_auto_offload_follows_free_vram(monkeypatch) -> None:
 
 
 def test_model_info_carries_what_the_app_forecast_needs() -> None:
-    from studio.bench.random_model import random_model
-    from studio.bench.specs import get_spec
+    from studio.models.wan.bench_sizes import SIZES
+    from studio.models.wan.random_model import random_model
     from studio.service.model_info import model_info
 
-    model = random_model(get_spec("tiny"), "cpu", torch.float32)
+    model = random_model(SIZES["tiny"], "cpu", torch.float32)
     info = model_info(model)
     assert info.memory is not None and info.memory == model.memory and info.offload == "none"
     request = GenerationRequest(prompt="x", width=64, height=64, frames=5)

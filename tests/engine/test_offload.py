@@ -11,8 +11,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from studio.bench.random_model import random_model
-from studio.bench.specs import get_spec
 from studio.engine.model import DIT, TEXT_ENCODER, VAE, ModelModules
 from studio.engine.offload import (
     AUTO,
@@ -27,8 +25,10 @@ from studio.engine.pipeline import generate
 from studio.engine.request import GenerationRequest
 from studio.engine.streaming import BlockStreamer, ModuleHome
 from studio.errors import InvalidRequest
+from studio.models.wan.bench_sizes import SIZES
 from studio.models.wan.dit import WanDiT
 from studio.models.wan.dit_config import WanDiTConfig
+from studio.models.wan.random_model import random_model
 
 CPU = torch.device("cpu")
 CONFIG = WanDiTConfig(dim=64, ffn_dim=96, num_heads=2, num_layers=3, text_dim=16)
@@ -117,7 +117,7 @@ def test_module_home_keeps_tied_weights_once() -> None:
 def tiny_run():
     """The tiny random Wan set and a reference output without offloading."""
     torch.set_num_threads(1)
-    spec = get_spec("tiny")
+    spec = SIZES["tiny"]
     request = GenerationRequest(prompt="a red fox runs", steps=2, guidance=4.0, shift=3.0,
                                 width=spec.width, height=spec.height, frames=spec.frames)
     expected = generate(random_model(spec, CPU, torch.float32), request)

@@ -24,9 +24,9 @@ from studio.models.checkpoint import (
     probe_checkpoint,
     probe_safetensors,
     probe_torch,
-    probe_weights,
 )
 from studio.models.loading import load_module, parameters_on_meta
+from studio.models.weight_files import probe_weights
 
 
 def save_sharded(state: dict[str, torch.Tensor], folder: Path, stem: str, shards: int) -> Path:

@@ -10,13 +10,17 @@ import pytest
 import torch
 from safetensors import safe_open
 
+from studio.engine.memory_forecast import forecast_memory
+from studio.engine.memory_model import measure_vae_bytes_per_pixel
 from studio.engine.pipeline import generate
 from studio.engine.request import ConditioningItem, GenerationRequest
 from studio.errors import CheckpointError
 from studio.models.demo.analysis import analyse_clip, psnr
 from studio.models.demo.config import DIT_FILE, VAE_FILE, DemoConfig
 from studio.models.demo.data import evaluation_examples, render
-from studio.models.demo.loader import demo_model_dir, load_demo_model
+from studio.models.demo.loader import VAE_BYTES_PER_PIXEL, demo_model_dir, load_demo_model
+from studio.models.wan.dit import WanDiT
+from studio.models.wan.vae_factory import build_vae
 
 STEPS = 12
 """Fewer than the default 20 steps keeps the test quick; the model holds up at this count."""
@@ -49,6 +53,22 @@ def test_loaded_model_matches_the_family_contract(model) -> None:
     x = torch.zeros(1, 16, 5, 16, 16)
     v = model.denoiser(x, torch.ones(1, 5, 16, 16), context)
     assert v.shape == x.shape and v.isfinite().all()
+
+
+def test_the_model_describes_itself_for_offload_and_the_forecast(model) -> None:
+    """Modules, blocks and memory come from the family, and the VAE's working set constant is
+    what a run on the meta device measures."""
+    assert isinstance(model.modules.parts["dit"], WanDiT)
+    assert len(model.modules.block_list("dit")) == DemoConfig.load(demo_model_dir()).dit.num_layers
+    vae = model.modules.parts["vae"]
+    with torch.device("meta"):
+        meta_vae = build_vae(vae.config)
+    assert measure_vae_bytes_per_pixel(meta_vae, model.geometry) == VAE_BYTES_PER_PIXEL
+    memory = model.memory
+    assert memory is not None and memory.dit_bytes == sum(
+        p.numel() * p.element_size() for p in model.modules.parts["dit"].parameters())
+    request = GenerationRequest(prompt="x", width=128, height=128, frames=17)
+    assert forecast_memory(memory, request).ram_bytes > memory.weight_bytes
 
 
 def test_missing_weights_are_reported(tmp_path) -> None:

@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from studio.models.checkpoint import CheckpointHeader, TensorInfo, WeightFiles
+from studio.models.checkpoint import CheckpointHeader, TensorInfo
 from studio.models.demo import family as demo_family
 from studio.models.demo.family import demo_model_set
 from studio.models.loading import parameters_on_meta
@@ -23,6 +23,7 @@ from studio.models.wan.identify import describe_weights
 from studio.models.wan.text import umt5_config
 from studio.models.wan.vae import WAN21_VAE, WAN22_VAE
 from studio.models.wan.vae_factory import build_vae
+from studio.models.weight_files import WeightFiles
 from tests.models.tiny_wan import (
     TINY_DIT_21,
     TINY_UMT5,

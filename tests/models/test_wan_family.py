@@ -272,7 +272,8 @@ def test_preview_factors() -> None:
     assert WAN22_PREVIEW.rgb_factors[39] == (-0.3441, -0.3543, -0.2008)
     assert WAN22_PREVIEW.rgb_factors[47] == (-0.0837, 0.0168, 0.0055)
     assert WAN22_PREVIEW.bias == (0.0317, -0.0878, -0.1388)
-    # column sums (computed from docs/families/wan.md §9): a transcription error in any row changes them
+    # column sums (computed from docs/families/wan.md §9): a transcription error in any row
+    # changes them
     for preview, sums in ((WAN21_PREVIEW, [0.3887, 0.8771, 1.3152]),
                           (WAN22_PREVIEW, [-0.5209, -0.1927, 0.9241])):
         assert [round(sum(r[i] for r in preview.rgb_factors), 4) for i in range(3)] == sums

@@ -11,7 +11,6 @@ import torch
 from transformers import UMT5EncoderModel
 
 from studio.errors import CheckpointError
-from studio.models.checkpoint import probe_weights
 from studio.models.loading import parameters_on_meta
 from studio.models.wan.keys import identify_layout, key_map
 from studio.models.wan.text import (
@@ -21,6 +20,7 @@ from studio.models.wan.text import (
     load_umt5_encoder,
     umt5_config,
 )
+from studio.models.weight_files import probe_weights
 from tests.models.tiny_wan import TINY_UMT5, umt5_state, umt5_to_wan, write_tokenizer, write_umt5
 
 PROMPTS = ["a cat runs", "a  red dog\n walks on the &amp;amp; snow slowly"]

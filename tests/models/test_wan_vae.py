@@ -55,7 +55,7 @@ def statistics(config: WanVAEConfig) -> tuple[torch.Tensor, torch.Tensor]:
     return mean, std
 
 
-# --- key mapping original → diffusers (docs/families/wan.md §8.2; the 2.2 nesting derived from it) ---
+# --- key mapping original → diffusers (docs/families/wan.md §8.2; 2.2's nesting derived) ---
 
 _RESIDUAL = (
     ("residual.0.gamma", "norm1.gamma"),
@@ -299,7 +299,7 @@ def test_real_size_models_on_meta(config, cls, params, tensors, shapes) -> None:
     for key, shape in shapes.items():
         assert tuple(state[key].shape) == shape, key
     assert not any("mean" in k or "std" in k for k in state)
-    if config.version == "2.1":  # docs/families/wan.md §5: 26 causal convs in the encoder, 33 in the decoder
+    if config.version == "2.1":  # docs/families/wan.md §5: 26 causal convs in, 33 out
         assert sum(isinstance(m, CausalConv3d) for m in vae.encoder.modules()) == 26
         assert sum(isinstance(m, CausalConv3d) for m in vae.decoder.modules()) == 33
 

@@ -33,10 +33,10 @@ from studio.bench.measure import (  # noqa: E402
     device_peak,
     vae_latent,
 )
-from studio.bench.random_model import random_dit, random_vae  # noqa: E402
-from studio.bench.specs import BenchSpec, get_spec  # noqa: E402
 from studio.bench.timing import compare  # noqa: E402
+from studio.models.wan.bench_sizes import SIZES, WanBenchSizes  # noqa: E402
 from studio.models.wan.keys import identify_layout, key_map  # noqa: E402
+from studio.models.wan.random_model import random_dit, random_vae  # noqa: E402
 
 MISSING_DIFFUSERS = 3  # exit status when diffusers cannot be imported
 
@@ -51,7 +51,7 @@ def mapped_state(ours: torch.nn.Module, theirs: torch.nn.Module) -> dict[str, to
     return {key: state[names[key]] for key in keys}
 
 
-def diffusers_dit(spec: BenchSpec, ours: torch.nn.Module, device: torch.device) -> Any:
+def diffusers_dit(spec: WanBenchSizes, ours: torch.nn.Module, device: torch.device) -> Any:
     from diffusers import WanTransformer3DModel
 
     c = spec.dit
@@ -66,7 +66,7 @@ def diffusers_dit(spec: BenchSpec, ours: torch.nn.Module, device: torch.device) 
     return model.to(device).eval().requires_grad_(False)
 
 
-def diffusers_vae(spec: BenchSpec, ours: torch.nn.Module, device: torch.device) -> Any:
+def diffusers_vae(spec: WanBenchSizes, ours: torch.nn.Module, device: torch.device) -> Any:
     from diffusers import AutoencoderKLWan
 
     c = spec.vae
@@ -92,11 +92,12 @@ def paired_ratio(ours: Any, theirs: Any) -> float:
     return ratios[middle] if len(ratios) % 2 else (ratios[middle - 1] + ratios[middle]) / 2
 
 
-def compare_dit(spec: BenchSpec, device: torch.device, dtype: torch.dtype, repeat: int,
+def compare_dit(spec: WanBenchSizes, device: torch.device, dtype: torch.dtype, repeat: int,
                 warmup: int) -> dict[str, Any]:
     ours = random_dit(spec, device, dtype)
     theirs = diffusers_dit(spec, ours, device)
-    inputs = denoiser_inputs(spec, device, dtype)
+    shape = spec.geometry.latent_shape(spec.frames, spec.height, spec.width, batch=2)
+    inputs = denoiser_inputs(shape, (spec.text_len, spec.dit.text_dim), device, dtype)
     batch = inputs.x.shape[0]
     per_token = spec.dit.in_dim == 48  # WanPipeline expands timesteps for TI2V only
     tokens = spec.tokens
@@ -123,11 +124,11 @@ def compare_dit(spec: BenchSpec, device: torch.device, dtype: torch.dtype, repea
             else "per sample"}  # fmt: skip
 
 
-def compare_vae(spec: BenchSpec, device: torch.device, repeat: int, warmup: int
+def compare_vae(spec: WanBenchSizes, device: torch.device, repeat: int, warmup: int
                 ) -> dict[str, Any]:
     ours = random_vae(spec, device)
     theirs = diffusers_vae(spec, ours, device)
-    latent = vae_latent(spec, device)
+    latent = vae_latent(spec.geometry.latent_shape(spec.frames, spec.height, spec.width), device)
     mean = torch.tensor(spec.vae.latent_mean, device=device).view(1, -1, 1, 1, 1)
     std = torch.tensor(spec.vae.latent_std, device=device).view(1, -1, 1, 1, 1)
 
@@ -152,7 +153,7 @@ def compare_vae(spec: BenchSpec, device: torch.device, repeat: int, warmup: int
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="small")
+    parser.add_argument("--config", default="small", choices=sorted(SIZES))
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
     parser.add_argument("--what", default="denoiser,vae")
@@ -167,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         return MISSING_DIFFUSERS
     if args.threads:
         torch.set_num_threads(args.threads)
-    spec, device = get_spec(args.config), torch.device(args.device)
+    spec, device = SIZES[args.config], torch.device(args.device)
     what = set(args.what.split(","))
     result: dict[str, Any] = {"diffusers_version": diffusers.__version__, "config": spec.name}
     if "denoiser" in what:

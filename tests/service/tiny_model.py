@@ -33,8 +33,8 @@ from studio.engine.cancel import NEVER, CancelToken
 from studio.engine.model import FamilyDefaults, LoadedModel, PreviewFactors
 from studio.engine.request import GenerationRequest
 from studio.engine.shapes import LatentGeometry
-from studio.models.checkpoint import probe_weights
 from studio.models.loading import load_module
+from studio.models.weight_files import probe_weights
 
 TINY_ID = "tiny-test-model"
 WEIGHTS_NAME = "tiny_model.safetensors"

@@ -9,8 +9,8 @@ import torch
 from studio.engine.cancel import NEVER, CancelToken
 from studio.engine.memory_model import ModelMemory, TextEncoderShape, TransformerShape
 from studio.engine.model import FIRST_FRAME, Capabilities, FamilyDefaults, LoadedModel
-from studio.models.checkpoint import WeightFiles
 from studio.models.family import Component, FamilyBase, FolderFindings, ModelSet
+from studio.models.weight_files import WeightFiles
 from tests.app.tiny_family import (
     DEFAULTS,
     GEOMETRY,

@@ -16,10 +16,11 @@ import torch
 from studio.engine.cancel import NEVER, CancelToken
 from studio.engine.model import LoadedModel
 from studio.errors import CheckpointError
-from studio.models.checkpoint import WeightFiles, probe_weights
+from studio.models.bench_config import BenchConfig
 from studio.models.demo.commands import COMMANDS
 from studio.models.demo.loader import FAMILY_NAME, demo_model_dir, load_demo_model
 from studio.models.family import Component, FamilyBase, FamilyCommand, FolderFindings, ModelSet
+from studio.models.weight_files import WeightFiles, probe_weights
 
 _MAX_CONFIG_BYTES = 1 << 20
 
@@ -50,6 +51,11 @@ class DemoFamily(FamilyBase):
 
     def commands(self) -> Sequence[FamilyCommand]:
         return COMMANDS
+
+    def bench_configs(self) -> Sequence[BenchConfig]:
+        from studio.models.demo.bench import BENCH_CONFIGS
+
+        return BENCH_CONFIGS
 
 
 def demo_model_set() -> ModelSet | None:

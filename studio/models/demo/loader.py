@@ -38,6 +38,10 @@ from studio.paths import shipped_model_dir
 log = logging.getLogger(__name__)
 
 FAMILY_NAME = "demo"
+#: The demo VAE's (decode, encode) working set in bytes per output pixel, measured with
+#: :func:`~studio.engine.memory_model.measure_vae_bytes_per_pixel` (a test re-measures it);
+#: measuring at every load would cost a second of the 3 s the demo model may take to load.
+VAE_BYTES_PER_PIXEL = (1340.0, 1028.0)
 _HINT = "reinstall Flow Studio, or re-create the weights with: studio train demo"
 
 
@@ -115,7 +119,7 @@ def load_demo_model(
         denoiser=_denormals_flushed(dit.velocity) if device.type == "cpu" else dit.velocity,
         vae=vae, device=device, dtype=dtype, modules=_modules(dit, vae, text_encoder),
         memory=loaded_memory(dit, vae, text_encoder.model, _text_shape(text_encoder, config),
-                             geometry, per_token_time=True),
+                             geometry, per_token_time=True, vae_per_pixel=VAE_BYTES_PER_PIXEL),
     )  # fmt: skip
 
 

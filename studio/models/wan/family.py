@@ -16,7 +16,7 @@ import torch
 from studio.engine.cancel import NEVER, CancelToken
 from studio.engine.memory_model import ModelMemory
 from studio.engine.model import FamilyDefaults, LoadedModel
-from studio.models.checkpoint import WeightFiles
+from studio.models.bench_config import BenchConfig
 from studio.models.family import Component, FamilyBase, FolderFindings, ModelSet
 from studio.models.wan import sets
 from studio.models.wan.identify import (
@@ -28,6 +28,7 @@ from studio.models.wan.identify import (
 from studio.models.wan.loader import load_wan_model
 from studio.models.wan.memory import published_memory
 from studio.models.wan.presets import VARIANTS
+from studio.models.weight_files import WeightFiles
 
 
 class WanFamily(FamilyBase):
@@ -60,6 +61,11 @@ class WanFamily(FamilyBase):
     def load(self, model_set: ModelSet, device: torch.device, dtype: torch.dtype,
              cancel: CancelToken = NEVER) -> LoadedModel:
         return load_wan_model(model_set, device, dtype, cancel)
+
+    def bench_configs(self) -> Sequence[BenchConfig]:
+        from studio.models.wan.bench_configs import BENCH_CONFIGS
+
+        return BENCH_CONFIGS
 
 
 WAN_FAMILY = WanFamily()

@@ -13,11 +13,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from studio.errors import CheckpointError
-from studio.models.checkpoint import WeightFiles
 from studio.models.family import Component
 from studio.models.wan.dit_config import dit_config
 from studio.models.wan.keys import DIT, TEXT_ENCODER, TOKENIZER, VAE, identify_layout, key_map
 from studio.models.wan.presets import UMT5_XXL_SIZES, VAE_VARIANTS, variant_for
+from studio.models.weight_files import WeightFiles
 
 #: The name scans and sets know the family by.
 FAMILY_NAME = "wan"

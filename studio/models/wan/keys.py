@@ -21,7 +21,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from studio.models.checkpoint import strip_prefix
+from studio.models.weight_files import strip_prefix
 
 DIT, VAE, TEXT_ENCODER, TOKENIZER = "dit", "vae", "text_encoder", "tokenizer"
 

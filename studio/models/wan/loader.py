@@ -18,7 +18,6 @@ from studio.engine.cancel import NEVER, CancelToken
 from studio.engine.memory_model import TextEncoderShape
 from studio.engine.model import AttentionShape, Capabilities, LoadedModel, ModelModules
 from studio.errors import CheckpointError
-from studio.models.checkpoint import WeightFiles, probe_weights
 from studio.models.family import Component, ModelSet
 from studio.models.loading import load_module
 from studio.models.wan.dit import FP32_PARAMETERS, WanDiT
@@ -31,6 +30,7 @@ from studio.models.wan.text import UMT5TextEncoder, load_umt5_encoder
 from studio.models.wan.vae import CausalVideoVAE
 from studio.models.wan.vae_config import vae_config_from_shapes
 from studio.models.wan.vae_factory import build_vae
+from studio.models.weight_files import WeightFiles, probe_weights
 
 log = logging.getLogger(__name__)
 

@@ -108,10 +108,15 @@ def _blocks_bytes(module: nn.Module, path: str) -> tuple[int, int]:
 
 def loaded_memory(dit: WanDiT, vae: CausalVideoVAE, encoder: nn.Module, text: TextEncoderShape,
                   geometry: LatentGeometry, *, per_token_time: bool,
-                  text_blocks: str | None = None) -> ModelMemory:
-    """Forecast inputs counted on loaded modules (call before any offload moves them)."""
+                  text_blocks: str | None = None,
+                  vae_per_pixel: tuple[float, float] | None = None) -> ModelMemory:
+    """Forecast inputs counted on loaded modules (call before any offload moves them).
+
+    ``vae_per_pixel`` gives the VAE's (decode, encode) working set when it was measured
+    beforehand; otherwise it is looked up or measured (about a second) once per configuration.
+    """
     text_block, text_layers = _blocks_bytes(encoder, text_blocks) if text_blocks else (0, 0)
-    decode, encode = vae_bytes_per_pixel(vae.config)
+    decode, encode = vae_per_pixel or vae_bytes_per_pixel(vae.config)
     text_dtype = next(encoder.parameters()).dtype
     return ModelMemory(
         dit_bytes=module_bytes(dit), dit_block_bytes=_blocks_bytes(dit, "blocks")[0],

@@ -28,9 +28,9 @@ from transformers import AutoTokenizer, UMT5Config, UMT5EncoderModel
 
 from studio.engine.cancel import NEVER, CancelToken
 from studio.errors import CheckpointError
-from studio.models.checkpoint import WeightFiles
 from studio.models.loading import load_module
 from studio.models.wan.keys import TEXT_ENCODER, UMT5_TIED, identify_layout, key_map
+from studio.models.weight_files import WeightFiles
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,6 @@ import torch
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast, UMT5EncoderModel
 
-from studio.bench.specs import BenchSpec
 from studio.engine.memory_model import TextEncoderShape
 from studio.engine.model import (
     DIT,
@@ -32,7 +31,9 @@ from studio.engine.model import (
     LoadedModel,
     ModelModules,
 )
+from studio.models.wan.bench_sizes import WanBenchSizes
 from studio.models.wan.dit import WanDiT
+from studio.models.wan.identify import FAMILY_NAME
 from studio.models.wan.memory import loaded_memory
 from studio.models.wan.presets import NEGATIVE_PROMPT, WAN21_PREVIEW, WAN22_PREVIEW
 from studio.models.wan.text import UMT5TextEncoder, umt5_config
@@ -71,7 +72,8 @@ def default_dtype(dtype: torch.dtype) -> Iterator[None]:
         torch.set_default_dtype(previous)
 
 
-def random_dit(spec: BenchSpec, device: torch.device, dtype: torch.dtype, seed: int = 0) -> WanDiT:
+def random_dit(spec: WanBenchSizes, device: torch.device, dtype: torch.dtype,
+               seed: int = 0) -> WanDiT:
     """The spec's DiT with seeded random weights, cast like a loaded checkpoint."""
     torch.manual_seed(seed)
     with torch.device(device), default_dtype(dtype):  # no float32 copy of a 5B model first
@@ -79,14 +81,14 @@ def random_dit(spec: BenchSpec, device: torch.device, dtype: torch.dtype, seed: 
     return dit.to_dtype(dtype).eval().requires_grad_(False)
 
 
-def random_vae(spec: BenchSpec, device: torch.device, seed: int = 1) -> CausalVideoVAE:
+def random_vae(spec: WanBenchSizes, device: torch.device, seed: int = 1) -> CausalVideoVAE:
     """The spec's VAE with seeded random weights, float32."""
     torch.manual_seed(seed)
     with torch.device(device):
         return build_vae(spec.vae)
 
 
-def random_text_encoder(spec: BenchSpec, device: torch.device, dtype: torch.dtype,
+def random_text_encoder(spec: WanBenchSizes, device: torch.device, dtype: torch.dtype,
                         seed: int = 2) -> UMT5TextEncoder:
     """A UMT5 encoder of the spec's sizes with seeded random weights and a word tokenizer."""
     torch.manual_seed(seed)
@@ -97,7 +99,7 @@ def random_text_encoder(spec: BenchSpec, device: torch.device, dtype: torch.dtyp
     return UMT5TextEncoder(model, word_tokenizer(spec.text.vocab_size), text_len=spec.text_len)
 
 
-def random_model(spec: BenchSpec, device: torch.device | str, dtype: torch.dtype,
+def random_model(spec: WanBenchSizes, device: torch.device | str, dtype: torch.dtype,
                  seed: int = 0) -> LoadedModel:
     """A :class:`LoadedModel` of random weights for ``spec`` on ``device``."""
     device = torch.device(device)
@@ -119,7 +121,7 @@ def random_model(spec: BenchSpec, device: torch.device | str, dtype: torch.dtype
                            text_blocks=text_blocks)  # fmt: skip
     log.info("random %s model on %s (%s)", spec.name, device, dtype)
     return LoadedModel(
-        id=f"random:{spec.name}", name=f"random {spec.name}", family="wan",
+        id=f"random:{spec.name}", name=f"random {spec.name}", family=FAMILY_NAME,
         variant=spec.variant, geometry=spec.geometry, defaults=defaults,
         preview=WAN22_PREVIEW if wan22 else WAN21_PREVIEW, text_encoder=encoder,
         denoiser=dit.velocity if wan22 else dit.velocity_uniform, vae=vae, device=device,
