@@ -15,13 +15,13 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
-from PySide6.QtWidgets import QDockWidget, QMainWindow, QStackedWidget, QToolButton, QWidget
+from PySide6.QtWidgets import QMainWindow, QToolButton, QWidget
 
 from studio.engine.request import GenerationRequest
 from studio.errors import StudioError
 from studio.service.catalog import default_model_id
 from studio.service.forecast import forecast_request
-from studio.service.generation import GenerationService, JobResult, ProgressEvent
+from studio.service.generation import GenerationService
 from studio.service.job_queue import JobQueue
 from studio.service.model_info import ModelInfo, ModelRow, model_rows
 from studio.service.process_memory import MemoryUsage
@@ -31,19 +31,13 @@ from studio.service.settings import Settings, save_settings
 from .controller import JobController
 from .dialogs import ErrorReporter
 from .file_actions import FileActions, is_recipe_file
-from .history_view import HistoryView
-from .models_panel import ModelsPanel
-from .player import DecodedVideo, Player, decode_video_images
-from .preview_view import PreviewView
-from .prompt_panel import PromptPanel
 from .queue_ops import QueueOps
-from .queue_view import QueueView
-from .reference_drop import ReferencePanel, local_paths
-from .schedule_view import ScheduleView
+from .reference_drop import local_paths
 from .settings_dialog import SettingsDialog
-from .status_bar import JobStatus
 from .tasks import TaskRunner
 from .window_actions import build_actions
+from .window_jobs import JobEventsMixin
+from .window_layout import build_docks, build_widgets
 from .window_state import resize_to_default, restore_window, save_window
 from .worker import JobFailure, describe_failure
 
@@ -62,7 +56,7 @@ def memory_forecast_text(info: ModelInfo, request: GenerationRequest) -> str:
     return forecast.describe() if forecast is not None else ""
 
 
-class MainWindow(QMainWindow):
+class MainWindow(JobEventsMixin, QMainWindow):
     """Flow Studio's window.
 
     Signals:
@@ -93,32 +87,15 @@ class MainWindow(QMainWindow):
         self._schedule_timer.setSingleShot(True)
         self._schedule_timer.setInterval(0)
         self._schedule_timer.timeout.connect(self.update_schedule)
-        self._build_widgets()
+        build_widgets(self)
         self._build_actions()
-        self._build_docks()
+        build_docks(self)
         self._connect()
         if not restore_window(self):
             resize_to_default(self)
         self._update_actions()
 
     # --- construction -----------------------------------------------------------------------
-
-    def _build_widgets(self) -> None:
-        self.prompt_panel = PromptPanel(self)
-        self.reference_panel = ReferencePanel(self.tasks, self)
-        self.models_panel = ModelsPanel(self)
-        self.models_panel.set_folders(self.settings.model_folders)
-        self.schedule_view = ScheduleView(self)
-        self.preview_view = PreviewView(self)
-        self.player = Player(self)
-        self.stack = QStackedWidget(self)
-        self.stack.addWidget(self.preview_view)
-        self.stack.addWidget(self.player)
-        self.setCentralWidget(self.stack)
-        self.queue_view = QueueView(self.controller, self.queue_ops, self)
-        self.history_view = HistoryView(self.controller, self.queue_ops, self.tasks, self)
-        self.job_status = JobStatus(self)
-        self.statusBar().addPermanentWidget(self.job_status)  # messages keep the left side
 
     def _build_actions(self) -> None:
         self.window_actions = build_actions(self, {
@@ -137,29 +114,6 @@ class MainWindow(QMainWindow):
             button.setObjectName(f"{action.text().lower()}-button")
             self.prompt_panel.button_row.addWidget(button)
         self.player.export_button.setDefaultAction(self.export_action)
-
-    def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
-        dock = QDockWidget(title, self)
-        dock.setObjectName(f"dock-{title.lower().replace(' ', '-')}")
-        dock.setWidget(widget)
-        self.addDockWidget(area, dock)
-        self.view_menu.addAction(dock.toggleViewAction())
-        return dock
-
-    def _build_docks(self) -> None:
-        left, right = Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea
-        self._dock("Prompt", self.prompt_panel, left)
-        models = self._dock("Models", self.models_panel, right)
-        self._dock("Reference frame", self.reference_panel, right)
-        bottom = Qt.DockWidgetArea.BottomDockWidgetArea
-        schedule = self._dock("Schedule", self.schedule_view, bottom)
-        for title, view in (("Queue", self.queue_view), ("History", self.history_view)):
-            self.tabifyDockWidget(schedule, self._dock(title, view, bottom))
-        schedule.raise_()
-        # The schedule sits under the preview only; the side columns run the full height.
-        self.setCorner(Qt.Corner.BottomLeftCorner, left)
-        self.setCorner(Qt.Corner.BottomRightCorner, right)
-        self.resizeDocks([models], [430], Qt.Orientation.Horizontal)
 
     def _connect(self) -> None:
         c = self.controller
@@ -298,79 +252,6 @@ class MainWindow(QMainWindow):
         done = self.history_view.shutdown() and done
         done = self.controller.shutdown() and done
         return self.tasks.wait() and done
-
-    # --- job events -------------------------------------------------------------------------
-
-    @Slot(str)
-    def _on_job_started(self, job_id: str) -> None:
-        request = self.controller.queue.get(job_id).request
-        geometry = self._info.geometry if self._info else None
-        loop_fps = request.fps / (geometry.temporal_factor if geometry else 1)
-        self.preview_view.start_job(job_id, request.steps, loop_fps)
-        self.stack.setCurrentWidget(self.preview_view)
-        self.job_status.job_started(job_id, request.steps)
-        if geometry is not None:
-            try:
-                self.schedule_view.set_preview(
-                    schedule_chart(request, geometry, self._info.shift_rule))
-            except StudioError:
-                log.debug("job %s does not fit the loaded model's geometry", job_id)
-        self.schedule_view.set_current_step(0)
-
-    @Slot(str, str)
-    def _on_stage(self, job_id: str, stage: str) -> None:
-        self.preview_view.set_status(self.job_status.stage.text())
-
-    @Slot(object)
-    def _on_progress(self, progress: ProgressEvent) -> None:
-        self.job_status.progress(progress)
-        preview = self.schedule_view.preview
-        if preview is not None and progress.step <= preview.steps:
-            self.schedule_view.set_current_step(progress.step)
-
-    @Slot(str, object)
-    def _on_job_finished(self, job_id: str, result: JobResult) -> None:
-        self.job_status.ended(f"Finished in {result.seconds:.1f} s · {result.video_path.name}")
-        self._job_ended()
-        path = Path(result.video_path)
-        self.tasks.submit(lambda: decode_video_images(path), self._show_video)
-
-    @Slot(str, object)
-    def _on_job_failed(self, job_id: str, failure: JobFailure) -> None:
-        self.job_status.ended(f"Failed: {failure.message}")
-        self._job_ended("Failed")
-        self.reporter.report(failure)
-
-    @Slot(str)
-    def _on_job_cancelled(self, job_id: str) -> None:
-        self.job_status.ended("Cancelled — no video was written")
-        self._job_ended("Cancelled")
-
-    def _job_ended(self, caption: str = "") -> None:
-        self.preview_view.stop(caption)
-        self.schedule_view.set_current_step(None)
-        self._update_actions()
-        self._schedule_timer.start()
-
-    @Slot(str)
-    def _play(self, path: str) -> None:
-        """Decode ``path`` in the task pool, then play it (a job picked in the history)."""
-        self.tasks.submit(lambda: decode_video_images(Path(path)), self._show_video)
-
-    @Slot(str)
-    def _on_job_deleted(self, _job_id: str) -> None:
-        """A job deleted from the history takes its video along: stop showing it."""
-        if self.shown_video is not None and not self.shown_video.exists():
-            self.shown_video = None
-            self.player.clear("The video was deleted")
-            self._update_actions()
-
-    def _show_video(self, video: DecodedVideo) -> None:
-        self.player.set_video(video)
-        self.shown_video = Path(video.path)
-        self._update_actions()
-        self.stack.setCurrentWidget(self.player)
-        self.result_shown.emit(str(video.path))
 
     # --- models -----------------------------------------------------------------------------
 

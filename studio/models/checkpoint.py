@@ -1,4 +1,5 @@
-"""Checkpoint files: header probes, without reading tensor data (shards: :mod:`~studio.models.weight_files`).
+"""Checkpoint files: header probes, without reading tensor data (a part's shards and their index:
+:mod:`~studio.models.weight_files`).
 
 A probe reads only what describes the tensors — a safetensors file's 8-byte length and JSON
 header, or a torch pickle's structure with every storage mapped to the ``meta`` device — and
