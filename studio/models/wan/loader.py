@@ -16,7 +16,13 @@ import torch
 
 from studio.engine.cancel import NEVER, CancelToken
 from studio.engine.memory_model import TextEncoderShape
-from studio.engine.model import AttentionShape, Capabilities, LoadedModel, ModelModules
+from studio.engine.model import (
+    AttentionShape,
+    Capabilities,
+    LoadedModel,
+    ModelModules,
+    ResolutionShift,
+)
 from studio.errors import CheckpointError
 from studio.models.family import Component, ModelSet
 from studio.models.loading import load_module
@@ -111,7 +117,8 @@ def _assembled(model_set: ModelSet, variant: WanVariant, encoder: UMT5TextEncode
         preview=variant.preview, text_encoder=encoder,
         denoiser=dit.velocity if variant.supports_image else dit.velocity_uniform, vae=vae,
         device=device, dtype=dtype, modules=modules, memory=memory,
-        capabilities=Capabilities(conditioning=variant.conditioning),
+        capabilities=Capabilities(conditioning=variant.conditioning,
+                                  shift_rule=ResolutionShift()),
     )  # fmt: skip
 
 
