@@ -30,7 +30,8 @@ class Settings:
         model_folders: folders scanned for model sets.
         output_dir: where finished videos go ("" = ``STUDIO_HOME/outputs``).
         device: "auto" (CUDA when present), "cpu" or "cuda".
-        default_model: model id used when a request names none ("" = the first built-in model, the demo model).
+        default_model: model id used when a request names none ("" = the first built-in
+            model, the demo model).
         preview_every: send a live preview every this many steps.
         checkpoint_every: save the sampler state every this many steps so a job that is killed
             resumes there (0 = never).
