@@ -226,24 +226,24 @@ class MainWindow(JobEventsMixin, QMainWindow):
     def update_schedule(self) -> None:
         """Redraw the schedule for the settings on screen (or the running job's)."""
         if self._info is None:
-            self.schedule_view.set_preview(None, "Load a model to see the schedule")
+            self.schedule_view.set_chart(None, "Load a model to see the schedule")
             return
         if not self.prompt_panel.size.is_valid():
-            self.schedule_view.set_preview(None, "Fix the size to see the schedule")
+            self.schedule_view.set_chart(None, "Fix the size to see the schedule")
             self.prompt_panel.show_shift(None)
             self.prompt_panel.size.set_forecast("")
             return
         request = self.prompt_panel.request(self.reference_panel.items())
         self.reference_panel.set_frame_count(request.frames)
         try:
-            preview = schedule_chart(request, self._info.geometry, self._info.shift_rule)
+            chart = schedule_chart(request, self._info.geometry, self._info.shift_rule)
         except StudioError as exc:
-            self.schedule_view.set_preview(None, str(exc))
+            self.schedule_view.set_chart(None, str(exc))
             return
-        self.prompt_panel.show_shift(preview.shift)
+        self.prompt_panel.show_shift(chart.shift)
         self.prompt_panel.size.set_forecast(memory_forecast_text(self._info, request))
         if not self.controller.busy:
-            self.schedule_view.set_preview(preview)
+            self.schedule_view.set_chart(chart)
 
     def shutdown(self) -> bool:
         """Stop the worker and background tasks; True when every thread ended."""

@@ -32,7 +32,7 @@ class ScheduleView(QWidget):
         self.setMouseTracking(True)
         self.setMinimumSize(260, 150)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-        self._preview: ScheduleChart | None = None
+        self._chart: ScheduleChart | None = None
         self._message = "Load a model to see the schedule"
         self._current: int | None = None
         self._hover: int | None = None
@@ -40,20 +40,20 @@ class ScheduleView(QWidget):
     # --- public API -------------------------------------------------------------------------
 
     @property
-    def preview(self) -> ScheduleChart | None:
-        return self._preview
+    def chart(self) -> ScheduleChart | None:
+        return self._chart
 
     @property
     def current_step(self) -> int | None:
         return self._current
 
-    def set_preview(self, preview: ScheduleChart | None, message: str = "") -> None:
+    def set_chart(self, chart: ScheduleChart | None, message: str = "") -> None:
         """Show a schedule, or (None) a message such as why there is none."""
-        self._preview = preview
+        self._chart = chart
         self._message = message
-        if preview is None or (self._current is not None and self._current > preview.steps):
+        if chart is None or (self._current is not None and self._current > chart.steps):
             self._current = None
-        if preview is None or (self._hover is not None and self._hover > preview.steps):
+        if chart is None or (self._hover is not None and self._hover > chart.steps):
             self._hover = None
         self.update()
 
@@ -64,12 +64,12 @@ class ScheduleView(QWidget):
 
     def hover_text(self) -> str:
         """"step i · t = …" for the point under the mouse ("" when none)."""
-        if self._preview is None or self._hover is None:
+        if self._chart is None or self._hover is None:
             return ""
-        return f"step {self._hover} · t = {self._preview.ts[self._hover]:.4f}"
+        return f"step {self._hover} · t = {self._chart.ts[self._hover]:.4f}"
 
     def title(self) -> str:
-        p = self._preview
+        p = self._chart
         if p is None:
             return self._message
         mode = "auto" if p.auto else "fixed"
@@ -83,16 +83,16 @@ class ScheduleView(QWidget):
                       max(1.0, self.height() - top - bottom))
 
     def _point(self, rect: QRectF, step: float, t: float) -> QPointF:
-        steps = max(1, self._preview.steps if self._preview else 1)
+        steps = max(1, self._chart.steps if self._chart else 1)
         return QPointF(rect.left() + rect.width() * step / steps, rect.bottom() - rect.height() * t)
 
     def step_at(self, x: float) -> int | None:
         """The schedule point nearest to widget x (None without a schedule)."""
-        if self._preview is None:
+        if self._chart is None:
             return None
         rect = self._plot_rect()
         fraction = (x - rect.left()) / rect.width()
-        return max(0, min(self._preview.steps, round(fraction * self._preview.steps)))
+        return max(0, min(self._chart.steps, round(fraction * self._chart.steps)))
 
     # --- events -----------------------------------------------------------------------------
 
@@ -120,7 +120,7 @@ class ScheduleView(QWidget):
         painter.setPen(TEXT)
         painter.drawText(QRectF(rect.left(), 4, rect.width(), 18),
                          Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, self.title())
-        if self._preview is not None:
+        if self._chart is not None:
             self._draw_linear(painter, rect)
             self._draw_starts(painter, rect)
             self._draw_curve(painter, rect)
@@ -142,7 +142,7 @@ class ScheduleView(QWidget):
         painter.drawLine(rect.bottomLeft(), rect.topLeft())
         painter.setPen(TEXT)
         label_rect = QRectF(rect.left(), rect.bottom() + 4, rect.width(), 16)
-        steps = self._preview.steps if self._preview else 0
+        steps = self._chart.steps if self._chart else 0
         painter.drawText(label_rect, Qt.AlignmentFlag.AlignLeft, "0")
         painter.drawText(label_rect, Qt.AlignmentFlag.AlignHCenter, "step  →   (t: 1 = noise)")
         painter.drawText(label_rect, Qt.AlignmentFlag.AlignRight, str(steps))
@@ -150,11 +150,11 @@ class ScheduleView(QWidget):
     def _draw_linear(self, painter: QPainter, rect: QRectF) -> None:
         pen = QPen(LINEAR, 1, Qt.PenStyle.DotLine)
         painter.setPen(pen)
-        steps = self._preview.steps
+        steps = self._chart.steps
         painter.drawLine(self._point(rect, 0, 1.0), self._point(rect, steps, 0.0))
 
     def _draw_curve(self, painter: QPainter, rect: QRectF) -> None:
-        ts = self._preview.ts
+        ts = self._chart.ts
         path = QPainterPath(self._point(rect, 0, ts[0]))
         for i, t in enumerate(ts[1:], start=1):
             path.lineTo(self._point(rect, i, t))
@@ -167,7 +167,7 @@ class ScheduleView(QWidget):
                 painter.drawEllipse(self._point(rect, i, t), 2.2, 2.2)
 
     def _draw_starts(self, painter: QPainter, rect: QRectF) -> None:
-        for start in self._preview.starts:
+        for start in self._chart.starts:
             if start.step is None:
                 text = f"frame {start.frame_index}: kept (strength 1)"
                 y = rect.bottom() - 14
@@ -185,7 +185,7 @@ class ScheduleView(QWidget):
                              Qt.AlignmentFlag.AlignLeft, text)
 
     def _draw_step_marks(self, painter: QPainter, rect: QRectF) -> None:
-        ts = self._preview.ts
+        ts = self._chart.ts
         if self._current is not None:
             point = self._point(rect, self._current, ts[self._current])
             painter.setPen(QPen(CURRENT, 1))

@@ -34,7 +34,7 @@ class JobEventsMixin:
         self.job_status.job_started(job_id, request.steps)
         if geometry is not None:
             try:
-                self.schedule_view.set_preview(
+                self.schedule_view.set_chart(
                     schedule_chart(request, geometry, self._info.shift_rule))
             except StudioError:
                 log.debug("job %s does not fit the loaded model's geometry", job_id)
@@ -47,8 +47,8 @@ class JobEventsMixin:
     @Slot(object)
     def _on_progress(self, progress: ProgressEvent) -> None:
         self.job_status.progress(progress)
-        preview = self.schedule_view.preview
-        if preview is not None and progress.step <= preview.steps:
+        chart = self.schedule_view.chart
+        if chart is not None and progress.step <= chart.steps:
             self.schedule_view.set_current_step(progress.step)
 
     @Slot(str, object)

@@ -1,12 +1,11 @@
 """The main window's widgets and where they dock (construction only; behaviour stays in
-:mod:`studio.app.main_window`)."""
+:mod:`studio.app.main_window`). The functions set the widgets as attributes of the window they
+are given, which is a :class:`~studio.app.main_window.MainWindow`."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QDockWidget, QStackedWidget, QWidget
+from PySide6.QtWidgets import QDockWidget, QMainWindow, QStackedWidget, QWidget
 
 from .history_view import HistoryView
 from .models_panel import ModelsPanel
@@ -18,11 +17,8 @@ from .reference_drop import ReferencePanel
 from .schedule_view import ScheduleView
 from .status_bar import JobStatus
 
-if TYPE_CHECKING:
-    from .main_window import MainWindow
 
-
-def build_widgets(window: MainWindow) -> None:
+def build_widgets(window: QMainWindow) -> None:
     """The window's panels and views, and the stack that shows the preview or the player."""
     window.prompt_panel = PromptPanel(window)
     window.reference_panel = ReferencePanel(window.tasks, window)
@@ -41,7 +37,7 @@ def build_widgets(window: MainWindow) -> None:
     window.statusBar().addPermanentWidget(window.job_status)  # messages keep the left side
 
 
-def _dock(window: MainWindow, title: str, widget: QWidget, area: Qt.DockWidgetArea
+def _dock(window: QMainWindow, title: str, widget: QWidget, area: Qt.DockWidgetArea
           ) -> QDockWidget:
     dock = QDockWidget(title, window)
     dock.setObjectName(f"dock-{title.lower().replace(' ', '-')}")
@@ -50,7 +46,7 @@ def _dock(window: MainWindow, title: str, widget: QWidget, area: Qt.DockWidgetAr
     window.view_menu.addAction(dock.toggleViewAction())
     return dock
 
-def build_docks(window: MainWindow) -> None:
+def build_docks(window: QMainWindow) -> None:
     """Prompt on the left; models and reference on the right; schedule, queue and history
     tabbed below the centre."""
     left, right = Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea

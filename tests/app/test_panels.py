@@ -47,7 +47,7 @@ def test_invalid_size_shows_the_rule_and_the_nearest_values(make_window, qtbot):
     assert size.banner.isVisible()
     assert "width 50 px is not valid: use a multiple of 16 px" in size.banner.text()
     assert not window.generate_action.isEnabled()
-    qtbot.waitUntil(lambda: window.schedule_view.preview is None)
+    qtbot.waitUntil(lambda: window.schedule_view.chart is None)
     fixes = [b.text() for b in size.banner.findChildren(QPushButton)]
     assert fixes == ["Use 48", "Use 64"]
     size.frames_spin.setValue(10)
@@ -73,18 +73,18 @@ def test_schedule_follows_steps_shift_size_frames_and_hover(make_window, qtbot):
     panel, view = window.prompt_panel, window.schedule_view
     panel.steps.setValue(10)
     panel.size.set_values(96, 64, 17)
-    qtbot.waitUntil(lambda: view.preview is not None and view.preview.steps == 10)
+    qtbot.waitUntil(lambda: view.chart is not None and view.chart.steps == 10)
     tokens, latent_frames = (96 // 16) * (64 // 16), 5
     alpha = (1 + (3 - 1) / (4096 - 256) * (tokens - 256)) * math.sqrt(latent_frames)
-    assert view.preview.auto and abs(view.preview.shift - alpha) < 1e-12
-    assert np.allclose(view.preview.ts, shifted_schedule(10, alpha), atol=1e-12)
+    assert view.chart.auto and abs(view.chart.shift - alpha) < 1e-12
+    assert np.allclose(view.chart.ts, shifted_schedule(10, alpha), atol=1e-12)
     assert panel.shift_label.text() == f"= {alpha:.3f}"
     assert not panel.size.forecast.isVisible()  # the analytic model has no memory forecast
 
     panel.shift_auto.setChecked(False)
     panel.shift.setValue(3.0)
-    qtbot.waitUntil(lambda: not view.preview.auto)
-    assert np.allclose(view.preview.ts, shifted_schedule(10, 3.0), atol=1e-12)
+    qtbot.waitUntil(lambda: not view.chart.auto)
+    assert np.allclose(view.chart.ts, shifted_schedule(10, 3.0), atol=1e-12)
     assert "shift α = 3.000 (fixed)" in view.title()
 
     rect = view._plot_rect()
@@ -118,11 +118,11 @@ def test_drop_reference_image_and_soft_start_marks(make_window, qtbot, tmp_path)
     panel.fit.setChecked(True)
     assert panel.items() == (ConditioningItem(str(path.resolve()), -1, 0.6, "fit"),)
     view = window.schedule_view
-    qtbot.waitUntil(lambda: view.preview is not None and len(view.preview.starts) == 1
-                    and view.preview.starts[0].strength == 0.6)  # the debounced redraw ran
-    start = view.preview.starts[0]
+    qtbot.waitUntil(lambda: view.chart is not None and len(view.chart.starts) == 1
+                    and view.chart.starts[0].strength == 0.6)  # the debounced redraw ran
+    start = view.chart.starts[0]
     assert abs(start.t_start - 0.4) < 1e-9
-    assert start.step == next(i for i, t in enumerate(view.preview.ts) if t - 1e-6 < 0.4)
+    assert start.step == next(i for i, t in enumerate(view.chart.ts) if t - 1e-6 < 0.4)
 
     text = tmp_path / "notes.txt"
     text.write_text("not an image")
