@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QFileDialog, QWidget
 
-from studio.engine.request import GenerationRequest
 from studio.errors import MediaError
 from studio.media.atomic import atomic_path
-from studio.service.recipe import read_recipe
+from studio.service.recipe_check import RecipeCheck, read_checked_recipe
 from studio.service.reference import IMAGE_SUFFIXES
 
 from .tasks import TaskRunner
@@ -51,18 +51,24 @@ class FileActions(QObject):
 
     Signals:
         exported(path): the MP4 was written.
-        request_loaded(GenerationRequest, path): a recipe was read.
+        request_loaded(GenerationRequest, path): a recipe was read; what it pointed at that is
+            not the user's (a model set, a reference image elsewhere) is left out.
+        recipe_notes(list[str]): what was left out, in words (emitted before request_loaded).
         failed(JobFailure): export or reading failed (the window shows a dialog).
     """
 
     exported = Signal(str)
     request_loaded = Signal(object, str)
+    recipe_notes = Signal(list)
     failed = Signal(object)
 
-    def __init__(self, tasks: TaskRunner, parent_widget: QWidget) -> None:
+    def __init__(self, tasks: TaskRunner, parent_widget: QWidget,
+                 known_models: Callable[[], Collection[str]]) -> None:
+        """``known_models()`` lists the ids of the user's model sets (called in the pool)."""
         super().__init__(parent_widget)
         self._tasks = tasks
         self._parent_widget = parent_widget
+        self._known_models = known_models
 
     def ask_export(self, source: Path) -> None:
         """Ask where to save, then export (nothing happens if the dialog is cancelled)."""
@@ -88,11 +94,15 @@ class FileActions(QObject):
 
     def read_request(self, path: Path) -> None:
         """Read the recipe carried by an MP4 or a JSON file."""
-        self._tasks.submit(lambda: read_recipe(Path(path)),
-                           lambda request: self._loaded(request, path), self._failed)
+        known = self._known_models
+        self._tasks.submit(lambda: read_checked_recipe(Path(path), known()),
+                           lambda check: self._loaded(check, path), self._failed)
 
-    def _loaded(self, request: GenerationRequest, path: Path) -> None:
-        self.request_loaded.emit(request, str(path))
+    def _loaded(self, check: RecipeCheck, path: Path) -> None:
+        notes = check.notes()
+        if notes:
+            self.recipe_notes.emit(notes)
+        self.request_loaded.emit(check.request, str(path))
 
     def _failed(self, failure: JobFailure) -> None:
         self.failed.emit(failure)

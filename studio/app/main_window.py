@@ -20,6 +20,7 @@ from PySide6.QtWidgets import QMainWindow, QToolButton, QWidget
 from studio.engine.request import GenerationRequest
 from studio.errors import StudioError
 from studio.service.catalog import default_model_id
+from studio.service.cleanup import remove_leftovers
 from studio.service.forecast import forecast_request
 from studio.service.generation import GenerationService
 from studio.service.job_queue import JobQueue
@@ -82,7 +83,7 @@ class MainWindow(JobEventsMixin, QMainWindow):
         self.tasks.on_unhandled_error = self.reporter.report
         self.controller = JobController(service, queue, self)
         self.queue_ops = QueueOps(queue, self)
-        self.files = FileActions(self.tasks, self)
+        self.files = FileActions(self.tasks, self, self._known_model_ids)
         self._schedule_timer = QTimer(self)  # 0-ms debounce: one redraw per burst of edits
         self._schedule_timer.setSingleShot(True)
         self._schedule_timer.setInterval(0)
@@ -138,6 +139,7 @@ class MainWindow(JobEventsMixin, QMainWindow):
         self.models_panel.rescan_requested.connect(self.rescan_models)
         self.files.exported.connect(self._on_exported)
         self.files.request_loaded.connect(self._on_request_loaded)
+        self.files.recipe_notes.connect(self._on_recipe_notes)
         self.files.failed.connect(self.reporter.report)
         self.queue_ops.failed.connect(self.reporter.report)
         self.history_view.reopen_requested.connect(self._on_request_loaded)
@@ -150,9 +152,12 @@ class MainWindow(JobEventsMixin, QMainWindow):
         """Scan the model folders, load the default model (or ``model_id``) and resume the queue.
 
         Jobs left queued (or running) by an earlier session that ended or crashed run first,
-        in their saved order, resuming from their sampling checkpoints.
+        in their saved order, resuming from their sampling checkpoints; what interrupted runs
+        left and nobody can use is removed.
         """
         self.rescan_models()
+        outputs = self.settings.outputs
+        self.tasks.submit(lambda: remove_leftovers([outputs]), lambda _removed: None)
         self.load_model(model_id or self.settings.default_model or default_model_id())
         self.queue_view.auto_start = True
         self.controller.pump()
@@ -322,6 +327,17 @@ class MainWindow(JobEventsMixin, QMainWindow):
             self._pending_request = request
             self.load_model(request.model)
         self.statusBar().showMessage(f"Settings restored from {Path(path).name}", 8000)
+
+    def _known_model_ids(self) -> list[str]:
+        """The ids of the user's model sets (the catalogue; runs in the task pool)."""
+        return [row.id for row in self._catalog(self.settings)]
+
+    def _on_recipe_notes(self, notes: list[str]) -> None:
+        """Say what a recipe pointed at that was not restored, and how to use it anyway."""
+        self.reporter.report(JobFailure(
+            "Some of the recipe was not restored", "; ".join(notes).capitalize() + ".",
+            "Load the model from the Models panel, or drop the reference image on the window, "
+            "if you want to use them."))
 
     def _apply_request(self, request) -> None:
         self.prompt_panel.set_request(request)

@@ -6,15 +6,11 @@ import argparse
 import logging
 import uuid
 from pathlib import Path
-from typing import Any
 
-from studio.errors import InvalidRequest, StudioError
+from studio.cli.requests import request_from_args
+from studio.errors import StudioError
 
 log = logging.getLogger("studio.cli")
-
-_OPTION_FIELDS = ("prompt", "negative_prompt", "seed", "steps", "guidance", "width", "height",
-                  "frames", "fps", "sampler")
-
 
 def add_generate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("generate", help="generate a video (the demo model unless --model is given)")
@@ -37,6 +33,9 @@ def add_generate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sampler", choices=("euler", "stochastic"))
     p.add_argument("--out", type=Path, help="output MP4 (default: the outputs folder)")
     p.add_argument("--queue", action="store_true", help="add to the persistent queue instead")
+    p.add_argument("--trust-recipe-paths", action="store_true",
+                   help="use the reference images a --recipe names even when they are not "
+                   "beside it")  # fmt: skip
     p.set_defaults(func=cmd_generate)
 
 
@@ -87,7 +86,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_models_scan(args: argparse.Namespace) -> int:
-    from studio.models.registry import format_scan_table, scan
+    from studio.models.registry import scan
+    from studio.models.scan_table import format_scan_table
 
     for folder in args.folders:
         if not folder.is_dir():
@@ -97,48 +97,9 @@ def cmd_models_scan(args: argparse.Namespace) -> int:
 
 
 def cmd_models_list(args: argparse.Namespace) -> int:
-    from studio.models.registry import format_scan_table
+    from studio.models.scan_table import format_scan_table
     from studio.service.catalog import list_models
     from studio.service.settings import load_settings
 
     print(format_scan_table(list_models(load_settings())))
     return 0
-
-
-
-
-def request_from_args(args: argparse.Namespace, service: Any) -> Any:
-    """Build and validate the request for ``studio generate``: explicit options > the recipe
-    given with ``--recipe`` > the model's defaults."""
-    from studio.engine.request import ConditioningItem
-    from studio.service.model_info import default_request, model_info
-    from studio.service.recipe import read_recipe
-
-    if args.recipe is not None:
-        base = read_recipe(args.recipe)
-        if args.model is not None:
-            base = base.with_changes(model=args.model)
-    else:
-        if not args.prompt:
-            raise InvalidRequest("prompt", "is missing", 'pass --prompt "..." or --recipe FILE')
-        model = service.cache.get(args.model or "")
-        base = default_request(model_info(model), args.prompt)
-    changes: dict[str, Any] = {
-        name: getattr(args, name) for name in _OPTION_FIELDS if getattr(args, name) is not None
-    }
-    if args.shift is not None:
-        changes["shift"] = _parse_shift(args.shift)
-    if args.image is not None:
-        changes["conditioning"] = (
-            ConditioningItem(str(args.image), args.image_frame, args.strength, args.fit),
-        )
-    return base.with_changes(**changes).validate()
-
-
-def _parse_shift(text: str) -> float | str:
-    if text == "auto":
-        return "auto"
-    try:
-        return float(text)
-    except ValueError as exc:
-        raise InvalidRequest("shift", f"{text!r} is not allowed", 'use "auto" or a number') from exc

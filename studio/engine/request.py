@@ -49,6 +49,9 @@ class ConditioningItem:
                 f"{self.image!r} is not a reference image path",
                 "choose an image file",
             )
+        if not _is_utf8(self.image):
+            raise InvalidRequest("conditioning.image", f"the file name {self.image!r} is not "
+                                 "valid UTF-8 text", "rename the image file")
         if not isinstance(self.frame_index, int) or isinstance(self.frame_index, bool):
             raise InvalidRequest(
                 "conditioning.frame_index",
@@ -116,6 +119,9 @@ class GenerationRequest:
             value = getattr(self, name)
             if not isinstance(value, str):
                 raise InvalidRequest(name, f"{value!r} is not text", "use text (it may be empty)")
+            if not _is_utf8(value):
+                raise InvalidRequest(name, "contains bytes that are not valid UTF-8 text",
+                                     "type it again, or save the file it came from as UTF-8")
         _check_int("seed", self.seed, 0, MAX_SEED)
         _check_int("steps", self.steps, 1, MAX_STEPS)
         if not _is_number(self.guidance) or not 0.0 <= self.guidance <= 50.0:
@@ -143,7 +149,7 @@ class GenerationRequest:
                     "give each reference frame an image, frame index and strength",
                 )
             item.validate(self.frames)
-        if not isinstance(self.model, str):
+        if not isinstance(self.model, str) or not _is_utf8(self.model):
             raise InvalidRequest(
                 "model", f"{self.model!r} is not a model id", 'use a model id or "" for the default'
             )
@@ -231,12 +237,23 @@ def _parse_item(item: object) -> ConditioningItem:
     return ConditioningItem(**item)
 
 
+def _is_utf8(text: str) -> bool:
+    """False for text holding lone surrogates (bytes a command line or file name could not
+    decode), which no JSON recipe or tokenizer can take."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _is_number(value: object) -> bool:
-    return (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and math.isfinite(float(value))
-    )
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:  # an integer of hundreds of digits
+        return False
 
 
 def _check_int(name: str, value: object, low: int, high: int) -> None:

@@ -16,6 +16,7 @@ from safetensors.torch import save
 
 from studio.errors import MediaError
 from studio.media.atomic import atomic_write_bytes
+from studio.media.json_file import parse_json_text
 
 LATENT_KEY = "latent"
 
@@ -48,7 +49,7 @@ def load_latent(path: Path) -> tuple[torch.Tensor, dict[str, Any]]:
     if LATENT_KEY not in tensors or tensors[LATENT_KEY].dim() != 5:
         raise MediaError(f"{path} holds no 5-D latent", "re-run the job")
     try:
-        recipe = json.loads(metadata.get("recipe", "{}"))
+        recipe = parse_json_text(metadata.get("recipe", "{}"))
     except ValueError as exc:
         raise MediaError(f"the recipe stored in {path} is damaged", "re-run the job") from exc
     return tensors[LATENT_KEY], recipe

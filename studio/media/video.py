@@ -25,6 +25,7 @@ import numpy as np
 from studio.engine.cancel import NEVER, CancelToken
 from studio.errors import MediaError
 from studio.media.atomic import atomic_path, disk_full_error
+from studio.media.json_file import parse_json_text
 from studio.media.mp4 import VideoTrack, comment_tag, not_a_video, read_moov, video_track
 
 log = logging.getLogger(__name__)
@@ -123,6 +124,29 @@ def _encode(cmd: list[str], target: Path, frames: np.ndarray, cancel: CancelToke
             raise _ffmpeg_failure(target, err, returncode)
 
 
+def check_video_target(path: str | os.PathLike[str]) -> Path:
+    """The absolute path of a video to write, checked before any work is spent on it.
+
+    Raises:
+        MediaError: the name does not end in ``.mp4`` (the recipe is written beside it with
+            ``.json``, which must never be the video itself), the folder does not exist or is
+            not writable, or the path is an existing folder.
+    """
+    target = Path(path).expanduser().absolute()
+    if target.suffix.lower() != ".mp4":
+        raise MediaError(f"{target} does not end in .mp4",
+                         "name the output video something.mp4 (its recipe goes beside it as "
+                         "something.json)")
+    if target.is_dir():
+        raise MediaError(f"{target} is a folder", "give a file name ending in .mp4")
+    folder = target.parent
+    if not folder.is_dir():
+        raise MediaError(f"the folder {folder} does not exist", "create it or choose another")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise MediaError(f"the folder {folder} is not writable", "choose another folder")
+    return target
+
+
 def write_video(
     path: str | os.PathLike[str],
     frames: np.ndarray,
@@ -188,9 +212,9 @@ def _recipe(source: Path, moov: bytes) -> dict[str, Any] | None:
     if comment is None:
         return None
     try:
-        value = json.loads(comment)
+        value = parse_json_text(comment)
     except ValueError:
-        log.debug("%s has a comment that is not JSON", source)
+        log.debug("%s has a comment that is not a JSON recipe", source)
         return None
     return value if isinstance(value, dict) else None
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import pickle
 import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from typing import Any, Literal
 import torch
 
 from studio.errors import CheckpointError
+from studio.safe_files import kind_of
 
 #: safetensors dtype name → (bytes per element, torch dtype or None where this torch has none).
 SAFETENSORS_DTYPES: Mapping[str, tuple[int, torch.dtype | None]] = MappingProxyType({
@@ -128,8 +130,16 @@ def few(items: Iterable[object], limit: int = 3) -> str:
 
 
 def probe_checkpoint(path: str | os.PathLike[str]) -> CheckpointHeader:
-    """Probe a safetensors file or a torch pickle, chosen by the file name's suffix."""
+    """Probe a safetensors file or a torch pickle, chosen by the file name's suffix.
+
+    Only regular files are opened: a FIFO or device named like a checkpoint is refused before
+    any read, which would block.
+    """
     path = Path(path)
+    kind = kind_of(path)
+    if kind not in ("regular file", "missing"):
+        raise damaged(path, f"is a {kind}, not a regular file", "only regular files are read as "
+                      "model weights; remove it from the model folder")
     if path.name.endswith(SAFETENSORS_SUFFIXES):
         return probe_safetensors(path)
     if path.name.endswith(TORCH_SUFFIXES):
@@ -192,7 +202,7 @@ def _parse_json(path: Path, raw: bytes) -> dict[str, Any]:
 
     try:
         header = json.loads(text, object_pairs_hook=unique)
-    except (json.JSONDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:  # ValueError: also integers of 4,300+ digits
         raise damaged(path, f"header is not valid JSON ({exc})") from exc
     if not isinstance(header, dict):
         raise damaged(path, f"header is a JSON {type(header).__name__}, not an object")
@@ -288,10 +298,7 @@ def _torch_load(path: Path, map_location: str) -> dict[str, torch.Tensor]:
     except OSError as exc:
         raise damaged(path, f"cannot be read ({exc.strerror or exc})", _UNREADABLE) from exc
     except Exception as exc:  # noqa: BLE001 - the unpickler raises many exception types
-        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise damaged(path, f"is not a loadable torch checkpoint ({detail})",
-                      "only plain weight files can be loaded (weights_only=True); download "
-                      "the file again or use its .safetensors version") from exc
+        raise _refused_pickle(path, exc) from exc
     if isinstance(loaded, dict) and len(loaded) == 1:
         ((only_key, inner),) = loaded.items()
         if only_key in ("state_dict", "model", "module") and isinstance(inner, dict):
@@ -303,3 +310,16 @@ def _torch_load(path: Path, map_location: str) -> dict[str, torch.Tensor]:
     if bad:
         raise damaged(path, f"holds entries that are not named tensors: {few(bad)}", _NOT_WEIGHTS)
     return loaded
+
+
+def _refused_pickle(path: Path, exc: Exception) -> CheckpointError:
+    """The error for a pickle torch's safe unpickler refused: code it would have to run, or a
+    damaged archive (torch's own advice to disable the safety is never passed on)."""
+    if isinstance(exc, pickle.UnpicklingError) or "weights only load failed" in str(exc).lower():
+        return damaged(path, "holds Python objects other than weights (code that would run when "
+                             "it is loaded), so Flow Studio will not load it",
+                       "use the model's .safetensors file, or the plain weights file from its "
+                       "original publisher")
+    detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+    return damaged(path, f"is not a readable torch checkpoint ({detail})",
+                   "download the file again, or use its .safetensors version")

@@ -99,6 +99,7 @@ def load_module(
         module = build()
     expected = {name: tuple(t.shape) for name, t in module.state_dict(keep_vars=True).items()}
     reads = _plan(weights, key_map, expected, tied or {}, what)
+    _check_float(weights, reads, module, what)
     state: dict[str, torch.Tensor] = {}
     for header in weights.headers:
         wanted = {key: reads[key] for key in header.tensors if key in reads}
@@ -160,6 +161,27 @@ def _plan(
             "the file belongs to a different model or variant; check the set's files",
         )
     return reads
+
+
+def _check_float(weights: WeightFiles, reads: Mapping[str, list[str]], module: nn.Module,
+                 what: str) -> None:
+    """Refuse integer (or boolean) tensors where the module holds floating-point ones, before
+    any data is read: a header that is otherwise consistent must not fail deep in a forward."""
+    floating = {n for n, t in module.state_dict(keep_vars=True).items() if t.is_floating_point()}
+    tensors = weights.tensors()
+    odd = [f"{key!r} is {tensors[key].dtype}" for key, targets in sorted(reads.items())
+           if targets[0] in floating and not _is_float_name(tensors[key].dtype)]
+    if odd:
+        raise CheckpointError(
+            f"{weights.label} does not fit the {what}: {len(odd)} tensor(s) are not floating "
+            f"point ({'; '.join(odd[:3])})",
+            "the file is damaged or is not this model's weights; download it again",
+        )
+
+
+def _is_float_name(dtype: str) -> bool:
+    torch_dtype = SAFETENSORS_DTYPES.get(dtype, (0, None))[1]
+    return torch_dtype is not None and torch_dtype.is_floating_point
 
 
 def _read_tensors(

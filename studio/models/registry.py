@@ -21,6 +21,7 @@ from studio.errors import CheckpointError
 from studio.models.checkpoint import INDEX_SUFFIXES, SAFETENSORS_SUFFIXES, TORCH_SUFFIXES
 from studio.models.family import Component, FolderFindings, ModelFamily, ModelSet
 from studio.models.weight_files import WeightFiles, probe_weights, read_index
+from studio.safe_files import kind_of
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,8 @@ def scan(folders: Iterable[str | os.PathLike[str]]) -> list[ModelSet]:
     visited: set[str] = set()
     for folder in folders:
         folder = Path(folder).expanduser()
-        for directory, names in _walk(folder.parent if folder.is_file() else folder, visited):
+        top = folder if folder.is_dir() or not folder.exists() else folder.parent
+        for directory, names in _walk(top, visited):
             _scan_directory(directory, names, found)
     sets = [s for root, items in found.items() for s in _assemble(root, items)]
     return sorted(sets, key=lambda s: s.id)
@@ -133,6 +135,7 @@ def _set_root(directory: Path) -> Path:
 
 def _scan_directory(directory: Path, names: list[str], found: dict[Path, FolderFindings]) -> None:
     items = found.setdefault(_set_root(directory), FolderFindings())
+    names = _regular_files(directory, names, items)
     for candidate in families():
         folder_part = candidate.identify_folder(directory, names)
         if folder_part is not None:
@@ -150,6 +153,19 @@ def _scan_directory(directory: Path, names: list[str], found: dict[Path, FolderF
     for name in names:
         if name.endswith(_WEIGHT_SUFFIXES) and name not in consumed and name not in shards:
             _probe(directory / name, items)
+
+
+def _regular_files(directory: Path, names: list[str], items: FolderFindings) -> list[str]:
+    """``names`` without what is not a regular file (a FIFO would block the first read); each
+    weights-like name left out gets a note."""
+    kept = []
+    for name in names:
+        kind = kind_of(directory / name)
+        if kind in ("regular file", "missing"):
+            kept.append(name)
+        elif name.endswith(_WEIGHT_SUFFIXES + INDEX_SUFFIXES):
+            items.errors.append(f"{directory / name} is a {kind}, not a regular file; skipped")
+    return kept
 
 
 def _shard_names(index: Path) -> set[str]:

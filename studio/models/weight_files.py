@@ -7,12 +7,12 @@ an ``*.index.json`` with its size bounded.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from studio.media.json_file import parse_json_text
 from studio.models.checkpoint import (
     _UNREADABLE,
     INDEX_SUFFIXES,
@@ -23,6 +23,10 @@ from studio.models.checkpoint import (
     few,
     probe_checkpoint,
 )
+from studio.safe_files import NotARegularFile, read_bytes_bounded
+
+#: An index lists one line per tensor; even a 14B model's is well under 1 MB.
+MAX_INDEX_BYTES = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -105,10 +109,12 @@ def read_index(path: Path) -> dict[str, str]:
             plain file name in the index's folder, or a listed shard that is missing.
     """
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = parse_json_text(read_bytes_bounded(path, MAX_INDEX_BYTES).decode("utf-8"))
+    except NotARegularFile as exc:
+        raise damaged(path, "is not a regular file", _UNREADABLE) from exc
     except OSError as exc:
         raise damaged(path, f"cannot be read ({exc.strerror or exc})", _UNREADABLE) from exc
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+    except ValueError as exc:  # not UTF-8, not JSON, too large, too deep, huge integers
         raise damaged(path, f"is not valid JSON ({exc})") from exc
     weight_map = data.get("weight_map") if isinstance(data, dict) else None
     if not isinstance(weight_map, dict) or not weight_map:

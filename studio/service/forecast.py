@@ -13,15 +13,19 @@ from typing import Protocol
 import torch
 
 from studio.engine.memory_forecast import (
+    GIB,
     ForecastRequest,
     MemoryForecast,
     choose_offload,
     forecast_memory,
 )
 from studio.engine.memory_model import ModelMemory
-from studio.engine.offload import AUTO, OffloadPolicy, PolicyChoice
+from studio.engine.model import LoadedModel
+from studio.engine.offload import AUTO, OffloadPolicy, PolicyChoice, free_device_memory
 from studio.engine.request import GenerationRequest
+from studio.errors import OutOfMemory
 from studio.models.family import ModelFamily, ModelSet
+from studio.service.process_memory import available_ram, current_rss
 
 
 class _ModelInfo(Protocol):
@@ -67,3 +71,36 @@ def plan_offload(owner: ModelFamily, model_set: ModelSet, dtype: torch.dtype,
     request = GenerationRequest(prompt="", width=width, height=height, frames=defaults.frames,
                                 guidance=defaults.guidance)  # fmt: skip
     return choose_offload(memory, request, device, requested)
+
+
+def check_memory(model: LoadedModel, request: GenerationRequest) -> None:
+    """Refuse, before any sampling, a request whose forecast peak exceeds the memory there is.
+
+    On the CPU the forecast RAM is compared with what the system has available now plus what
+    this process already holds (its weights are part of the forecast); on CUDA the forecast
+    VRAM with the free device memory plus what the studio already holds. Without a forecast
+    or a reading nothing is refused.
+
+    Raises:
+        OutOfMemory: naming the forecast, what is available and the shortfall.
+    """
+    if model.memory is None:
+        return
+    forecast = forecast_memory(model.memory, request, model.device.type,
+                               OffloadPolicy(model.offload))
+    if model.device.type == "cuda":
+        need, have, where = forecast.vram_bytes, _free_vram(model.device), "GPU memory"
+    else:
+        available = available_ram()
+        need, where = forecast.ram_bytes, "RAM"
+        have = None if available is None else available + current_rss()
+    if have is not None and need > have:
+        raise OutOfMemory(
+            f"this video needs about {need / GIB:.1f} GiB of {where} but {have / GIB:.1f} GiB "
+            f"are available ({(need - have) / GIB:.1f} GiB short)",
+            "use fewer frames or a smaller size, or close other programs",
+        )
+
+
+def _free_vram(device: torch.device) -> int:
+    return free_device_memory(device) + torch.cuda.memory_allocated(device)

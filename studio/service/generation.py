@@ -19,11 +19,9 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from studio.engine.cancel import NEVER, CancelToken
@@ -43,8 +41,18 @@ from studio.errors import MediaError, OutOfMemory, StudioError
 from studio.media.atomic import atomic_write_json
 from studio.media.latent_file import load_latent, save_latent
 from studio.media.preview import latent_to_rgb
-from studio.media.video import write_video
+from studio.media.video import check_video_target, write_video
 from studio.service.catalog import ModelCache
+from studio.service.cleanup import remove_leftovers
+from studio.service.forecast import check_memory
+from studio.service.job_events import (
+    EventSink,
+    JobEvent,
+    JobResult,
+    PreviewEvent,
+    ProgressEvent,
+    StageEvent,
+)
 from studio.service.job_folder import JobFolder
 from studio.service.recipe import build_recipe, model_files_record, request_from_recipe
 from studio.service.resume import (
@@ -58,68 +66,6 @@ from studio.service.settings import Settings
 from studio.service.thumbnails import save_job_thumbnail
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class StageEvent:
-    """The job entered a stage: "loading", "encoding", "sampling", "decoding" or "exporting"."""
-
-    job_id: str
-    stage: str
-
-
-@dataclass(frozen=True, slots=True)
-class ProgressEvent:
-    """Step ``step`` of ``steps`` finished (1-based), at time t, with speed and ETA in seconds."""
-
-    job_id: str
-    step: int
-    steps: int
-    t: float
-    it_per_s: float
-    eta_s: float
-
-
-@dataclass(frozen=True, slots=True)
-class PreviewEvent:
-    """x̂₀ at a step as RGB: uint8 ``[T', H', W', 3]`` (one image per latent frame)."""
-
-    job_id: str
-    step: int
-    frames: np.ndarray
-
-
-JobEvent = StageEvent | ProgressEvent | PreviewEvent
-EventSink = Callable[[JobEvent], None]
-
-
-@dataclass(frozen=True, slots=True)
-class JobResult:
-    """What a finished job produced.
-
-    ``resumed_from_step`` is 0 for a run from noise, k when sampling continued from a checkpoint
-    after step k, and ``request.steps`` when the saved final latent was decoded.
-    """
-
-    job_id: str
-    request: GenerationRequest
-    model_name: str
-    video_path: Path
-    latent_path: Path
-    recipe_path: Path
-    frames: int
-    fps: float
-    seconds: float
-    timings: dict[str, float] = field(default_factory=dict)
-    resumed_from_step: int = 0
-
-    def to_record(self) -> dict[str, Any]:
-        """The JSON-ready ``result`` a :class:`~studio.service.job_queue.Job` keeps."""
-        return {
-            "video_path": str(self.video_path), "latent_path": str(self.latent_path),
-            "recipe_path": str(self.recipe_path), "seconds": self.seconds,
-            "model_name": self.model_name, "frames": self.frames,
-        }
 
 
 def output_name(request: GenerationRequest, job_id: str) -> str:
@@ -183,10 +129,16 @@ class GenerationService:
     ) -> JobResult:
         """Generate one video, resuming from the job's saved state when there is some.
 
-        Raises StudioError (with hint) or Cancelled.
+        Raises StudioError (with hint) or Cancelled. An output path that cannot take the video
+        is refused before anything is loaded; leftovers of interrupted runs are removed after.
         """
-        with _memory_errors():
-            return self._run(job_id, request, on_event, cancel, output_path)
+        if output_path is not None:
+            output_path = check_video_target(output_path)
+        try:
+            with _memory_errors():
+                return self._run(job_id, request, on_event, cancel, output_path)
+        finally:
+            remove_leftovers([self.settings.outputs])
 
     def decode_again(
         self,
@@ -205,6 +157,8 @@ class GenerationService:
 
         The new MP4 carries the latent's recipe. A damaged latent raises :class:`MediaError`.
         """
+        if output_path is not None:
+            output_path = check_video_target(output_path)
         latent_path = self._latent_path(source)
         job_id = latent_path.parent.name
         folder = JobFolder(latent_path.parent)
@@ -242,11 +196,12 @@ class GenerationService:
         on_event(StageEvent(job_id, "loading"))
         model = self.cache.get(request.model, cancel)
         plan = plan_generation(model, request)
+        check_memory(model, request)
         model_set = self.cache.loaded_set
         files = model_files_record(model_set.all_files() if model_set else [])
         identity = job_identity(request, files)
         timer.lap("load")
-        folder = JobFolder.of(job_id).create()
+        folder = JobFolder.of(job_id)  # created by the first file saved in it
         saved = find_saved_latent(folder.path, identity)
         if saved is not None:
             log.info("job %s: its final latent was saved before; decoding it", job_id)
@@ -295,7 +250,7 @@ class GenerationService:
         recipe = build_recipe(plan, model, files, timer.timings)
         recipe["job_identity"] = identity
         recipe["resumed_from_step"] = start
-        save_latent(folder.latent, latent, recipe)
+        save_latent(folder.create().latent, latent, recipe)
         discard_checkpoint(folder.path)
         return latent, recipe, start
 

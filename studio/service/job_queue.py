@@ -37,8 +37,9 @@ from studio.errors import InvalidRequest, StudioError
 from studio.media.atomic import atomic_write_json
 from studio.paths import studio_home
 from studio.service.job_folder import JobFolder, jobs_root
-from studio.service.job_record import JOB_VERSION, LIVE_STATES, Job, JobState
+from studio.service.job_record import JOB_VERSION, LIVE_STATES, RESTART_HINTS, Job, JobState
 from studio.service.locks import FileLock, LockTimeout, is_locked_elsewhere
+from studio.service.recipe_check import absolute_images
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +112,8 @@ class JobQueue:
     # --- changes ---------------------------------------------------------------------------
 
     def add(self, request: GenerationRequest) -> Job:
-        request.validate()
-        job = Job(uuid.uuid4().hex[:12], request)
+        """Queue ``request``; its reference image paths are stored absolute."""
+        job = Job(uuid.uuid4().hex[:12], absolute_images(request.validate()))
         with self._transaction():
             self._write_job(job)
             try:
@@ -210,8 +211,8 @@ class JobQueue:
             if job is None:
                 raise KeyError(job_id)
             if job.state not in (JobState.FAILED, JobState.CANCELLED):
-                raise StudioError(f"the job is {job.state.value}",
-                                  "only failed or cancelled jobs can be restarted")
+                raise StudioError(f"job {job_id} is {job.state.value}, so there is nothing to "
+                                  "restart", RESTART_HINTS[job.state])
             job = replace(job, state=JobState.QUEUED, error=None, ended=None)
             self._write_job(job)
             order = [*self._order, job_id]

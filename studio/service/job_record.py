@@ -26,6 +26,13 @@ class JobState(StrEnum):
 LIVE_STATES = (JobState.QUEUED, JobState.RUNNING)
 """States of jobs that are in the queue (not yet in the history)."""
 
+RESTART_HINTS = {
+    JobState.QUEUED: "it will run in its turn; `studio queue run` starts the queue",
+    JobState.RUNNING: "it is running now; cancel it first to run it again from its saved state",
+    JobState.FINISHED: "it finished; use retry for a new run with the same settings",
+}
+"""Why a job in each state other than failed or cancelled is not restarted, and what to do."""
+
 
 @dataclass(frozen=True, slots=True)
 class Job:

@@ -42,6 +42,19 @@ def peak_rss() -> int:
     return peak if sys.platform == "darwin" else peak * 1024
 
 
+def available_ram() -> int | None:
+    """Bytes of RAM the system can give this process now (Linux ``MemAvailable``); None where
+    it cannot be read."""
+    meminfo = Path("/proc/meminfo")
+    try:
+        for line in meminfo.read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 def memory_usage() -> MemoryUsage:
     vram = vram_peak = 0
     if torch.cuda.is_available():

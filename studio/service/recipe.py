@@ -69,7 +69,8 @@ def request_from_recipe(recipe: dict[str, Any]) -> GenerationRequest:
     if not isinstance(recipe, dict):
         raise InvalidRequest("recipe", "expected a JSON object")
     if "request" in recipe:
-        if recipe.get("recipe_version", RECIPE_VERSION) != RECIPE_VERSION:
+        version = recipe.get("recipe_version", RECIPE_VERSION)
+        if type(version) is not int or version != RECIPE_VERSION:
             raise InvalidRequest(
                 "recipe_version",
                 f"{recipe.get('recipe_version')!r} is not supported",

@@ -79,6 +79,7 @@ def save_checkpoint(path: Path, checkpoint: SamplingCheckpoint) -> None:
         "identity": checkpoint.identity,
     }
     tensor = checkpoint.x.detach().float().cpu().contiguous()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)  # the job folder's first file
     atomic_write_bytes(Path(path), save({_STATE_KEY: tensor}, metadata=metadata))
 
 

@@ -307,7 +307,9 @@ def test_pickle_code_is_never_run(tmp_path: Path) -> None:
     path = tmp_path / "evil.pth"
     torch.save({"w": torch.ones(1), "x": sneaky}, path)
     assert not marker.exists()
-    assert "not a loadable torch checkpoint" in probe_error(path)
+    message = probe_error(path)
+    assert "holds Python objects other than weights" in message and "will not load it" in message
+    assert "weights_only=False" not in message  # torch's advice to turn the safety off
     assert not marker.exists()
 
 
@@ -323,7 +325,7 @@ def test_torch_file_without_state_dict(tmp_path: Path) -> None:
 def test_garbage_torch_file(tmp_path: Path) -> None:
     path = tmp_path / "junk.pth"
     path.write_bytes(b"PK\x03\x04 definitely not a zip")
-    assert "not a loadable torch checkpoint" in probe_error(path)
+    assert "not a readable torch checkpoint" in probe_error(path)
 
 
 # ---- shard indexes -------------------------------------------------------------------------

@@ -152,7 +152,7 @@ def test_damaged_part_makes_the_set_unusable(tmp_path: Path) -> None:
     tiny.vae.write_bytes(data[:-100])
     (found,) = scan([tmp_path])
     assert not found.complete
-    assert any(str(tiny.vae) in p and "not a loadable torch checkpoint" in p
+    assert any(str(tiny.vae) in p and "not a readable torch checkpoint" in p
                for p in found.problems)
     assert any(p.startswith("no VAE in") and "Wan2.1_VAE.pth" in p for p in found.problems)
 

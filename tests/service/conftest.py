@@ -11,7 +11,7 @@ from studio.service import catalog
 from studio.service.catalog import ModelCache
 from studio.service.generation import GenerationService
 from studio.service.settings import Settings
-from tests.service.tiny_model import catalog_functions, write_tiny_weights
+from tests.service.tiny_model import catalog_functions, listing_function, write_tiny_weights
 
 
 @pytest.fixture
@@ -33,6 +33,7 @@ def tiny_catalog(tiny_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     find_model, load_model = catalog_functions(tiny_dir)
     monkeypatch.setattr(catalog, "find_model", find_model)
     monkeypatch.setattr(catalog, "load_model", load_model)
+    monkeypatch.setattr(catalog, "list_models", listing_function(tiny_dir))
     return tiny_dir
 
 

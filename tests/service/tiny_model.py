@@ -194,9 +194,18 @@ def catalog_functions(folder: Path) -> tuple[Callable, Callable]:
     return find_model, load_model
 
 
+def listing_function(folder: Path) -> Callable:
+    """A ``list_models`` replacement that adds the tiny set to the user's model sets."""
+    from studio.service import catalog
+
+    real_list = catalog.list_models
+    return lambda settings: [*real_list(settings), TinyModelSet(TINY_ID, Path(folder))]
+
+
 def install(folder: Path) -> None:
     """Route ``studio.service.catalog`` to the tiny model for ``TINY_ID`` (subprocesses only;
     tests use ``monkeypatch`` with :func:`catalog_functions`)."""
     from studio.service import catalog
 
     catalog.find_model, catalog.load_model = catalog_functions(folder)
+    catalog.list_models = listing_function(folder)

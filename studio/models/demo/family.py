@@ -7,7 +7,6 @@ It has one built-in set (the shipped folder: ``config.json``, ``dit.safetensors`
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,13 +15,12 @@ import torch
 from studio.engine.cancel import NEVER, CancelToken
 from studio.engine.model import LoadedModel
 from studio.errors import CheckpointError
+from studio.media.json_file import read_small_json
 from studio.models.bench_config import BenchConfig
 from studio.models.demo.commands import COMMANDS
 from studio.models.demo.loader import FAMILY_NAME, demo_model_dir, load_demo_model
 from studio.models.family import Component, FamilyBase, FamilyCommand, FolderFindings, ModelSet
 from studio.models.weight_files import WeightFiles, probe_weights
-
-_MAX_CONFIG_BYTES = 1 << 20
 
 
 class DemoFamily(FamilyBase):
@@ -90,13 +88,7 @@ def demo_model_set() -> ModelSet | None:
 
 
 def _variant(folder: Path) -> str:
-    path = folder / "config.json"
-    try:
-        if path.stat().st_size > _MAX_CONFIG_BYTES:
-            return FAMILY_NAME
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):
-        return FAMILY_NAME
+    config = read_small_json(folder / "config.json")
     if isinstance(config, dict):
         return str(config.get("variant") or config.get("name") or FAMILY_NAME)
     return FAMILY_NAME

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from studio.errors import CheckpointError
+from studio.models import hf_folder
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +55,10 @@ class MiniLMTextEncoder:
         device: torch.device | str = "cpu",
         dtype: torch.dtype = torch.float32,
     ) -> None:
-        from transformers import AutoModel, AutoTokenizer
-
         folder = folder or minilm_folder()
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-            self.model = AutoModel.from_pretrained(str(folder), local_files_only=True)
+            self.tokenizer = hf_folder.load_tokenizer(folder)
+            self.model = hf_folder.load_model(folder)
         except (OSError, ValueError) as exc:
             raise CheckpointError(
                 f"Could not load the text encoder from {folder}: {exc}",

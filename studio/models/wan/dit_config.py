@@ -9,7 +9,6 @@ image-to-video 14B models (CLIP branch, 36 input channels) and VACE are refused 
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.errors import CheckpointError
+from studio.media.json_file import read_small_json
 
 #: Every published Wan DiT uses 128-dimensional attention heads; a state dict does not record the
 #: head count, so :meth:`WanDiTConfig.from_state_dict_shapes` derives it from this.
@@ -217,8 +217,6 @@ WAN22_TI2V_5B = WanDiTConfig(
 )
 
 
-_MAX_CONFIG_BYTES = 1 << 20
-
 
 def dit_config(shapes: Mapping[str, Sequence[int]], folder: Path,
                source: str = "the Wan DiT") -> WanDiTConfig:
@@ -237,12 +235,7 @@ def dit_config(shapes: Mapping[str, Sequence[int]], folder: Path,
 
 def config_heads(path: Path) -> int | None:
     """The head count a ``config.json`` gives, or None (no file, unreadable, no such field)."""
-    try:
-        if not path.is_file() or path.stat().st_size > _MAX_CONFIG_BYTES:
-            return None
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):
-        return None
+    data = read_small_json(path)
     heads = data.get("num_heads", data.get("num_attention_heads")) if isinstance(data, dict) \
         else None
     return heads if isinstance(heads, int) and not isinstance(heads, bool) and heads > 0 else None

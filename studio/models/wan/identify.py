@@ -14,6 +14,7 @@ from pathlib import Path
 
 from studio.errors import CheckpointError
 from studio.models.family import Component
+from studio.models.hf_folder import folder_problem
 from studio.models.wan.dit_config import dit_config
 from studio.models.wan.keys import DIT, TEXT_ENCODER, TOKENIZER, VAE, identify_layout, key_map
 from studio.models.wan.presets import UMT5_XXL_SIZES, VAE_VARIANTS, variant_for
@@ -21,6 +22,8 @@ from studio.models.weight_files import WeightFiles
 
 #: The name scans and sets know the family by.
 FAMILY_NAME = "wan"
+#: Floating-point safetensors dtypes (fp8 included: loading casts them to the compute dtype).
+FLOAT_DTYPES = frozenset({"F16", "BF16", "F32", "F64", "F8_E4M3", "F8_E5M2"})
 #: Files that make a folder a tokenizer folder.
 TOKENIZER_FILES = ("tokenizer.json", "spiece.model", "tokenizer_config.json")
 
@@ -39,7 +42,8 @@ def describe_weights(weights: WeightFiles) -> Component | None:
     path = weights.index or weights.paths[0]
     config = path.parent / "config.json"
     common = dict(family=FAMILY_NAME, path=path, files=weights.paths, layout=layout.label,
-                  dtype=weights.dominant_dtype(), size=weights.size)
+                  dtype=weights.dominant_dtype(), size=weights.size,
+                  problem=_dtype_problem(weights))
     if layout.role == DIT:
         patch, text = shapes.get("patch_embedding.weight"), shapes.get("text_embedding.0.weight")
         if not _dims(patch, 5) or not _dims(text, 2):
@@ -49,7 +53,8 @@ def describe_weights(weights: WeightFiles) -> Component | None:
         variant = variant_for(patch[1], patch[0], layers, image)
         return Component(role=DIT, variant=variant.name if variant else f"{patch[1]}-channel",
                          channels=patch[1], context_dim=text[1], config=config,
-                         problem=_config_problem(shapes, weights), **common)
+                         **{**common, "problem": common["problem"] or _config_problem(shapes,
+                                                                                      weights)})
     if layout.role == VAE:
         conv2 = shapes.get("conv2.weight")
         if not _dims(conv2, 5):
@@ -64,6 +69,15 @@ def describe_weights(weights: WeightFiles) -> Component | None:
     xxl = all(UMT5_XXL_SIZES[name] == value for name, value in sizes.items())
     return Component(role=TEXT_ENCODER, variant="umt5-xxl" if xxl else "umt5-custom",
                      channels=embedding[1], config=config, **common)
+
+
+def _dtype_problem(weights: WeightFiles) -> str:
+    """Why tensors of these dtypes cannot be a Wan part's weights ("" when they can)."""
+    odd = sorted({info.dtype for info in weights.tensors().values()} - FLOAT_DTYPES)
+    if not odd:
+        return ""
+    return (f"{weights.label} holds tensors of dtype {', '.join(odd)}; a Wan part's weights are "
+            "floating point")
 
 
 def _config_problem(shapes: dict[str, tuple[int, ...]], weights: WeightFiles) -> str:
@@ -91,4 +105,4 @@ def describe_tokenizer(folder: Path, names: Sequence[str]) -> Component:
             continue
     variant = "umt5" if "umt5" in str(folder).lower() else ""
     return Component(family=FAMILY_NAME, role=TOKENIZER, path=folder, files=files, layout="hf",
-                     variant=variant, dtype="-", size=size)
+                     variant=variant, dtype="-", size=size, problem=folder_problem(folder))

@@ -89,6 +89,7 @@ def pairing_problems(
     if TOKENIZER not in parts:
         problems.append(f"no tokenizer folder in {root}: Wan needs google/umt5-xxl "
                         "(tokenizer.json / spiece.model)")
+    problems += [c.problem for c in chosen if c.problem and c.role != DIT]
     return problems
 
 

@@ -16,7 +16,6 @@ masked, keep each prompt's rows up to its true length (EOS included) and zero th
 from __future__ import annotations
 
 import html
-import json
 import logging
 import re
 from collections.abc import Mapping, Sequence
@@ -24,10 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoTokenizer, UMT5Config, UMT5EncoderModel
+from transformers import UMT5Config, UMT5EncoderModel
 
 from studio.engine.cancel import NEVER, CancelToken
 from studio.errors import CheckpointError
+from studio.media.json_file import read_small_json
+from studio.models import hf_folder
 from studio.models.loading import load_module
 from studio.models.wan.keys import TEXT_ENCODER, UMT5_TIED, identify_layout, key_map
 from studio.models.weight_files import WeightFiles
@@ -132,9 +133,12 @@ class UMT5TextEncoder:
 
 
 def load_tokenizer(folder: Path) -> Any:
-    """``AutoTokenizer`` from the user's folder; never reaches for the network."""
+    """The tokenizer in the user's folder: local files only, never its code
+    (:mod:`studio.models.hf_folder`)."""
     try:
-        return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+        return hf_folder.load_tokenizer(folder)
+    except CheckpointError:
+        raise
     except Exception as exc:  # noqa: BLE001 - tokenizer back ends raise many types
         raise CheckpointError(
             f"{folder}: the tokenizer cannot be loaded ({str(exc).splitlines()[0][:200]})",
@@ -178,10 +182,6 @@ def load_umt5_encoder(
 
 def _folder_config(folder: Path) -> dict[str, Any]:
     """A UMT5/T5 ``config.json`` beside the weights (HF layout), or {}."""
-    path = folder / "config.json"
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
+    data = read_small_json(folder / "config.json")
     is_t5 = isinstance(data, dict) and data.get("model_type") in ("umt5", "t5")
     return data if is_t5 else {}

@@ -1,0 +1,77 @@
+"""``studio generate``'s options → a validated request.
+
+Precedence: explicit options > the recipe given with ``--recipe`` > the model's defaults. A
+recipe's model and reference images are used only when they are the user's own or confirmed
+(:mod:`studio.service.recipe_check`); relative image paths become absolute, so a queued job runs
+the same from any folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from studio.engine.request import ConditioningItem, GenerationRequest
+from studio.errors import InvalidRequest
+
+_OPTION_FIELDS = ("prompt", "negative_prompt", "seed", "steps", "guidance", "width", "height",
+                  "frames", "fps", "sampler")
+
+
+def request_from_args(args: argparse.Namespace, service: Any) -> GenerationRequest:
+    """Build and validate the request for ``studio generate``."""
+    from studio.service.model_info import default_request, model_info
+
+    if args.recipe is not None:
+        base = _recipe_request(args, service.settings)
+    else:
+        if not args.prompt:
+            raise InvalidRequest("prompt", "is missing", 'pass --prompt "..." or --recipe FILE')
+        model = service.cache.get(args.model or "")
+        base = default_request(model_info(model), args.prompt)
+    changes: dict[str, Any] = {
+        name: getattr(args, name) for name in _OPTION_FIELDS if getattr(args, name) is not None
+    }
+    if args.shift is not None:
+        changes["shift"] = _parse_shift(args.shift)
+    if args.image is not None:
+        image = str(Path(args.image).expanduser().resolve())
+        changes["conditioning"] = (
+            ConditioningItem(image, args.image_frame, args.strength, args.fit),
+        )
+    return base.with_changes(**changes).validate()
+
+
+def _recipe_request(args: argparse.Namespace, settings: Any) -> GenerationRequest:
+    """The recipe's request, refusing what it points at unless it is the user's or confirmed."""
+    from studio.service.catalog import list_models
+    from studio.service.recipe import read_recipe
+    from studio.service.recipe_check import check_recipe
+
+    known = [] if args.model is not None else [s.id for s in list_models(settings)]
+    check = check_recipe(read_recipe(args.recipe), args.recipe, known)
+    if check.unknown_model:
+        raise InvalidRequest(
+            "model", f"the recipe {args.recipe} names the model {check.unknown_model}, which is "
+            "not one of your model sets",
+            "pass --model with the model to use (after checking it), or add its folder to the "
+            "model folders",
+        )
+    request = check.original if args.trust_recipe_paths else check.request
+    if check.outside_images and not args.trust_recipe_paths and args.image is None:
+        raise InvalidRequest(
+            "conditioning.image", f"the recipe's reference image {check.outside_images[0]} is "
+            f"not beside the recipe {args.recipe}",
+            "pass --image to choose the image, or --trust-recipe-paths to use it as named",
+        )
+    return request.with_changes(model=args.model) if args.model is not None else request
+
+
+def _parse_shift(text: str) -> float | str:
+    if text == "auto":
+        return "auto"
+    try:
+        return float(text)
+    except ValueError as exc:
+        raise InvalidRequest("shift", f"{text!r} is not allowed", 'use "auto" or a number') from exc
