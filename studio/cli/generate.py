@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
-import uuid
+import signal
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from studio.cli.requests import request_from_args
 from studio.errors import StudioError
 
 log = logging.getLogger("studio.cli")
+
 
 def add_generate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("generate", help="generate a video (the demo model unless --model is given)")
@@ -50,39 +55,96 @@ def add_models(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from studio.service.generation import GenerationService, ProgressEvent, StageEvent
+    """Generate one video now. The run is a job of the persistent queue (taken at once), so one
+    cut short — Ctrl+C, a failure, a killed process — continues with ``studio queue restart``
+    (or runs again from the queue) from its saved state."""
+    from studio.media.video import check_video_target
+    from studio.service.generation import GenerationService
+    from studio.service.job_queue import JobQueue
     from studio.service.settings import load_settings
 
+    if args.out is not None:
+        args.out = check_video_target(args.out)  # before any work is spent
     settings = load_settings()
     service = GenerationService(settings)
     request = request_from_args(args, service)
+    queue = JobQueue()
+    job = queue.add(request)
     if args.queue:
-        from studio.service.job_queue import JobQueue
-
-        job = JobQueue().add(request)
         print(f"queued job {job.id}")
         return 0
+    if queue.take_next(job.id) is None:
+        print(f"job {job.id} was started by another Flow Studio process; it finishes there")
+        return 0
+    return _run_taken(queue, job.id, service, args.out)
+
+
+def _run_taken(queue: Any, job_id: str, service: Any, out: Path | None) -> int:
+    """Run a job this process took, with a progress bar; Ctrl+C cancels it at the next step."""
+    from studio.engine.cancel import CancelToken
+    from studio.service.outcome import Ending, record_outcome, run_to_outcome
+
+    cancel = CancelToken()
+    with _progress_bar() as on_event, _sigint_cancels(cancel):
+        outcome = run_to_outcome(job_id, lambda: service.run(
+            job_id, queue.get(job_id).request, on_event, cancel, output_path=out))
+    record_outcome(queue, outcome)
+    if outcome.ending is Ending.FINISHED:
+        result = outcome.result
+        print(f"wrote {result.video_path} ({result.frames} frames, {result.seconds:.1f} s)")
+        return 0
+    restart = f"`studio queue restart {job_id}` continues it from its saved state"
+    if outcome.ending is Ending.CANCELLED:
+        print(f"cancelled; {restart}", file=sys.stderr)
+        return 130
+    failure = outcome.failure
+    hint = f"{failure.hint} " if failure.hint else ""
+    raise StudioError(failure.message, f"{hint}Then {restart}.".strip())
+
+
+@contextlib.contextmanager
+def _progress_bar() -> Iterator[Callable[[object], None]]:
+    """An event sink drawing the sampling steps as a bar; closed (with its line ended) before
+    anything else is printed."""
     from tqdm import tqdm
 
-    bar: tqdm | None = None
+    from studio.service.generation import ProgressEvent, StageEvent
+
+    bar: list[tqdm] = []
+
+    def close() -> None:
+        while bar:
+            bar.pop().close()
 
     def on_event(event: object) -> None:
-        nonlocal bar
         if isinstance(event, StageEvent):
             log.info("%s", event.stage)
-            if event.stage != "sampling" and bar is not None:
-                bar.close()
-                bar = None
+            if event.stage != "sampling":
+                close()
         elif isinstance(event, ProgressEvent):
-            if bar is None:
-                bar = tqdm(total=event.steps, desc="sampling", unit="step")
-            bar.update(event.step - bar.n)
+            if not bar:
+                bar.append(tqdm(total=event.steps, desc="sampling", unit="step"))
+            bar[0].update(event.step - bar[0].n)
 
-    result = service.run(uuid.uuid4().hex[:12], request, on_event, output_path=args.out)
-    if bar is not None:
-        bar.close()
-    print(f"wrote {result.video_path} ({result.frames} frames, {result.seconds:.1f} s)")
-    return 0
+    try:
+        yield on_event
+    finally:
+        close()
+
+
+@contextlib.contextmanager
+def _sigint_cancels(cancel: Any) -> Iterator[None]:
+    """Ctrl+C sets ``cancel`` (the job stops at its next step); a second one stops at once."""
+    def on_sigint(signum: int, frame: object) -> None:
+        print("\ncancelling (Ctrl+C again to stop at once)", file=sys.stderr)
+        cancel.set()
+        signal.signal(signal.SIGINT, previous)
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def cmd_models_scan(args: argparse.Namespace) -> int:

@@ -170,16 +170,16 @@ class JobQueue:
             self._write_order(self._order, bool(paused))
             self._paused = bool(paused)
 
-    def take_next(self) -> Job | None:
-        """Mark the first queued job running and return it (None when paused or empty).
+    def take_next(self, job_id: str | None = None) -> Job | None:
+        """Mark the first queued job (or ``job_id``, paused or not) running and return it; None
+        when there is none, or another process took it first.
 
         The returned job's ``run.lock`` is held by this queue until the job ends or is requeued.
         """
         with self._transaction():
-            if self._paused:
-                return None
-            queued = [i for i in self._order if self._jobs[i].state is JobState.QUEUED]
-            if not queued:
+            queued = [i for i in self._order if self._jobs[i].state is JobState.QUEUED
+                      and job_id in (None, i)]  # fmt: skip
+            if not queued or (self._paused and job_id is None):
                 return None
             job_id = queued[0]
             run_lock = FileLock(self._run_lock_path(job_id))
@@ -211,8 +211,8 @@ class JobQueue:
             if job is None:
                 raise KeyError(job_id)
             if job.state not in (JobState.FAILED, JobState.CANCELLED):
-                raise StudioError(f"job {job_id} is {job.state.value}, so there is nothing to "
-                                  "restart", RESTART_HINTS[job.state])
+                raise StudioError(f"job {job_id} is {job.state.value}: only failed or cancelled "
+                                  "jobs are restarted", RESTART_HINTS[job.state])
             job = replace(job, state=JobState.QUEUED, error=None, ended=None)
             self._write_job(job)
             order = [*self._order, job_id]
