@@ -125,18 +125,19 @@ class GenerationRequest:
         _check_int("seed", self.seed, 0, MAX_SEED)
         _check_int("steps", self.steps, 1, MAX_STEPS)
         if not _is_number(self.guidance) or not 0.0 <= self.guidance <= 50.0:
-            raise InvalidRequest("guidance", f"{self.guidance!r} is not allowed", "use 0…50")
+            raise InvalidRequest("guidance", f"{_shown(self.guidance)} is not allowed", "use 0…50")
         if self.shift != "auto" and (
             not _is_number(self.shift) or not 0.0 < float(self.shift) <= 100.0
         ):
             raise InvalidRequest(
-                "shift", f"{self.shift!r} is not allowed", 'use "auto" or a number in (0, 100]'
+                "shift", f"{_shown(self.shift)} is not allowed",
+                'use "auto" or a number in (0, 100]',
             )
         _check_int("width", self.width, 1, 8192)
         _check_int("height", self.height, 1, 8192)
         _check_int("frames", self.frames, 1, 4097)
         if not _is_number(self.fps) or not 1.0 <= self.fps <= 240.0:
-            raise InvalidRequest("fps", f"{self.fps!r} is not allowed", "use 1…240")
+            raise InvalidRequest("fps", f"{_shown(self.fps)} is not allowed", "use 1…240")
         if self.sampler not in SAMPLERS:
             raise InvalidRequest(
                 "sampler", f"{self.sampler!r} is unknown", f"use one of {', '.join(SAMPLERS)}"
@@ -258,6 +259,12 @@ def _is_number(value: object) -> bool:
 
 def _check_int(name: str, value: object, low: int, high: int) -> None:
     if not isinstance(value, int) or isinstance(value, bool):
-        raise InvalidRequest(name, f"{value!r} is not an integer", f"use {low}…{high}")
+        raise InvalidRequest(name, f"{_shown(value)} is not an integer", f"use {low}…{high}")
     if not low <= value <= high:
-        raise InvalidRequest(name, f"{value} is out of range", f"use {low}…{high}")
+        raise InvalidRequest(name, f"{_shown(value)} is out of range", f"use {low}…{high}")
+
+
+def _shown(value: object, limit: int = 40) -> str:
+    """``repr(value)``, shortened in the middle when long (a 400-digit number, a long text)."""
+    text = repr(value) if not isinstance(value, int) or isinstance(value, bool) else str(value)
+    return text if len(text) <= limit else f"{text[:16]}…{text[-8:]} ({len(text)} characters)"

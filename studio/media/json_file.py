@@ -31,6 +31,10 @@ def parse_json_text(text: str | bytes, max_depth: int = MAX_JSON_DEPTH) -> Any:
         return json.loads(text)
     except RecursionError as exc:
         raise ValueError("nests too deeply") from exc
+    except ValueError as exc:
+        if "integer string conversion" in str(exc):  # Python refuses 4,300+ digit integers
+            raise ValueError("holds an integer thousands of digits long") from exc
+        raise
 
 
 def read_json_file(path: Path, field: str) -> Any:

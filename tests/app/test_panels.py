@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from PIL import Image
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage, QMouseEvent
 from PySide6.QtWidgets import QApplication, QDockWidget, QPushButton
@@ -254,3 +255,25 @@ def test_settings_dialog_saves_and_the_worker_uses_the_new_cadence(make_window, 
     assert run_job(qtbot, window).kind == "finished"
     assert steps == [2, 4, 5]  # every 2nd step, and always the last
     assert len(list((tmp_path / "elsewhere").glob("*.mp4"))) == 1
+
+
+def test_a_recipe_from_elsewhere_restores_only_what_the_user_has(make_window, qtbot, tmp_path):
+    """A received MP4 whose recipe names an unknown model set and an image away from it: the
+    settings come back, the model and the image do not, and the window says why."""
+    window = make_window()
+    elsewhere = tmp_path / "private" / "photo.png"
+    elsewhere.parent.mkdir()
+    Image.fromarray(np.full((64, 96, 3), 90, np.uint8)).save(elsewhere)
+    request = GenerationRequest(prompt="sent to me", width=96, height=64, frames=13, fps=8.0,
+                                model="/", conditioning=(ConditioningItem(str(elsewhere)),))
+    video = tmp_path / "received" / "clip.mp4"
+    video.parent.mkdir()
+    write_video(video, np.zeros((5, 64, 96, 3), np.uint8), 8.0,
+                metadata={"recipe_version": 1, "request": request.to_dict()})
+    with qtbot.waitSignal(window.reporter.reported, timeout=10_000) as blocker:
+        drop_files(window, video)
+    notes = blocker.args[0].message
+    assert "the model / is not one of your model sets" in notes.lower()
+    assert f"{elsewhere} is not beside the recipe" in notes
+    qtbot.waitUntil(lambda: window.prompt_panel.prompt.toPlainText() == "sent to me")
+    assert window.reference_panel.items() == () and window._info.id == "tiny"
