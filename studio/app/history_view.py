@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio.engine.request import GenerationRequest
+from studio.media.json_file import MAX_JSON_BYTES, read_small_json
 from studio.service.job_queue import Job, JobQueue, JobState
 
 from .controller import JobController
@@ -50,11 +51,10 @@ def recipe_text(job: Job) -> str:
     result = job.result or {}
     for candidate in (result.get("recipe_path"), job.files.recipe):
         if candidate and Path(candidate).is_file():
-            try:
-                return json.dumps(json.loads(Path(candidate).read_text(encoding="utf-8")),
-                                  indent=2, ensure_ascii=False)
-            except (OSError, ValueError) as exc:
-                log.info("recipe %s unreadable: %s", candidate, exc)
+            recipe = read_small_json(Path(candidate), MAX_JSON_BYTES)
+            if recipe is not None:
+                return json.dumps(recipe, indent=2, ensure_ascii=False)
+            log.info("recipe %s unreadable", candidate)
     return json.dumps(job.to_dict(), indent=2, ensure_ascii=False)
 
 

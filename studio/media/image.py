@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from studio.errors import MediaError
+from studio.safe_files import kind_of
 
 if TYPE_CHECKING:
     import torch
@@ -51,8 +52,9 @@ def _sniff(head: bytes) -> str | None:
 
 def _check_file(path: Path) -> str:
     """Return the format of ``path``; MediaError if missing, empty, unreadable or unsupported."""
-    if path.is_dir():
-        raise MediaError(f"{path} is a folder, not an image.", _FORMATS_HINT)
+    kind = kind_of(path)
+    if kind not in ("regular file", "missing"):
+        raise MediaError(f"{path} is a {kind}, not an image file.", _FORMATS_HINT)
     try:
         with open(path, "rb") as f:
             head = f.read(16)

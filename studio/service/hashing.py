@@ -7,13 +7,14 @@ Hashing a 28 GB checkpoint takes a minute, so each file is hashed once and the d
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import threading
 from pathlib import Path
 
 from studio.media.atomic import atomic_write_json
+from studio.media.json_file import MAX_JSON_BYTES, parse_json_text
 from studio.paths import studio_home
+from studio.safe_files import read_bytes_bounded
 
 log = logging.getLogger(__name__)
 _LOCK = threading.Lock()
@@ -26,7 +27,7 @@ def _cache_path() -> Path:
 
 def _load_cache() -> dict[str, dict]:
     try:
-        data = json.loads(_cache_path().read_text(encoding="utf-8"))
+        data = parse_json_text(read_bytes_bounded(_cache_path(), MAX_JSON_BYTES))
         return data if isinstance(data, dict) else {}
     except (OSError, ValueError):
         return {}

@@ -20,7 +20,6 @@ model and calls :meth:`JobQueue.refresh` to see what other processes changed.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import shutil
@@ -35,7 +34,9 @@ from typing import Any
 from studio.engine.request import GenerationRequest
 from studio.errors import InvalidRequest, StudioError
 from studio.media.atomic import atomic_write_json
+from studio.media.json_file import MAX_JSON_BYTES, parse_json_text
 from studio.paths import studio_home
+from studio.safe_files import read_bytes_bounded
 from studio.service.job_folder import JobFolder, jobs_root
 from studio.service.job_record import JOB_VERSION, LIVE_STATES, RESTART_HINTS, Job, JobState
 from studio.service.locks import FileLock, LockTimeout, is_locked_elsewhere
@@ -367,7 +368,7 @@ class JobQueue:
     def _read_job(self, path: Path, name: str) -> Job | None:
         """The job in ``path``; None (with a warning) when it is damaged."""
         try:
-            job = Job.from_dict(json.loads(path.read_text(encoding="utf-8")))
+            job = Job.from_dict(parse_json_text(read_bytes_bounded(path, MAX_JSON_BYTES)))
             if job.id != name:
                 raise InvalidRequest("job", f"the file names job {job.id!r}, not {name!r}")
             return job
@@ -379,7 +380,7 @@ class JobQueue:
         """(order, paused, whether queue.json was readable or absent)."""
         path = self._root / "queue.json"
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = parse_json_text(read_bytes_bounded(path, MAX_JSON_BYTES))
             order = data["order"]
             if not isinstance(order, list) or not isinstance(data.get("paused", False), bool):
                 raise TypeError("unexpected contents")

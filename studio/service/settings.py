@@ -6,14 +6,15 @@ file never stops the studio from starting. Saves are atomic.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 from studio.media.atomic import atomic_write_json
+from studio.media.json_file import MAX_JSON_BYTES, parse_json_text
 from studio.paths import studio_home
+from studio.safe_files import read_bytes_bounded
 
 log = logging.getLogger(__name__)
 
@@ -103,10 +104,10 @@ def settings_path() -> Path:
 def load_settings(path: Path | None = None) -> Settings:
     path = path or settings_path()
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = parse_json_text(read_bytes_bounded(path, MAX_JSON_BYTES))
     except FileNotFoundError:
         return Settings()
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError) as exc:  # not a regular file, too large, not plain JSON
         log.warning("settings file %s unreadable (%s); using defaults", path, exc)
         return Settings()
     if not isinstance(data, dict):

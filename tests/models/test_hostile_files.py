@@ -182,3 +182,21 @@ def test_read_video_metadata_raises_only_media_errors(tmp_path: Path, data: byte
     else:
         assert result is None or isinstance(result, dict)
 
+
+
+@FIFO
+@pytest.mark.timeout(60)
+def test_fifos_in_place_of_images_and_studio_files_never_block(tmp_path: Path) -> None:
+    """The same fault class elsewhere: a reference image, the settings and a job file."""
+    from studio.media.image import load_image
+    from studio.service.job_queue import JobQueue
+    from studio.service.settings import Settings, load_settings
+
+    os.mkfifo(tmp_path / "ref.png")
+    with pytest.raises(MediaError, match="FIFO"):
+        load_image(tmp_path / "ref.png")
+    os.mkfifo(tmp_path / "settings.json")
+    assert load_settings(tmp_path / "settings.json") == Settings()
+    (tmp_path / "queue" / "jobs" / "abc123").mkdir(parents=True)
+    os.mkfifo(tmp_path / "queue" / "jobs" / "abc123" / "job.json")
+    assert JobQueue(tmp_path / "queue").pending() == []
