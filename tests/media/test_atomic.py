@@ -6,11 +6,13 @@ import errno
 import json
 import os
 import re
+import stat
 from pathlib import Path
 
 import pytest
 
 from studio.errors import Cancelled, MediaError
+from studio.media import atomic
 from studio.media.atomic import (
     atomic_path,
     atomic_write_bytes,
@@ -181,3 +183,53 @@ def test_target_that_cannot_be_replaced(tmp_path: Path) -> None:
         atomic_write_text(folder, "x")
     assert (folder / "inside.txt").read_text() == "keep"
     assert _leftovers(tmp_path) == []
+
+
+# --- durability: what reaches the disk, and in which order ------------------------------------
+
+
+def _spy_durability(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, object]]:
+    """Record every ``os.fsync`` (as the kind of object its descriptor refers to) and every
+    ``os.replace`` the atomic writer makes, in order, still doing them."""
+    events: list[tuple[str, object]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        kind = "folder" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file"
+        events.append(("fsync", (kind, os.fstat(fd).st_ino)))
+        real_fsync(fd)
+
+    def replace(src, dst) -> None:
+        events.append(("replace", (Path(src), Path(dst))))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(atomic.os, "fsync", fsync)
+    monkeypatch.setattr(atomic.os, "replace", replace)
+    return events
+
+
+def test_the_data_and_the_rename_are_flushed_in_order(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "out.json"
+    events = _spy_durability(monkeypatch)
+    atomic_write_bytes(target, b"payload")
+    (fsync_file, (kind, inode)), (replace, (src, dst)), (fsync_dir, (dir_kind, dir_inode)) = events
+    assert (fsync_file, kind) == ("fsync", "file") and inode == target.stat().st_ino
+    assert replace == "replace" and dst == target and src.parent == target.parent
+    assert src.name.startswith(".out.json.") and src.name.endswith(".partial")
+    assert (fsync_dir, dir_kind, dir_inode) == ("fsync", "folder", tmp_path.stat().st_ino)
+
+
+def test_a_kill_between_write_and_rename_leaves_the_old_file(
+    existing: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = existing.read_bytes()
+
+    def killed(src, dst) -> None:
+        raise KeyboardInterrupt  # the process dies right before the rename
+
+    monkeypatch.setattr(atomic.os, "replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write_bytes(existing, b"new content that must not appear")
+    assert existing.read_bytes() == before
+    assert [p.name for p in existing.parent.iterdir()] == [existing.name]

@@ -46,9 +46,16 @@ def track(handler_kind: bytes, size: tuple[int, int], mdhd_version: int) -> byte
     return box(b"trak", box(b"tkhd", b"\0" * 84) + mdia)
 
 
-def udta(text: str, *, iso_meta: bool = True, data_type: int = 1) -> bytes:
-    data = box(b"data", struct.pack(">II", data_type, 0) + text.encode("utf-8"))
-    inner = handler(b"mdir") + box(b"ilst", box(b"\xa9too", data) + box(b"\xa9cmt", data))
+def udta(text: str, *, iso_meta: bool = True, data_type: int = 1,
+         encoder: str = '{"not": "the comment"}') -> bytes:
+    """A ``udta`` holding ``text`` as the comment (©cmt) and, distinct from it, an encoder tag
+    (©too), so that reading the wrong tag shows."""
+
+    def data(value: str) -> bytes:
+        return box(b"data", struct.pack(">II", data_type, 0) + value.encode("utf-8"))
+
+    inner = handler(b"mdir") + box(b"ilst", box(b"\xa9too", data(encoder))
+                                   + box(b"\xa9cmt", data(text)))  # fmt: skip
     meta = full_box(b"meta", 0, inner) if iso_meta else box(b"meta", inner)
     return box(b"udta", meta)
 
@@ -107,3 +114,26 @@ def test_real_file_agrees_with_pyav(tmp_path: Path) -> None:
         )
         assert json.loads(container.metadata["comment"]) == {"x": [1, 2]}
     assert info == VideoTrack(30, 20, 5, 12.5)
+
+
+def test_the_comment_tag_is_read_whatever_comes_before_it() -> None:
+    moov = box(b"moov", track(b"vide", (8, 8), 0) + udta('{"recipe": 1}', encoder="Lavf61"))
+    assert comment_tag(moov) == '{"recipe": 1}'
+
+
+def test_a_comment_written_by_another_tool_is_read(tmp_path: Path) -> None:
+    """An MP4 made by PyAV (libavformat's muxer, not the studio's writer) with our comment."""
+    path = tmp_path / "pyav.mp4"
+    with av.open(str(path), "w") as container:
+        container.metadata["comment"] = json.dumps({"request": {"prompt": "from pyav"}})
+        container.metadata["title"] = "something else"
+        stream = container.add_stream("mpeg4", rate=8)
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
+        for _ in range(3):
+            frame = av.VideoFrame.from_ndarray(np.zeros((32, 32, 3), np.uint8), format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    assert read_video_metadata(path) == {"request": {"prompt": "from pyav"}}
+    assert video_track(read_moov(path)) == VideoTrack(32, 32, 3, 8.0)
