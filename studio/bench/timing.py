@@ -65,3 +65,11 @@ def compare(fns: Mapping[str, Callable[[], object]], device: torch.device, *, re
             runs[name].append(timed(fn, device))
     return {name: Timing(statistics.median(runs[name]), min(runs[name]), tuple(runs[name]),
                          tuple(first[name])) for name in fns}  # fmt: skip
+
+
+def paired_ratio(ours: Timing, theirs: Timing) -> float:
+    """Median over interleaved run pairs of ours / theirs: robust to load that drifts during the
+    comparison (each pair ran back to back)."""
+    ratios = sorted(a / b for a, b in zip(ours.samples, theirs.samples, strict=True))
+    middle = len(ratios) // 2
+    return ratios[middle] if len(ratios) % 2 else (ratios[middle - 1] + ratios[middle]) / 2

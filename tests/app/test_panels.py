@@ -95,7 +95,7 @@ def test_schedule_follows_steps_shift_size_frames_and_hover(make_window, qtbot):
                        Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
     QApplication.sendEvent(view, move)
     assert view.hover_text() == f"step 4 · t = {shifted_schedule(10, 3.0)[4]:.4f}"
-    assert view.grab().width() > 0  # paints with a schedule, markers and hover
+    _assert_curve_drawn_through(view, shifted_schedule(10, 3.0))
 
 
 def test_drop_reference_image_and_soft_start_marks(make_window, qtbot, tmp_path):
@@ -277,3 +277,25 @@ def test_a_recipe_from_elsewhere_restores_only_what_the_user_has(make_window, qt
     assert f"{elsewhere} is not beside the recipe" in notes
     qtbot.waitUntil(lambda: window.prompt_panel.prompt.toPlainText() == "sent to me")
     assert window.reference_panel.items() == () and window._info.id == "tiny"
+
+
+def _assert_curve_drawn_through(view, ts) -> None:
+    """The painted schedule passes through every step's point: the curve colour is found within
+    two pixels of each (step, t), and not at a point off the curve."""
+    from studio.app.schedule_view import CURVE
+
+    image = view.grab().toImage()
+    scale = image.width() / view.width()
+    rect = view._plot_rect()
+
+    def near_curve_colour(point) -> bool:
+        for dx in range(-2, 3):
+            for dy in range(-2, 3):
+                colour = image.pixelColor(int(point.x() * scale) + dx, int(point.y() * scale) + dy)
+                if max(abs(colour.red() - CURVE.red()), abs(colour.green() - CURVE.green()),
+                       abs(colour.blue() - CURVE.blue())) <= 40:
+                    return True
+        return False
+
+    assert all(near_curve_colour(view._point(rect, i, t)) for i, t in enumerate(ts))
+    assert not near_curve_colour(view._point(rect, 1, 0.05))  # far below the curve at step 1

@@ -141,29 +141,50 @@ def test_a_list_of_items_becomes_a_tuple() -> None:
 
 # --- JSON ------------------------------------------------------------------------------------
 
-items = st.builds(
-    ConditioningItem,
-    image=st.text(min_size=1, max_size=30),
-    frame_index=st.integers(-17, 16),
-    strength=st.one_of(st.floats(0.0, 1.0), st.sampled_from([0, 1])),
-    fit=st.sampled_from(["fill", "fit"]),
-)
-requests = st.builds(
-    GenerationRequest,
-    prompt=st.text(max_size=80),
-    negative_prompt=st.text(max_size=40),
-    seed=st.integers(0, MAX_SEED),
-    steps=st.integers(1, 1000),
-    guidance=st.one_of(st.floats(0.0, 50.0), st.integers(0, 50)),
-    shift=st.one_of(st.just("auto"), st.floats(0.0, 100.0, exclude_min=True)),
-    width=st.integers(1, 8192),
-    height=st.integers(1, 8192),
-    frames=st.just(17),
-    fps=st.floats(1.0, 240.0),
-    sampler=st.sampled_from(SAMPLERS),
-    conditioning=st.lists(items, max_size=3).map(tuple),
-    model=st.text(max_size=20),
-)
+#: The temporal stride of every shipped family's VAE: valid frame counts are 1 + 4·k.
+STRIDE = 4
+
+
+@st.composite
+def _items(draw: st.DrawFn, frames: int) -> ConditioningItem:
+    return ConditioningItem(
+        image=draw(st.text(min_size=1, max_size=30)),
+        frame_index=draw(st.integers(-frames, frames - 1)),
+        strength=draw(st.one_of(st.floats(0.0, 1.0), st.sampled_from([0, 1]))),
+        fit=draw(st.sampled_from(["fill", "fit"])),
+    )
+
+
+@st.composite
+def _requests(draw: st.DrawFn) -> GenerationRequest:
+    """Valid requests of every shape: frame counts 1 + 4·k (the models' stride), sizes on the
+    16-pixel grid, reference frames anywhere in the clip."""
+    frames = 1 + STRIDE * draw(st.integers(0, 64))
+    return GenerationRequest(
+        prompt=draw(st.text(max_size=80)),
+        negative_prompt=draw(st.text(max_size=40)),
+        seed=draw(st.integers(0, MAX_SEED)),
+        steps=draw(st.integers(1, 1000)),
+        guidance=draw(st.one_of(st.floats(0.0, 50.0), st.integers(0, 50))),
+        shift=draw(st.one_of(st.just("auto"), st.floats(0.0, 100.0, exclude_min=True))),
+        width=16 * draw(st.integers(1, 512)),
+        height=16 * draw(st.integers(1, 512)),
+        frames=frames,
+        fps=draw(st.floats(1.0, 240.0)),
+        sampler=draw(st.sampled_from(SAMPLERS)),
+        conditioning=tuple(draw(st.lists(_items(frames), max_size=3))),
+        model=draw(st.text(max_size=20)),
+    )
+
+
+requests = _requests()
+
+
+@FAST
+@given(requests)
+def test_drawn_requests_are_valid_for_the_models_geometry(request: GenerationRequest) -> None:
+    request.validate()
+    request.check_geometry(LatentGeometry(channels=16, temporal_factor=STRIDE, spatial_factor=8))
 
 
 @FAST

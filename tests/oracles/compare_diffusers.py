@@ -33,7 +33,7 @@ from studio.bench.measure import (  # noqa: E402
     device_peak,
     vae_latent,
 )
-from studio.bench.timing import compare  # noqa: E402
+from studio.bench.timing import compare, paired_ratio  # noqa: E402
 from studio.models.wan.bench_sizes import SIZES, WanBenchSizes  # noqa: E402
 from studio.models.wan.keys import identify_layout, key_map  # noqa: E402
 from studio.models.wan.random_model import random_dit, random_vae  # noqa: E402
@@ -82,14 +82,6 @@ def diffusers_vae(spec: WanBenchSizes, ours: torch.nn.Module, device: torch.devi
                                      scale_factor_spatial=16, **common)  # fmt: skip
     model.load_state_dict(mapped_state(ours, model), strict=True, assign=True)
     return model.to(device).eval().requires_grad_(False)
-
-
-def paired_ratio(ours: Any, theirs: Any) -> float:
-    """Median over interleaved run pairs of ours / theirs: robust to load that drifts during the
-    comparison (each pair ran back to back)."""
-    ratios = sorted(a / b for a, b in zip(ours.samples, theirs.samples, strict=True))
-    middle = len(ratios) // 2
-    return ratios[middle] if len(ratios) % 2 else (ratios[middle - 1] + ratios[middle]) / 2
 
 
 def compare_dit(spec: WanBenchSizes, device: torch.device, dtype: torch.dtype, repeat: int,
