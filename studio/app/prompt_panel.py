@@ -61,6 +61,10 @@ class PromptPanel(QWidget):
         self.prompt = QPlainTextEdit(self)
         self.prompt.setObjectName("prompt")
         self.prompt.setPlaceholderText("Describe the video… (Ctrl+Enter generates)")
+        self.guide = QLabel(self)  # a closed-vocabulary model's words; hidden for others
+        self.guide.setObjectName("prompt-guide")
+        self.guide.setWordWrap(True)
+        self.guide.hide()
         self.negative = QPlainTextEdit(self)
         self.negative.setObjectName("negative-prompt")
         self.negative.setMaximumHeight(64)
@@ -111,6 +115,7 @@ class PromptPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(QLabel("Prompt", self))
         layout.addWidget(self.prompt, 3)
+        layout.addWidget(self.guide)
         layout.addWidget(QLabel("Negative prompt", self))
         layout.addWidget(self.negative, 1)
         layout.addLayout(form)
@@ -139,6 +144,8 @@ class PromptPanel(QWidget):
             self._info = info
             return
         self._info = info
+        self.guide.setText(info.prompt_guide)
+        self.guide.setVisible(bool(info.prompt_guide))
         self.negative.setPlaceholderText(info.negative_prompt or "(none)")
         self._fps = info.fps
         self.size.set_model(info)

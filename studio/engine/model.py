@@ -163,6 +163,8 @@ class LoadedModel:
         modules: the modules behind the parts (offload, compile, memory).
         memory: the memory forecast's inputs (None: no forecast for this model).
         offload: the offload policy the parts run under ("none" = all on the device).
+        prompt_guide: what the model understands, in words, for a model with a closed
+            vocabulary ("" for open-vocabulary models).
     """
 
     id: str
@@ -181,6 +183,7 @@ class LoadedModel:
     modules: ModelModules = field(default_factory=ModelModules)
     memory: ModelMemory | None = None
     offload: str = "none"
+    prompt_guide: str = ""
 
     @property
     def supports_image(self) -> bool:

@@ -32,6 +32,7 @@ class ModelInfo:
         negative_prompt: the default negative prompt ("" = none).
         supports_image: whether reference frames are meaningful for this model.
         shift_rule: what shift "auto" resolves to (plain data: a frozen dataclass).
+        prompt_guide: what a closed-vocabulary model understands ("" for others).
         device: "cpu" or "cuda"; precision: e.g. "float32", "bfloat16".
         memory: what the memory forecast needs (plain numbers; None for families without
             a memory model) — pass the info to :func:`studio.service.forecast.forecast_request`.
@@ -56,6 +57,7 @@ class ModelInfo:
     memory: ModelMemory | None = None
     offload: str = "none"
     shift_rule: ShiftRule | None = None
+    prompt_guide: str = ""
 
 
 def model_info(model: LoadedModel) -> ModelInfo:
@@ -80,6 +82,7 @@ def model_info(model: LoadedModel) -> ModelInfo:
         memory=model.memory,
         offload=model.offload,
         shift_rule=model.capabilities.shift_rule,
+        prompt_guide=model.prompt_guide,
     )
 
 

@@ -299,3 +299,17 @@ def _assert_curve_drawn_through(view, ts) -> None:
 
     assert all(near_curve_colour(view._point(rect, i, t)) for i, t in enumerate(ts))
     assert not near_curve_colour(view._point(rect, 1, 0.05))  # far below the curve at step 1
+
+
+def test_the_prompt_panel_says_what_a_closed_vocabulary_model_knows(make_window) -> None:
+    from dataclasses import replace
+
+    from studio.models.demo.vocabulary import prompt_guide
+
+    window = make_window()
+    panel = window.prompt_panel
+    assert window._info.prompt_guide == "" and panel.guide.isHidden()
+    panel.set_model(replace(window._info, id="demo-like", prompt_guide=prompt_guide()))
+    assert not panel.guide.isHidden()
+    for word in ("circle", "square", "triangle", "purple", "navy", "still", "moving"):
+        assert word in panel.guide.text()

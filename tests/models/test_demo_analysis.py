@@ -20,6 +20,8 @@ def test_ground_truth_clips_are_read_correctly() -> None:
         assert found.direction == example.spec.direction, example.caption
         assert found.area_cv < 0.03
         assert found.found_frames == 17
+        assert (found.shape, found.background, found.whole) == (
+            example.spec.shape, example.spec.background, True), example.caption
 
 
 def test_wrong_clips_are_caught() -> None:
@@ -94,3 +96,45 @@ def test_summary_and_table() -> None:
     table = format_report(report)
     assert "purple≠blue" in table and "MISSED" in table and "30.0 dB" in table
     assert report.to_dict()["results"][3]["area_cv"] is None
+
+
+def test_shapes_are_told_apart_by_how_much_of_their_box_they_fill() -> None:
+    for shape in ("circle", "square", "triangle"):
+        for radius in (9.0, 14.0, 22.0):
+            spec = ClipSpec(shape, "orange", "still", "navy", 64.0, 64.0, radius, 0.0)
+            found = analyse_clip(render(spec))
+            assert (found.shape, found.background) == (shape, "navy"), (shape, radius)
+
+
+def test_a_shape_that_fades_shrinks_or_vanishes_is_not_whole() -> None:
+    spec = ClipSpec("square", "white", "right", "gray", 40.0, 64.0, 14.0, 2.0)
+    video = render(spec)
+    assert analyse_clip(video).whole
+    gone = video.copy()
+    gone[9:] = gone[9:, :3, :3][:, :1, :1]  # the shape disappears halfway: background only
+    assert not analyse_clip(gone).whole
+    small = np.stack([render(ClipSpec("square", "white", "still", "gray", 64.0, 64.0, r, 0.0),
+                             frames=1)[0] for r in np.linspace(14.0, 6.0, 17)])  # fmt: skip
+    assert analyse_clip(small).found_frames == 17 and not analyse_clip(small).whole
+
+
+def test_the_property_table_splits_text_and_image_runs() -> None:
+    want = dict(want_colour="red", want_direction="left", want_shape="square",
+                want_background="gray")  # fmt: skip
+    right = dict(got_colour="red", got_direction="left", got_shape="square",
+                 got_background="gray", whole=True)  # fmt: skip
+    results = [
+        PromptResult("t1", False, area_cv=0.0, first_frame_psnr=None,
+                     **{**want, **right}),
+        PromptResult("t2", False, area_cv=0.0, first_frame_psnr=None,
+                     **{**want, **right, "got_shape": "circle"}),
+        PromptResult("i1", True, area_cv=0.0, first_frame_psnr=35.0,
+                     **{**want, **right, "whole": False}),
+    ]  # fmt: skip
+    report = summarise(results, steps=20, guidance=5.0, seed=0)
+    text, image = report.properties(image=False), report.properties(image=True)
+    assert (text["shape"], text["all five"], text["colour"]) == (0.5, 0.5, 1.0)
+    assert (image["whole"], image["all five"], image["shape"]) == (0.0, 0.0, 1.0)
+    table = format_report(report)
+    assert "all five" in table and "text-to-video" in table and "image-to-video" in table
+    assert report.to_dict()["properties"]["text_to_video"]["shape"] == 0.5

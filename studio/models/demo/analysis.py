@@ -1,9 +1,11 @@
-"""Measure what a demo clip shows: the shape's colour, its motion, its size over time.
+"""Measure what a demo clip shows: the shape, its colour, its motion, the background, and
+whether the shape stays whole.
 
 Per frame the background is estimated from the border (median of a 3-pixel frame), the shape is
-every pixel that differs clearly from it, and the shape's centroid, area and colour are measured.
-Colours are named by the nearest named colour in CIELAB. All pixel inputs are uint8 RGB
-``[T, H, W, 3]``.
+every pixel that differs clearly from it, and the shape's centroid, area, colour and how much of
+its bounding box it fills are measured. Colours are named by the nearest named colour in CIELAB;
+the shape by its fill ratio (a circle fills π/4 ≈ 0.79 of its box, a square 1, a triangle ½).
+All pixel inputs are uint8 RGB ``[T, H, W, 3]``.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from studio.models.demo.vocabulary import COLOURS
+from studio.models.demo.vocabulary import BACKGROUNDS, COLOURS
 
 BORDER = 3
 DIFF_THRESHOLD = 60.0
@@ -23,6 +25,10 @@ CORE_THRESHOLD = 0.6
 STILL_FRACTION = 0.12
 """A displacement below this fraction of the frame size counts as "still"."""
 MIN_AREA = 12
+#: Fill ratios between the shapes' ideal ones (π/4, 1 and ½) that separate them.
+SQUARE_FILL, TRIANGLE_FILL = 0.89, 0.64
+#: "Whole": in every frame, with an area within these factors of its frame-0 area.
+WHOLE_AREA = (0.5, 2.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +36,9 @@ class ClipAnalysis:
     """What was found in one clip.
 
     Attributes:
+        shape: "circle", "square", "triangle" (most frames' reading) or "" (no shape).
+        background: named background colour (from the border, all frames).
+        whole: the shape is found in every frame, its area within 0.5×…2× of frame 0's.
         colour: named colour of the shape ("" when no shape was found).
         direction: "left", "right", "up", "down", "still" or "" (no shape).
         displacement: centroid motion first → last detected frame, (dx, dy) pixels.
@@ -44,6 +53,9 @@ class ClipAnalysis:
     area_cv: float
     found_frames: int
     mean_rgb: tuple[float, float, float]
+    shape: str = ""
+    background: str = ""
+    whole: bool = False
 
 
 def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
@@ -58,14 +70,28 @@ def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     )
 
 
-_NAMES = tuple(COLOURS)
-_LABS = srgb_to_lab(np.array([COLOURS[n] for n in _NAMES], dtype=np.float64))
+def _nearest(palette: dict[str, tuple[int, int, int]]):
+    names = tuple(palette)
+    labs = srgb_to_lab(np.array([palette[n] for n in names], dtype=np.float64))
+
+    def name(rgb: tuple[float, float, float] | np.ndarray) -> str:
+        return names[int(np.argmin(np.linalg.norm(labs - srgb_to_lab(np.asarray(rgb)), axis=-1)))]
+
+    return name
 
 
-def name_colour(rgb: tuple[float, float, float] | np.ndarray) -> str:
-    """The named colour (from ``COLOURS``) nearest to ``rgb`` in CIELAB."""
-    distance = np.linalg.norm(_LABS - srgb_to_lab(np.asarray(rgb)), axis=-1)
-    return _NAMES[int(np.argmin(distance))]
+name_colour = _nearest(COLOURS)
+"""The named shape colour (from ``COLOURS``) nearest to an sRGB colour in CIELAB."""
+name_background = _nearest(BACKGROUNDS)
+"""The named background (from ``BACKGROUNDS``) nearest to an sRGB colour in CIELAB."""
+
+
+def shape_of(mask: np.ndarray) -> str:
+    """Name a shape mask by how much of its bounding box it fills."""
+    ys, xs = np.nonzero(mask)
+    box = (xs.max() - xs.min() + 1) * (ys.max() - ys.min() + 1)
+    fill = mask.sum() / box
+    return "square" if fill >= SQUARE_FILL else "triangle" if fill <= TRIANGLE_FILL else "circle"
 
 
 def frame_background(frame: np.ndarray) -> np.ndarray:
@@ -99,7 +125,7 @@ def direction_of(dx: float, dy: float, size: int) -> str:
 
 def analyse_clip(video: np.ndarray) -> ClipAnalysis:
     """Find the shape in every frame of ``video`` (uint8 ``[T, H, W, 3]``) and describe it."""
-    centroids, areas, colours = [], [], []
+    centroids, areas, colours, shapes = [], [], [], []
     for frame in video:
         mask, diff = shape_mask(frame)
         area = int(mask.sum())
@@ -108,21 +134,29 @@ def analyse_clip(video: np.ndarray) -> ClipAnalysis:
         ys, xs = np.nonzero(mask)
         centroids.append((xs.mean() + 0.5, ys.mean() + 0.5))
         areas.append(area)
+        shapes.append(shape_of(mask))
         core = diff >= CORE_THRESHOLD * diff.max()
         colours.append(frame[core].astype(np.float64).mean(axis=0))
+    background = name_background(np.median([frame_background(f) for f in video], axis=0))
     if not centroids:
-        return ClipAnalysis("", "", (0.0, 0.0), float("inf"), 0, (0.0, 0.0, 0.0))
+        return ClipAnalysis("", "", (0.0, 0.0), float("inf"), 0, (0.0, 0.0, 0.0), "",
+                            background, False)  # fmt: skip
     dx = centroids[-1][0] - centroids[0][0]
     dy = centroids[-1][1] - centroids[0][1]
     mean_rgb = np.median(np.array(colours), axis=0)
     area = np.array(areas, dtype=np.float64)
+    every_frame = len(areas) == len(video)
+    low, high = WHOLE_AREA
     return ClipAnalysis(
         colour=name_colour(mean_rgb),
         direction=direction_of(dx, dy, video.shape[2]),
         displacement=(float(dx), float(dy)),
-        area_cv=float(area.std() / area.mean()) if len(areas) == len(video) else float("inf"),
+        area_cv=float(area.std() / area.mean()) if every_frame else float("inf"),
         found_frames=len(centroids),
         mean_rgb=(float(mean_rgb[0]), float(mean_rgb[1]), float(mean_rgb[2])),
+        shape=max(set(shapes), key=shapes.count),
+        background=background,
+        whole=every_frame and bool(np.all((area >= low * area[0]) & (area <= high * area[0]))),
     )
 
 

@@ -156,3 +156,12 @@ def caption(
         phrase = rng.choice(BACKGROUND_PHRASES)
         text += " " + phrase.format(bg=rng.choice(BACKGROUND_WORDS[background]))
     return _ARTICLE.sub(r"an \1", text)
+
+
+def prompt_guide() -> str:
+    """The demo model's vocabulary in one line: its contract with the person typing."""
+    directions = ", ".join(d for d in DIRECTIONS if d != "still")
+    backgrounds = ", ".join(b for b in BACKGROUNDS if b != "black")
+    return (f"This demo model knows {', '.join(SHAPES)}; colours {', '.join(COLOURS)}; moving "
+            f"{directions}, or still; on black (default), {backgrounds}. For example: \"a green "
+            "square moving up on a gray background\".")
