@@ -96,6 +96,15 @@ class PromptPanel(QWidget):
         self.sampler = QComboBox(self)
         self.sampler.setObjectName("sampler")
         self.sampler.addItems(list(SAMPLERS))
+        self.step_cache = QDoubleSpinBox(self)
+        self.step_cache.setObjectName("step-cache")
+        self.step_cache.setRange(0.0, 0.5)
+        self.step_cache.setDecimals(2)
+        self.step_cache.setSingleStep(0.01)
+        self.step_cache.setSpecialValueText("off")
+        self.step_cache.setToolTip("Skip denoiser forwards the last one predicts: the error the "
+                                   "skips may add up to (0.01 skips about 2 steps in 5; off "
+                                   "runs every step). Needs a calibrated model.")
         self.size = SizeEditor(self)
         self._lay_out()
 
@@ -112,6 +121,7 @@ class PromptPanel(QWidget):
         form.addRow("Guidance", self.guidance)
         form.addRow("Shift α", shift_row)
         form.addRow("Sampler", self.sampler)
+        form.addRow("Step cache", self.step_cache)
         layout = QVBoxLayout(self)
         layout.addWidget(QLabel("Prompt", self))
         layout.addWidget(self.prompt, 3)
@@ -126,7 +136,7 @@ class PromptPanel(QWidget):
     def _connect(self) -> None:
         self.new_seed_button.clicked.connect(self._on_new_seed)
         self.shift_auto.toggled.connect(self._on_shift_mode)
-        for spin in (self.steps, self.guidance, self.shift):
+        for spin in (self.steps, self.guidance, self.shift, self.step_cache):
             spin.valueChanged.connect(self._emit_changed)
         self.sampler.currentIndexChanged.connect(self._emit_changed)
         self.size.changed.connect(self._emit_changed)
@@ -168,8 +178,9 @@ class PromptPanel(QWidget):
         self.negative.setPlainText(request.negative_prompt)
         self.seed.setText(str(request.seed))
         self.seed_lock.setChecked(True)
-        with QSignalBlocker(self.sampler):
+        with QSignalBlocker(self.sampler), QSignalBlocker(self.step_cache):
             self.sampler.setCurrentText(request.sampler)
+            self.step_cache.setValue(request.step_cache)
         self._fps = request.fps
         self.size.set_fps(request.fps)
         self.size.set_values(request.width, request.height, request.frames)
@@ -212,6 +223,7 @@ class PromptPanel(QWidget):
             sampler=self.sampler.currentText(),
             conditioning=tuple(conditioning),
             model=self._info.id,
+            step_cache=round(self.step_cache.value(), 4),
         )
 
     # --- reactions --------------------------------------------------------------------------

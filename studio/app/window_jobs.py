@@ -53,7 +53,10 @@ class JobEventsMixin:
 
     @Slot(str, object)
     def _on_job_finished(self, job_id: str, result: JobResult) -> None:
-        self.job_status.ended(f"Finished in {result.seconds:.1f} s · {result.video_path.name}")
+        skipped = (f" · {result.forwards} forwards, {result.skipped_forwards} skipped"
+                   if result.skipped_forwards else "")
+        self.job_status.ended(f"Finished in {result.seconds:.1f} s · {result.video_path.name}"
+                              f"{skipped}")
         self._job_ended()
         path = Path(result.video_path)
         self.tasks.submit(lambda: decode_video_images(path), self._show_video)

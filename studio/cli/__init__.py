@@ -10,6 +10,7 @@ import argparse
 import logging
 import sys
 
+from studio.cli.cache import add_cache
 from studio.cli.generate import add_generate, add_models
 from studio.cli.queue import add_queue
 from studio.errors import Cancelled, StudioError
@@ -29,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_bench_parser(sub)
     add_queue(sub)
+    add_cache(sub)
     return parser
 
 

@@ -36,6 +36,8 @@ def add_generate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--frames", type=int)
     p.add_argument("--fps", type=float)
     p.add_argument("--sampler", choices=("euler", "stochastic"))
+    p.add_argument("--cache", metavar="POLICY[:THRESHOLD]",
+                   help="step caching: magcache (threshold 0.01) or magcache:T; off: magcache:0")
     p.add_argument("--out", type=Path, help="output MP4 (default: the outputs folder)")
     p.add_argument("--queue", action="store_true", help="add to the persistent queue instead")
     p.add_argument("--trust-recipe-paths", action="store_true",
@@ -91,7 +93,10 @@ def _run_taken(queue: Any, job_id: str, service: Any, out: Path | None) -> int:
     record_outcome(queue, outcome)
     if outcome.ending is Ending.FINISHED:
         result = outcome.result
-        print(f"wrote {result.video_path} ({result.frames} frames, {result.seconds:.1f} s)")
+        skipped = (f", {result.forwards} forwards run and {result.skipped_forwards} skipped"
+                   if result.skipped_forwards else "")
+        print(f"wrote {result.video_path} ({result.frames} frames, {result.seconds:.1f} s"
+              f"{skipped})")
         return 0
     restart = f"`studio queue restart {job_id}` continues it from its saved state"
     if outcome.ending is Ending.CANCELLED:

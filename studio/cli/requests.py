@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.engine.request import ConditioningItem, GenerationRequest
+from studio.engine.step_cache import DEFAULT_THRESHOLD
 from studio.errors import InvalidRequest
 
 _OPTION_FIELDS = ("prompt", "negative_prompt", "seed", "steps", "guidance", "width", "height",
@@ -35,6 +36,8 @@ def request_from_args(args: argparse.Namespace, service: Any) -> GenerationReque
     }
     if args.shift is not None:
         changes["shift"] = _parse_shift(args.shift)
+    if args.cache is not None:
+        changes["step_cache"] = parse_cache(args.cache)
     if args.image is not None:
         image = str(Path(args.image).expanduser().resolve())
         changes["conditioning"] = (
@@ -66,6 +69,23 @@ def _recipe_request(args: argparse.Namespace, settings: Any) -> GenerationReques
             "pass --image to choose the image, or --trust-recipe-paths to use it as named",
         )
     return request.with_changes(model=args.model) if args.model is not None else request
+
+
+#: The step-cache policies ``--cache`` names, with their default threshold.
+CACHE_POLICIES = {"magcache": DEFAULT_THRESHOLD}
+
+
+def parse_cache(text: str) -> float:
+    """``POLICY[:THRESHOLD]`` → the request's ``step_cache`` threshold."""
+    policy, _, threshold = text.partition(":")
+    if policy not in CACHE_POLICIES:
+        raise InvalidRequest("cache", f"{policy!r} is not a step-cache policy",
+                             f"use one of {', '.join(CACHE_POLICIES)}, e.g. magcache:0.01")
+    try:
+        return float(threshold) if threshold else CACHE_POLICIES[policy]
+    except ValueError as exc:
+        raise InvalidRequest("cache", f"{threshold!r} is not a threshold",
+                             "use a number in 0…1, e.g. magcache:0.01") from exc
 
 
 def _parse_shift(text: str) -> float | str:

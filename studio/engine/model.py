@@ -19,6 +19,7 @@ from studio.engine.cancel import NEVER, CancelToken
 from studio.engine.memory_model import ModelMemory
 from studio.engine.schedule import opensora_alpha
 from studio.engine.shapes import LatentGeometry
+from studio.engine.step_cache import CacheCalibration
 
 #: The parts of every model, by the names offload policies and memory figures use.
 TEXT_ENCODER, DIT, VAE = "text_encoder", "dit", "vae"
@@ -165,6 +166,8 @@ class LoadedModel:
         offload: the offload policy the parts run under ("none" = all on the device).
         prompt_guide: what the model understands, in words, for a model with a closed
             vocabulary ("" for open-vocabulary models).
+        cache_calibration: how the velocity's magnitude evolves along t, for step caching
+            (None: not calibrated; such a model runs every forward).
     """
 
     id: str
@@ -184,6 +187,7 @@ class LoadedModel:
     memory: ModelMemory | None = None
     offload: str = "none"
     prompt_guide: str = ""
+    cache_calibration: CacheCalibration | None = None
 
     @property
     def supports_image(self) -> bool:

@@ -30,7 +30,7 @@ from studio.engine.guidance import guided_velocity
 from studio.engine.model import FIRST_FRAME, KEYFRAME, LoadedModel, ShiftRule
 from studio.engine.noise import make_noise
 from studio.engine.request import GenerationRequest
-from studio.engine.sampler import SAMPLERS, StepCallback
+from studio.engine.sampler import SAMPLERS, StepCallback, Velocity
 from studio.engine.schedule import make_schedule
 from studio.engine.shapes import LatentGeometry
 from studio.errors import InvalidRequest
@@ -92,6 +92,9 @@ def check_request(model: LoadedModel, request: GenerationRequest) -> None:
     if request.sampler not in capabilities.samplers:
         raise InvalidRequest("sampler", f"{model.name} is not run with the {request.sampler} "
                              "sampler", f"use one of {', '.join(capabilities.samplers)}")
+    if request.step_cache > 0 and model.cache_calibration is None:
+        raise InvalidRequest("step_cache", f"{model.name} has no step-cache calibration",
+                             f"make one with: studio cache calibrate --model {model.id}, or use 0")
     for item in request.conditioning:
         mode = FIRST_FRAME if item.frame_index == 0 else KEYFRAME
         if mode not in capabilities.conditioning:
@@ -160,9 +163,10 @@ def sample_plan(
     cancel: CancelToken = NEVER,
     start_step: int = 0,
     x: torch.Tensor | None = None,
+    wrap: Callable[[Velocity], Velocity] | None = None,
 ) -> torch.Tensor:
     """Encode, condition and sample: the final latent ``[1, C, T', H', W']``, float32, on the
-    CPU.
+    CPU. ``wrap`` wraps the guided velocity the sampler calls (step caching, calibration).
 
     To resume a run, pass the state ``x`` saved after ``start_step`` steps (a sampling
     checkpoint): the result equals the uninterrupted run's. ``on_stage`` hears
@@ -188,6 +192,8 @@ def sample_plan(
             f"{plan.latent_shape}"
         x = x.to(model.device, torch.float32)
     velocity = guided_velocity(model.denoiser, context, uncond, request.guidance)
+    if wrap is not None:
+        velocity = wrap(velocity)
     with torch.inference_mode():
         x = SAMPLERS[request.sampler](velocity, x, list(plan.schedule), cond=cond,
                                       on_step=on_step, cancel=cancel, seed=request.seed,

@@ -93,6 +93,9 @@ class GenerationRequest:
         sampler: ``"euler"`` (deterministic) or ``"stochastic"`` (re-noise each step).
         conditioning: reference frames pinned into the video.
         model: the model set's id ("" = the configured default).
+        step_cache: step-caching threshold in [0, 1]: the predicted relative error a skipped
+            denoiser forward may add up to (0 = every forward runs; see
+            :mod:`studio.engine.step_cache`).
     """
 
     prompt: str
@@ -108,6 +111,7 @@ class GenerationRequest:
     sampler: str = "euler"
     conditioning: tuple[ConditioningItem, ...] = field(default_factory=tuple)
     model: str = ""
+    step_cache: float = 0.0
 
     def __post_init__(self) -> None:
         if isinstance(self.conditioning, list):
@@ -150,6 +154,9 @@ class GenerationRequest:
                     "give each reference frame an image, frame index and strength",
                 )
             item.validate(self.frames)
+        if not _is_number(self.step_cache) or not 0.0 <= self.step_cache <= 1.0:
+            raise InvalidRequest("step_cache", f"{_shown(self.step_cache)} is not allowed",
+                                 "use 0 (off) … 1; 0.01 skips about 2 steps in 5")
         if not isinstance(self.model, str) or not _is_utf8(self.model):
             raise InvalidRequest(
                 "model", f"{self.model!r} is not a model id", 'use a model id or "" for the default'

@@ -37,6 +37,7 @@ from studio.engine.pipeline import (
 )
 from studio.engine.request import GenerationRequest
 from studio.engine.sampler import StepInfo
+from studio.engine.step_cache import CacheStats, StepCacheHook
 from studio.errors import MediaError, OutOfMemory, StudioError
 from studio.media.atomic import atomic_write_json
 from studio.media.latent_file import load_latent, save_latent
@@ -244,12 +245,18 @@ class GenerationService:
             report(info)
             save(info)
 
+        cache = (StepCacheHook(model.cache_calibration, plan.schedule, request.step_cache, start)
+                 if request.step_cache > 0 and model.cache_calibration is not None else None)
         latent = sample_plan(model, plan, on_stage=on_stage, on_step=on_step, cancel=cancel,
-                             start_step=start, x=x)
+                             start_step=start, x=x, wrap=cache)
         timer.lap("sample")
+        stats = cache.stats if cache else CacheStats(forwards=request.steps - start)
         recipe = build_recipe(plan, model, files, timer.timings)
         recipe["job_identity"] = identity
         recipe["resumed_from_step"] = start
+        recipe["forwards"] = {"run": stats.forwards, "skipped": stats.skipped}
+        log.info("job %s: %d denoiser forwards run, %d skipped by the step cache", job_id,
+                 stats.forwards, stats.skipped)
         save_latent(folder.create().latent, latent, recipe)
         discard_checkpoint(folder.path)
         return latent, recipe, start
@@ -286,9 +293,10 @@ class GenerationService:
             save_job_thumbnail(folder.path, frames)
             timer.lap("export")
         log.info("job %s finished in %.2f s: %s", job_id, timer.total, video_path)
+        forwards = recipe.get("forwards", {})
         return JobResult(job_id, request, model.name, video_path, latent_path, recipe_path,
                          int(frames.shape[0]), request.fps, timer.total, dict(timer.timings),
-                         start)
+                         start, int(forwards.get("run", 0)), int(forwards.get("skipped", 0)))
 
     def _latent_path(self, source: str | Path) -> Path:
         text = str(source)

@@ -54,7 +54,9 @@ class JobResult:
     """What a finished job produced.
 
     ``resumed_from_step`` is 0 for a run from noise, k when sampling continued from a checkpoint
-    after step k, and ``request.steps`` when the saved final latent was decoded.
+    after step k, and ``request.steps`` when the saved final latent was decoded. ``forwards``
+    and ``skipped_forwards`` count the denoiser forwards the sampling ran and the step cache
+    skipped.
     """
 
     job_id: str
@@ -68,6 +70,8 @@ class JobResult:
     seconds: float
     timings: dict[str, float] = field(default_factory=dict)
     resumed_from_step: int = 0
+    forwards: int = 0
+    skipped_forwards: int = 0
 
     def to_record(self) -> dict[str, Any]:
         """The JSON-ready ``result`` a :class:`~studio.service.job_queue.Job` keeps."""

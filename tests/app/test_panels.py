@@ -313,3 +313,14 @@ def test_the_prompt_panel_says_what_a_closed_vocabulary_model_knows(make_window)
     assert not panel.guide.isHidden()
     for word in ("circle", "square", "triangle", "purple", "navy", "still", "moving"):
         assert word in panel.guide.text()
+
+
+def test_the_step_cache_control_is_part_of_the_request(make_window) -> None:
+    window = make_window()
+    panel = window.prompt_panel
+    assert panel.step_cache.value() == 0.0 and panel.step_cache.text() == "off"
+    panel.step_cache.setValue(0.02)
+    request = panel.request()
+    assert request.step_cache == 0.02
+    panel.set_request(request.with_changes(step_cache=0.05))
+    assert panel.request().step_cache == 0.05

@@ -28,6 +28,7 @@ from studio.engine.model import (
 )
 from studio.engine.shapes import LatentGeometry
 from studio.errors import CheckpointError
+from studio.models.calibrations import load_calibration
 from studio.models.demo.config import DIT_FILE, VAE_FILE, VARIANT, DemoConfig
 from studio.models.demo.text import MiniLMTextEncoder
 from studio.models.demo.vocabulary import prompt_guide
@@ -43,6 +44,8 @@ FAMILY_NAME = "demo"
 #: :func:`~studio.engine.memory_model.measure_vae_bytes_per_pixel` (a test re-measures it);
 #: measuring at every load would cost a second of the 3 s the demo model may take to load.
 VAE_BYTES_PER_PIXEL = (1340.0, 1028.0)
+#: The shipped step-cache calibration (``studio cache calibrate --model demo --out …``).
+CALIBRATION_FILE = "step_cache.json"
 _HINT = "reinstall Flow Studio, or re-create the weights with: studio train demo"
 
 
@@ -122,6 +125,7 @@ def load_demo_model(
         memory=loaded_memory(dit, vae, text_encoder.model, _text_shape(text_encoder, config),
                              geometry, per_token_time=True, vae_per_pixel=VAE_BYTES_PER_PIXEL),
         prompt_guide=prompt_guide(),
+        cache_calibration=load_calibration(FAMILY_NAME, VARIANT, folder / CALIBRATION_FILE),
     )  # fmt: skip
 
 

@@ -24,6 +24,7 @@ from studio.engine.model import (
     ResolutionShift,
 )
 from studio.errors import CheckpointError
+from studio.models.calibrations import load_calibration
 from studio.models.family import Component, ModelSet
 from studio.models.loading import load_module
 from studio.models.wan.dit import FP32_PARAMETERS, WanDiT
@@ -119,6 +120,7 @@ def _assembled(model_set: ModelSet, variant: WanVariant, encoder: UMT5TextEncode
         device=device, dtype=dtype, modules=modules, memory=memory,
         capabilities=Capabilities(conditioning=variant.conditioning,
                                   shift_rule=ResolutionShift()),
+        cache_calibration=load_calibration(FAMILY_NAME, variant.name),
     )  # fmt: skip
 
 
