@@ -46,6 +46,7 @@ def _dock(window: QMainWindow, title: str, widget: QWidget, area: Qt.DockWidgetA
     window.view_menu.addAction(dock.toggleViewAction())
     return dock
 
+
 def build_docks(window: QMainWindow) -> None:
     """Prompt on the left; models and reference on the right; schedule, queue and history
     tabbed below the centre."""

@@ -57,6 +57,7 @@ VRAM_ALLOCATOR_FACTOR = 1.10
 #: RSS rise was 1.6× (text encoding) to 2.0× (VAE decode) its tracked tensor peak.
 HOST_TRANSIENT_FACTOR = 2.0
 
+
 @dataclass(frozen=True, slots=True)
 class MemoryForecast:
     """Forecast peak memory of one request.

@@ -33,6 +33,7 @@ from studio.errors import InvalidRequest
 
 log = logging.getLogger(__name__)
 
+
 class OffloadPolicy(StrEnum):
     NONE = "none"
     TEXT_ENCODER = "text-encoder"

@@ -60,10 +60,13 @@ def load_tokenizer(folder: Path) -> Any:
 
 
 def load_model(folder: Path) -> Any:
-    """``AutoModel`` from a checked folder: local files only, no custom code."""
+    """``AutoModel`` from a checked folder: local files only, no custom code, and no progress
+    bar of its own (the studio reports loading itself)."""
     from transformers import AutoModel
+    from transformers.utils import logging as transformers_logging
 
     check_folder(folder)
+    transformers_logging.disable_progress_bar()
     return AutoModel.from_pretrained(str(folder), local_files_only=True, trust_remote_code=False)
 
 

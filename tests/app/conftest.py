@@ -35,6 +35,7 @@ def pytest_terminal_summary(terminalreporter) -> None:
         for line in MEASUREMENTS:
             terminalreporter.line(line)
 
+
 TINY_ROW = ModelRow(id="tiny", name="Tiny analytic model", family="tiny", variant="analytic",
                     size_bytes=0, precision="F32", complete=True, problems=())
 BROKEN_ROW = ModelRow(id="/models/wan-broken", name="wan-broken", family="wan",

@@ -183,7 +183,6 @@ def test_read_video_metadata_raises_only_media_errors(tmp_path: Path, data: byte
         assert result is None or isinstance(result, dict)
 
 
-
 @FIFO
 @pytest.mark.timeout(60)
 def test_fifos_in_place_of_images_and_studio_files_never_block(tmp_path: Path) -> None:

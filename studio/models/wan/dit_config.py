@@ -217,7 +217,6 @@ WAN22_TI2V_5B = WanDiTConfig(
 )
 
 
-
 def dit_config(shapes: Mapping[str, Sequence[int]], folder: Path,
                source: str = "the Wan DiT") -> WanDiTConfig:
     """Sizes from the tensor shapes, with the head count of a ``config.json`` beside the weights
