@@ -35,7 +35,7 @@ def add_generate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--height", type=int)
     p.add_argument("--frames", type=int)
     p.add_argument("--fps", type=float)
-    p.add_argument("--sampler", choices=("euler", "stochastic"))
+    p.add_argument("--sampler", choices=("euler", "stochastic", "dpm++2m"))
     p.add_argument("--cache", metavar="POLICY[:THRESHOLD]",
                    help="step caching: magcache (threshold 0.01) or magcache:T; off: magcache:0")
     p.add_argument("--out", type=Path, help="output MP4 (default: the outputs folder)")

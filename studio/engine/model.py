@@ -103,13 +103,13 @@ class Capabilities:
     """What a model supports.
 
     Attributes:
-        samplers: sampler names (:data:`studio.engine.sampler.SAMPLERS` keys) it is run with.
+        samplers: sampler names (:data:`studio.engine.samplers.SAMPLERS` keys) it is run with.
         conditioning: conditioning modes (:data:`FIRST_FRAME`, :data:`KEYFRAME`); empty for a
             text-only model.
         shift_rule: what ``shift="auto"`` resolves to.
     """
 
-    samplers: tuple[str, ...] = ("euler", "stochastic")
+    samplers: tuple[str, ...] = ("euler", "stochastic", "dpm++2m")
     conditioning: tuple[str, ...] = (FIRST_FRAME, KEYFRAME)
     shift_rule: ShiftRule = field(default_factory=ResolutionShift)
 

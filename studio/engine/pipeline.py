@@ -30,7 +30,8 @@ from studio.engine.guidance import guided_velocity
 from studio.engine.model import FIRST_FRAME, KEYFRAME, LoadedModel, ShiftRule
 from studio.engine.noise import make_noise
 from studio.engine.request import GenerationRequest
-from studio.engine.sampler import SAMPLERS, StepCallback, Velocity
+from studio.engine.sampler import StepCallback, Velocity
+from studio.engine.samplers import MULTISTEP_SAMPLERS, SAMPLERS
 from studio.engine.schedule import make_schedule
 from studio.engine.shapes import LatentGeometry
 from studio.errors import InvalidRequest
@@ -95,6 +96,11 @@ def check_request(model: LoadedModel, request: GenerationRequest) -> None:
     if request.step_cache > 0 and model.cache_calibration is None:
         raise InvalidRequest("step_cache", f"{model.name} has no step-cache calibration",
                              f"make one with: studio cache calibrate --model {model.id}, or use 0")
+    if request.sampler in MULTISTEP_SAMPLERS and any(
+            0.0 < item.strength < 1.0 for item in request.conditioning):
+        raise InvalidRequest("sampler", f"the {request.sampler} sampler cannot run reference "
+                             "frames of a strength between 0 and 1",
+                             "use strength 1, or the euler or stochastic sampler")
     for item in request.conditioning:
         mode = FIRST_FRAME if item.frame_index == 0 else KEYFRAME
         if mode not in capabilities.conditioning:

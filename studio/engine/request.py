@@ -16,7 +16,7 @@ from studio.engine.shapes import LatentGeometry
 from studio.errors import InvalidRequest
 
 REQUEST_VERSION = 1
-SAMPLERS = ("euler", "stochastic")
+SAMPLERS = ("euler", "stochastic", "dpm++2m")
 FIT_MODES = ("fill", "fit")
 MAX_SEED = 2**63 - 1
 MAX_STEPS = 1000
@@ -90,7 +90,8 @@ class GenerationRequest:
         width, height: pixels; multiples of the model's size multiple.
         frames: pixel frames; 1 + r·k for the model's temporal factor r.
         fps: playback rate of the output.
-        sampler: ``"euler"`` (deterministic) or ``"stochastic"`` (re-noise each step).
+        sampler: ``"euler"`` (deterministic), ``"stochastic"`` (re-noise each step) or
+            ``"dpm++2m"`` (second-order multistep, deterministic).
         conditioning: reference frames pinned into the video.
         model: the model set's id ("" = the configured default).
         step_cache: step-caching threshold in [0, 1]: the predicted relative error a skipped

@@ -72,8 +72,8 @@ def sample_euler(
             as running from step 0.
     """
     del seed
-    mask = _mask_for(x, cond)
-    for i, t, t_next in _steps(ts, start):
+    mask = mask_for(x, cond)
+    for i, t, t_next in schedule_steps(ts, start):
         cancel.check()
         t_tok = token_timesteps(t, mask)
         v = velocity(x, t_tok)
@@ -102,8 +102,8 @@ def sample_stochastic(
     draws the same noise.
     Arguments as :func:`sample_euler`.
     """
-    mask = _mask_for(x, cond)
-    for i, t, t_next in _steps(ts, start):
+    mask = mask_for(x, cond)
+    for i, t, t_next in schedule_steps(ts, start):
         cancel.check()
         t_tok = token_timesteps(t, mask)
         v = velocity(x, t_tok)
@@ -116,12 +116,6 @@ def sample_stochastic(
     return x
 
 
-SAMPLERS: dict[str, Callable[..., torch.Tensor]] = {
-    "euler": sample_euler,
-    "stochastic": sample_stochastic,
-}
-
-
 def step_noise_seed(seed: int, step: int) -> int:
     """The seed of the stochastic sampler's fresh noise at ``step``: a 63-bit hash of both.
 
@@ -132,7 +126,7 @@ def step_noise_seed(seed: int, step: int) -> int:
     return int.from_bytes(digest, "little") >> 1
 
 
-def _steps(ts: list[float], start: int) -> list[tuple[int, float, float]]:
+def schedule_steps(ts: list[float], start: int) -> list[tuple[int, float, float]]:
     """``(i, t, t_next)`` for the steps ``start`` … N − 1 of a schedule of N + 1 times."""
     n = len(ts) - 1
     if not 0 <= start <= n:
@@ -140,7 +134,7 @@ def _steps(ts: list[float], start: int) -> list[tuple[int, float, float]]:
     return [(i, ts[i], ts[i + 1]) for i in range(start, n)]
 
 
-def _mask_for(x: torch.Tensor, cond: Conditioning | None) -> torch.Tensor:
+def mask_for(x: torch.Tensor, cond: Conditioning | None) -> torch.Tensor:
     if cond is None:
         b, _, t, h, w = x.shape
         return torch.zeros(b, 1, t, h, w, device=x.device)

@@ -37,6 +37,7 @@ from studio.engine.pipeline import (
 )
 from studio.engine.request import GenerationRequest
 from studio.engine.sampler import StepInfo
+from studio.engine.samplers import MULTISTEP_SAMPLERS
 from studio.engine.step_cache import CacheStats, StepCacheHook
 from studio.errors import MediaError, OutOfMemory, StudioError
 from studio.media.atomic import atomic_write_json
@@ -227,14 +228,18 @@ class GenerationService:
     ) -> tuple[torch.Tensor, dict[str, Any], int]:
         """Encode, sample (from noise or a checkpoint), save the final latent atomically."""
         job_id, request = folder.job_id, plan.request
-        checkpoint = find_checkpoint(folder.path, identity, list(plan.schedule))
+        # A multistep sampler's state is more than x: its runs start over instead of resuming
+        # from a checkpoint that would change their result.
+        multistep = request.sampler in MULTISTEP_SAMPLERS
+        checkpoint = None if multistep else find_checkpoint(folder.path, identity,
+                                                            list(plan.schedule))
         start, x = (checkpoint.step, checkpoint.x) if checkpoint else (0, None)
         if start:
             log.info("job %s: resuming sampling after step %d of %d", job_id, start,
                      request.steps)
         report = self._step_reporter(job_id, model, on_event, start)
         save = checkpoint_writer(folder.path, identity, list(plan.schedule),
-                                 self.settings.checkpoint_every)
+                                 0 if multistep else self.settings.checkpoint_every)
 
         def on_stage(stage: str) -> None:
             if stage == SAMPLING:

@@ -18,7 +18,8 @@ from studio.engine.conditioning import (
     update_mask,
 )
 from studio.engine.noise import make_noise
-from studio.engine.sampler import SAMPLERS, StepInfo, sample_euler
+from studio.engine.sampler import StepInfo, sample_euler
+from studio.engine.samplers import SAMPLERS
 from studio.engine.schedule import make_schedule
 
 B, C, T, H, W = 1, 3, 5, 4, 4

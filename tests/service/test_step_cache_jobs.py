@@ -50,3 +50,23 @@ def test_the_calibrate_command_writes_what_the_model_then_loads(tmp_path: Path, 
     made = load_calibration(FAMILY_NAME, load_demo_model().variant)
     assert made is not None and len(made.points) == 8
     assert load_demo_model().cache_calibration == made  # the user's own wins over the shipped
+
+
+@pytest.mark.parametrize(("sampler", "every"), [("euler", 2), ("dpm++2m", 0)])
+def test_a_multistep_run_keeps_no_sampling_checkpoints(service, monkeypatch, sampler: str,
+                                                       every: int) -> None:
+    """A checkpoint holds x alone; a multistep sampler's state is more, so its runs start over
+    rather than resume into a different result."""
+    from studio.service import generation
+    from tests.service.tiny_model import tiny_request
+
+    seen: list[int] = []
+    real = generation.checkpoint_writer
+
+    def spy(folder, identity, schedule, checkpoint_every):
+        seen.append(checkpoint_every)
+        return real(folder, identity, schedule, checkpoint_every)
+
+    monkeypatch.setattr(generation, "checkpoint_writer", spy)
+    service.run("multistep", tiny_request(sampler=sampler))
+    assert seen == [every]
