@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import signal
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from studio.cli.interrupt import sigint_cancels
 from studio.cli.requests import request_from_args
 from studio.errors import StudioError
 
@@ -87,7 +87,7 @@ def _run_taken(queue: Any, job_id: str, service: Any, out: Path | None) -> int:
     from studio.service.outcome import Ending, record_outcome, run_to_outcome
 
     cancel = CancelToken()
-    with _progress_bar() as on_event, _sigint_cancels(cancel):
+    with _progress_bar() as on_event, sigint_cancels(cancel):
         outcome = run_to_outcome(job_id, lambda: service.run(
             job_id, queue.get(job_id).request, on_event, cancel, output_path=out))
     record_outcome(queue, outcome)
@@ -135,21 +135,6 @@ def _progress_bar() -> Iterator[Callable[[object], None]]:
         yield on_event
     finally:
         close()
-
-
-@contextlib.contextmanager
-def _sigint_cancels(cancel: Any) -> Iterator[None]:
-    """Ctrl+C sets ``cancel`` (the job stops at its next step); a second one stops at once."""
-    def on_sigint(signum: int, frame: object) -> None:
-        print("\ncancelling (Ctrl+C again to stop at once)", file=sys.stderr)
-        cancel.set()
-        signal.signal(signal.SIGINT, previous)
-
-    previous = signal.signal(signal.SIGINT, on_sigint)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def cmd_models_scan(args: argparse.Namespace) -> int:

@@ -118,8 +118,7 @@ def _queue_printer(
 
 
 def cmd_queue_run(args: argparse.Namespace) -> int:
-    import signal
-
+    from studio.cli.interrupt import sigint_cancels
     from studio.engine.cancel import CancelToken
     from studio.service.generation import GenerationService
     from studio.service.job_queue import JobQueue
@@ -131,18 +130,9 @@ def cmd_queue_run(args: argparse.Namespace) -> int:
         print("the queue is paused; `studio queue resume` starts it again")
         return 0
     cancel = CancelToken()
-
-    def on_sigint(signum: int, frame: object) -> None:
-        print("\ncancelling the current job (Ctrl+C again to stop at once)", file=sys.stderr)
-        cancel.set()
-        signal.signal(signal.SIGINT, previous)
-
-    previous = signal.signal(signal.SIGINT, on_sigint)
-    try:
+    with sigint_cancels(cancel):
         runner = QueueRunner(queue, GenerationService(load_settings()), *_queue_printer(queue))
         summary = runner.run(cancel, max_jobs=args.max)
-    finally:
-        signal.signal(signal.SIGINT, previous)
     print(f"{len(summary.finished)} finished, {len(summary.failed)} failed, "
           f"{len(queue.pending())} still queued")
     return 130 if summary.cancelled else 1 if summary.failed else 0

@@ -9,7 +9,6 @@ the same from any folder.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 from studio.engine.request import ConditioningItem, GenerationRequest
@@ -38,10 +37,9 @@ def request_from_args(args: argparse.Namespace, service: Any) -> GenerationReque
         changes["shift"] = _parse_shift(args.shift)
     if args.cache is not None:
         changes["step_cache"] = parse_cache(args.cache)
-    if args.image is not None:
-        image = str(Path(args.image).expanduser().resolve())
+    if args.image is not None:  # the queue stores it absolute (recipe_check.absolute_images)
         changes["conditioning"] = (
-            ConditioningItem(image, args.image_frame, args.strength, args.fit),
+            ConditioningItem(str(args.image), args.image_frame, args.strength, args.fit),
         )
     return base.with_changes(**changes).validate()
 

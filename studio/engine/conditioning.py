@@ -2,7 +2,7 @@
 
 A mask m ∈ [0, 1] per latent position: m = 1 pins the position to its conditioning latent for the
 whole run; 0 < m < 1 lets it start denoising once t < 1 − m; m = 0 leaves it free. The rules
-(LTX-Video's rectified-flow scheduler, restated in docs/flow-matching.md §4):
+(LTX-Video's rectified-flow scheduler, restated in docs/flow-conventions.md §4):
 
 * initial latent: ``lerp(noise, cond_latent, m)``
 * timestep the model sees per token: ``t_tok = min(t, 1 − m)``

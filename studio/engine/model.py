@@ -3,7 +3,8 @@
 A model family (``studio/models/<family>/``) loads its files into a :class:`LoadedModel`. The
 engine samples, decodes, offloads, compiles and forecasts memory from what this module defines
 alone — it never looks inside a family's classes. Conventions: latents are normalised ("model
-space"), shapes ``[B, C, T', H', W']``, time t ∈ [0, 1] with 1 = noise (docs/flow-matching.md §1).
+space"), shapes ``[B, C, T', H', W']``, time t ∈ [0, 1] with 1 = noise
+(docs/flow-conventions.md §1).
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ class ShiftRule(Protocol):
 @dataclass(frozen=True, slots=True)
 class ResolutionShift:
     """Open-Sora 2.0's automatic shift: α grows with the square root of the token count
-    (docs/flow-matching.md §3). Families whose published code has no automatic rule use it for
+    (docs/flow-conventions.md §3). Families whose published code has no automatic rule use it for
     "auto" as well, so "auto" always adapts to the video size."""
 
     def __call__(self, tokens_per_frame: int, latent_frames: int) -> float:

@@ -18,8 +18,8 @@ import math
 import torch
 
 from studio.engine.cancel import NEVER, CancelToken
-from studio.engine.conditioning import Conditioning, token_timesteps, update_mask
-from studio.engine.sampler import StepCallback, StepInfo, Velocity, mask_for, schedule_steps
+from studio.engine.conditioning import Conditioning
+from studio.engine.sampler import StepCallback, Velocity, integrate
 
 
 def _lambda(t: float) -> float:
@@ -61,17 +61,13 @@ def sample_dpmpp_2m(
     """DPM-Solver++(2M) along ``ts``. Arguments as :func:`~studio.engine.sampler.sample_euler`;
     a run resumed at ``start`` > 0 has no previous x̂₀, so its first step is first order."""
     del seed
-    mask = mask_for(x, cond)
-    x0_prev: torch.Tensor | None = None
-    for i, t, t_next in schedule_steps(ts, start):
-        cancel.check()
-        t_tok = token_timesteps(t, mask)
-        v = velocity(x, t_tok)
-        x0_hat = x - t_tok[:, None].to(x.dtype) * v
-        t_prev = ts[i - 1] if i > 0 else 1.0
-        x_next = dpm_update(x, x0_hat, x0_prev if i > start else None, t_prev, t, t_next)
-        x = torch.where(update_mask(t, mask), x_next, x)
-        x0_prev = x0_hat
-        if on_step is not None:
-            on_step(StepInfo(i, len(ts) - 1, t, t_next, x, x0_hat))
-    return x
+    previous: list[tuple[float, torch.Tensor]] = []  # (t, x̂₀) of the step before, this run
+
+    def dpm(i: int, t: float, t_next: float, x: torch.Tensor, v: torch.Tensor,
+            x0_hat: torch.Tensor) -> torch.Tensor:
+        t_prev, x0_prev = previous.pop() if previous else (1.0, None)
+        previous.append((t, x0_hat))
+        return dpm_update(x, x0_hat, x0_prev, t_prev, t, t_next)
+
+    return integrate(velocity, x, ts, dpm, cond=cond, on_step=on_step, cancel=cancel,
+                     start=start)

@@ -79,12 +79,6 @@ def resolve_shift(request: GenerationRequest, geometry: LatentGeometry, rule: Sh
     return float(request.shift)
 
 
-def request_schedule(request: GenerationRequest, geometry: LatentGeometry,
-                     rule: ShiftRule) -> list[float]:
-    """The N + 1 sampling times for a request (pure Python; the UI draws it before a run)."""
-    return make_schedule(request.steps, resolve_shift(request, geometry, rule))
-
-
 def check_request(model: LoadedModel, request: GenerationRequest) -> None:
     """Validate a request for a model; raises :class:`InvalidRequest` naming the field."""
     request.validate()

@@ -45,6 +45,35 @@ class StepInfo:
 
 StepCallback = Callable[[StepInfo], None]
 
+Update = Callable[[int, float, float, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+"""``update(i, t, t_next, x, v, x̂₀)`` → the candidate state after step i (the sampler's rule)."""
+
+
+def integrate(
+    velocity: Velocity,
+    x: torch.Tensor,
+    ts: list[float],
+    update: Update,
+    *,
+    cond: Conditioning | None = None,
+    on_step: StepCallback | None = None,
+    cancel: CancelToken = NEVER,
+    start: int = 0,
+) -> torch.Tensor:
+    """The loop every sampler shares: per-token times, one velocity, x̂₀ = x − t·v, the
+    sampler's ``update``, written only where the conditioning mask lets a position move, then
+    the step callback. Arguments as :func:`sample_euler`."""
+    mask = _mask_for(x, cond)
+    for i, t, t_next in _schedule_steps(ts, start):
+        cancel.check()
+        t_tok = token_timesteps(t, mask)
+        v = velocity(x, t_tok)
+        x0_hat = x - t_tok[:, None].to(x.dtype) * v
+        x = torch.where(update_mask(t, mask), update(i, t, t_next, x, v, x0_hat), x)
+        if on_step is not None:
+            on_step(StepInfo(i, len(ts) - 1, t, t_next, x, x0_hat))
+    return x
+
 
 def sample_euler(
     velocity: Velocity,
@@ -72,16 +101,13 @@ def sample_euler(
             as running from step 0.
     """
     del seed
-    mask = mask_for(x, cond)
-    for i, t, t_next in schedule_steps(ts, start):
-        cancel.check()
-        t_tok = token_timesteps(t, mask)
-        v = velocity(x, t_tok)
-        x0_hat = x - t_tok[:, None].to(x.dtype) * v
-        x = torch.where(update_mask(t, mask), x + (t_next - t) * v, x)
-        if on_step is not None:
-            on_step(StepInfo(i, len(ts) - 1, t, t_next, x, x0_hat))
-    return x
+
+    def euler(i: int, t: float, t_next: float, x: torch.Tensor, v: torch.Tensor,
+              x0_hat: torch.Tensor) -> torch.Tensor:
+        return x + (t_next - t) * v
+
+    return integrate(velocity, x, ts, euler, cond=cond, on_step=on_step, cancel=cancel,
+                     start=start)
 
 
 def sample_stochastic(
@@ -102,18 +128,14 @@ def sample_stochastic(
     draws the same noise.
     Arguments as :func:`sample_euler`.
     """
-    mask = mask_for(x, cond)
-    for i, t, t_next in schedule_steps(ts, start):
-        cancel.check()
-        t_tok = token_timesteps(t, mask)
-        v = velocity(x, t_tok)
-        x0_hat = x - t_tok[:, None].to(x.dtype) * v
+
+    def renoise(i: int, t: float, t_next: float, x: torch.Tensor, v: torch.Tensor,
+                x0_hat: torch.Tensor) -> torch.Tensor:
         eps = make_noise(tuple(x.shape), step_noise_seed(seed, i), x.device, x.dtype)
-        x_next = (1.0 - t_next) * x0_hat + t_next * eps
-        x = torch.where(update_mask(t, mask), x_next, x)
-        if on_step is not None:
-            on_step(StepInfo(i, len(ts) - 1, t, t_next, x, x0_hat))
-    return x
+        return (1.0 - t_next) * x0_hat + t_next * eps
+
+    return integrate(velocity, x, ts, renoise, cond=cond, on_step=on_step, cancel=cancel,
+                     start=start)
 
 
 def step_noise_seed(seed: int, step: int) -> int:
@@ -126,7 +148,7 @@ def step_noise_seed(seed: int, step: int) -> int:
     return int.from_bytes(digest, "little") >> 1
 
 
-def schedule_steps(ts: list[float], start: int) -> list[tuple[int, float, float]]:
+def _schedule_steps(ts: list[float], start: int) -> list[tuple[int, float, float]]:
     """``(i, t, t_next)`` for the steps ``start`` … N − 1 of a schedule of N + 1 times."""
     n = len(ts) - 1
     if not 0 <= start <= n:
@@ -134,7 +156,7 @@ def schedule_steps(ts: list[float], start: int) -> list[tuple[int, float, float]
     return [(i, ts[i], ts[i + 1]) for i in range(start, n)]
 
 
-def mask_for(x: torch.Tensor, cond: Conditioning | None) -> torch.Tensor:
+def _mask_for(x: torch.Tensor, cond: Conditioning | None) -> torch.Tensor:
     if cond is None:
         b, _, t, h, w = x.shape
         return torch.zeros(b, 1, t, h, w, device=x.device)

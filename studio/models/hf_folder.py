@@ -55,8 +55,8 @@ def load_tokenizer(folder: Path) -> Any:
     from transformers import AutoTokenizer
 
     check_folder(folder)
-    return AutoTokenizer.from_pretrained(str(folder), local_files_only=True,
-                                         trust_remote_code=False)  # fmt: skip
+    path = str(folder)
+    return AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False)
 
 
 def load_model(folder: Path) -> Any:

@@ -34,7 +34,7 @@ def drop_files(widget, *paths) -> None:
 
 
 def shifted_schedule(steps: int, alpha: float) -> list[float]:
-    """flow-matching.md §2, written out independently of the engine."""
+    """docs/flow-conventions.md §3.1, written out independently of the engine."""
     return [alpha * t / (1 + (alpha - 1) * t) for t in (1 - i / steps for i in range(steps + 1))]
 
 

@@ -151,7 +151,7 @@ def test_schedule_chart_is_the_engine_schedule_with_reference_starts():
                                 conditioning=(ConditioningItem("a.png", 0, 1.0),
                                               ConditioningItem("b.png", -1, 0.3)))
     preview = schedule_chart(request, WAN21)
-    # flow-matching.md §2: seq 256, T' = 5 → α = 2.236068 and this 10-step schedule.
+    # docs/flow-conventions.md §3.1: seq 256, T' = 5 → α = 2.236068 and this 10-step schedule.
     reference = [1.0, 0.952662, 0.89944, 0.839163, 0.770332, 0.690983, 0.598508, 0.489357,
                  0.35857, 0.199008, 0.0]
     assert preview.auto and abs(preview.shift - 2.236068) < 1e-6

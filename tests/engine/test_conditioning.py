@@ -1,4 +1,4 @@
-"""Conditioning masks (``flow-matching.md`` §4): hard, soft and free positions, keyframes."""
+"""Conditioning masks (docs/flow-conventions.md §4): hard, soft and free positions, keyframes."""
 
 from __future__ import annotations
 

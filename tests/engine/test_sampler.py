@@ -1,4 +1,4 @@
-"""Samplers against analytic velocity fields (``flow-matching.md`` §3).
+"""Samplers against analytic velocity fields (docs/flow-conventions.md §5).
 
 Two fields with known exact flows:
 

@@ -1,4 +1,4 @@
-"""Schedules and training tables against the reference values of ``flow-matching.md`` §2 and §5."""
+"""Schedules and training tables against the reference values of docs/flow-conventions.md §3."""
 
 from __future__ import annotations
 

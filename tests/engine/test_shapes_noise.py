@@ -1,4 +1,4 @@
-"""Latent shape arithmetic (``flow-matching.md`` §1) and seeded initial noise."""
+"""Latent shape arithmetic (docs/flow-conventions.md §1) and seeded initial noise."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The training half (``flow-matching.md`` §5): timesteps, noise injection, target, loss."""
+"""The training half (docs/flow-conventions.md §7): timesteps, noise injection, target, loss."""
 
 from __future__ import annotations
 

@@ -13,7 +13,8 @@ import torch
 import studio
 from studio.cli import run_cli
 from studio.engine.model import ResolutionShift
-from studio.engine.pipeline import request_schedule
+from studio.engine.pipeline import resolve_shift
+from studio.engine.schedule import make_schedule
 from studio.errors import InvalidRequest
 from studio.media.latent_file import load_latent
 from studio.media.video import read_video, read_video_metadata
@@ -39,7 +40,8 @@ def test_the_recipe_records_request_model_files_precision_schedule_and_versions(
     }]
     assert recipe["model"]["family"] == "tiny" and recipe["precision"] == "float32"
     assert recipe["sampler"] == "stochastic" and recipe["device"] == "cpu"
-    assert recipe["schedule"] == request_schedule(request, GEOMETRY, ResolutionShift())
+    shift = resolve_shift(request, GEOMETRY, ResolutionShift())
+    assert recipe["schedule"] == make_schedule(request.steps, shift)
     assert len(recipe["schedule"]) == 6 and recipe["schedule"][-1] == 0.0
     assert recipe["shift"] == pytest.approx((3 ** 0.5) * (1 + (12 - 256) / 1920))
     assert recipe["versions"]["torch"] == torch.__version__
