@@ -29,6 +29,7 @@ from studio.service.settings import load_settings
 from .dialogs import install_excepthooks
 from .gc_guard import GuiThreadCollector
 from .main_window import MainWindow
+from .platform_check import check_xcb_libraries, format_message
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,15 @@ def run_app(argv: list[str]) -> int:
             smoke_home = tempfile.mkdtemp(prefix="flow-studio-smoke-")
             os.environ["STUDIO_HOME"] = smoke_home
     setup_logging()
+    # Qt aborts the process when its platform plugin cannot load, naming one library at best;
+    # checking first lets the user see every missing library and the command that installs them.
+    missing = check_xcb_libraries()
+    if missing is not None:
+        log.error("Qt's xcb platform plugin cannot load; missing %s", ", ".join(missing.sonames))
+        sys.stderr.write(format_message(missing) + "\n")
+        if smoke_home is not None:
+            shutil.rmtree(smoke_home, ignore_errors=True)
+        return 3
     app = QApplication.instance() or QApplication([sys.argv[0], *qt_args])
     configure_application(app)
     collector = GuiThreadCollector(app)
