@@ -1,5 +1,6 @@
 """The command line: ``studio generate``, ``studio models``, ``studio queue``, ``studio bench``,
-and the commands model families add (``studio train demo``, ``studio eval demo``).
+``studio cache``, ``studio lora``, and the commands model families add (``studio train demo``,
+``studio eval demo``).
 
 One function per command; each calls the same service layer as the GUI.
 """
@@ -12,6 +13,7 @@ import sys
 
 from studio.cli.cache import add_cache
 from studio.cli.generate import add_generate, add_models
+from studio.cli.lora import add_lora_command
 from studio.cli.queue import add_queue
 from studio.errors import Cancelled, StudioError
 from studio.logs import setup_logging
@@ -31,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_bench_parser(sub)
     add_queue(sub)
     add_cache(sub)
+    add_lora_command(sub)
     return parser
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.cli.interrupt import sigint_cancels
+from studio.cli.lora import add_lora_options
 from studio.cli.requests import request_from_args
 from studio.errors import StudioError
 
@@ -38,6 +39,7 @@ def add_generate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sampler", choices=("euler", "stochastic", "dpm++2m"))
     p.add_argument("--cache", metavar="POLICY[:THRESHOLD]",
                    help="step caching: magcache (threshold 0.01) or magcache:T; off: magcache:0")
+    add_lora_options(p)
     p.add_argument("--out", type=Path, help="output MP4 (default: the outputs folder)")
     p.add_argument("--queue", action="store_true", help="add to the persistent queue instead")
     p.add_argument("--trust-recipe-paths", action="store_true",

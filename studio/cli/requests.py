@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from studio.cli.lora import lora_changes
 from studio.engine.request import ConditioningItem, GenerationRequest
 from studio.engine.step_cache import DEFAULT_THRESHOLD
 from studio.errors import InvalidRequest
@@ -41,6 +42,7 @@ def request_from_args(args: argparse.Namespace, service: Any) -> GenerationReque
         changes["conditioning"] = (
             ConditioningItem(str(args.image), args.image_frame, args.strength, args.fit),
         )
+    changes.update(lora_changes(args, service, base))
     return base.with_changes(**changes).validate()
 
 

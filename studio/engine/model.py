@@ -92,6 +92,26 @@ class FamilyDefaults:
 
 
 @dataclass(frozen=True, slots=True)
+class FewStepPreset:
+    """The settings a step-distillation LoRA is made for (offered when one is in use).
+
+    Attributes:
+        steps, guidance, shift, sampler: the request fields it sets (guidance 1 = no CFG).
+        label: how the GUI and the CLI name it ("4 steps, guidance 1, shift 5, euler").
+    """
+
+    steps: int
+    guidance: float
+    shift: float
+    sampler: str
+
+    @property
+    def label(self) -> str:
+        return (f"{self.steps} steps, guidance {self.guidance:g}, shift {self.shift:g}, "
+                f"{self.sampler}")
+
+
+@dataclass(frozen=True, slots=True)
 class PreviewFactors:
     """Linear latent → RGB map: ``rgb = Σ_c x_c·rgb_factors[c] + bias``, result in [−1, 1]."""
 

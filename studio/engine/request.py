@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
+from studio.engine.lora import LORA_MODES
 from studio.engine.shapes import LatentGeometry
 from studio.errors import InvalidRequest
 
@@ -20,6 +21,8 @@ SAMPLERS = ("euler", "stochastic", "dpm++2m")
 FIT_MODES = ("fill", "fit")
 MAX_SEED = 2**63 - 1
 MAX_STEPS = 1000
+MAX_LORAS = 16
+LORA_STRENGTH = 10.0
 
 ShiftMode = float | Literal["auto"]
 
@@ -77,6 +80,37 @@ class ConditioningItem:
 
 
 @dataclass(frozen=True, slots=True)
+class LoraItem:
+    """A LoRA applied to the denoiser.
+
+    Attributes:
+        path: the LoRA file.
+        strength: multiplies its change (1 = as trained; negative values invert it).
+        sha256: the file's hash; filled in when the job runs, so a recipe names the exact file
+            and refuses a different one.
+    """
+
+    path: str
+    strength: float = 1.0
+    sha256: str = ""
+
+    def validate(self) -> None:
+        if not isinstance(self.path, str) or not self.path or not _is_utf8(self.path):
+            raise InvalidRequest("loras.path", f"{self.path!r} is not a LoRA file path",
+                                 "choose a LoRA .safetensors file")
+        if not _is_number(self.strength) or abs(self.strength) > LORA_STRENGTH:
+            raise InvalidRequest("loras.strength", f"{_shown(self.strength)} is not allowed",
+                                 f"use −{LORA_STRENGTH:g}…{LORA_STRENGTH:g} (1 = as trained)")
+        if not isinstance(self.sha256, str) or (
+                self.sha256 and (len(self.sha256) != 64 or set(self.sha256) - set(_HEX))):
+            raise InvalidRequest("loras.sha256", f"{_shown(self.sha256)} is not a SHA-256",
+                                 "leave it empty, or give the file's 64 hex digits")
+
+
+_HEX = "0123456789abcdef"
+
+
+@dataclass(frozen=True, slots=True)
 class GenerationRequest:
     """Everything needed to reproduce a video with a given model.
 
@@ -97,6 +131,10 @@ class GenerationRequest:
         step_cache: step-caching threshold in [0, 1]: the predicted relative error a skipped
             denoiser forward may add up to (0 = every forward runs; see
             :mod:`studio.engine.step_cache`).
+        loras: LoRAs applied to the denoiser, in order.
+        lora_mode: ``"merge"`` (into the weights), ``"on-the-fly"`` (around each block's
+            forward) or ``"auto"`` (merge unless the denoiser's blocks are offloaded); see
+            :mod:`studio.engine.lora`.
     """
 
     prompt: str
@@ -113,10 +151,13 @@ class GenerationRequest:
     conditioning: tuple[ConditioningItem, ...] = field(default_factory=tuple)
     model: str = ""
     step_cache: float = 0.0
+    loras: tuple[LoraItem, ...] = field(default_factory=tuple)
+    lora_mode: str = "auto"
 
     def __post_init__(self) -> None:
-        if isinstance(self.conditioning, list):
-            object.__setattr__(self, "conditioning", tuple(self.conditioning))
+        for name in ("conditioning", "loras"):
+            if isinstance(getattr(self, name), list):
+                object.__setattr__(self, name, tuple(getattr(self, name)))
 
     def validate(self) -> GenerationRequest:
         """Check every model-independent field; raise :class:`InvalidRequest` naming the field."""
@@ -158,11 +199,24 @@ class GenerationRequest:
         if not _is_number(self.step_cache) or not 0.0 <= self.step_cache <= 1.0:
             raise InvalidRequest("step_cache", f"{_shown(self.step_cache)} is not allowed",
                                  "use 0 (off) … 1; 0.01 skips about 2 steps in 5")
+        self._validate_loras()
         if not isinstance(self.model, str) or not _is_utf8(self.model):
             raise InvalidRequest(
                 "model", f"{self.model!r} is not a model id", 'use a model id or "" for the default'
             )
         return self
+
+    def _validate_loras(self) -> None:
+        if len(self.loras) > MAX_LORAS:
+            raise InvalidRequest("loras", f"{len(self.loras)} LoRAs", f"use at most {MAX_LORAS}")
+        for item in self.loras:
+            if not isinstance(item, LoraItem):
+                raise InvalidRequest("loras", f"{item!r} is not a LoRA",
+                                     "give each LoRA a path and a strength")
+            item.validate()
+        if self.lora_mode not in LORA_MODES:
+            raise InvalidRequest("lora_mode", f"{_shown(self.lora_mode)} is unknown",
+                                 f"use one of {', '.join(LORA_MODES)}")
 
     def check_geometry(self, geometry: LatentGeometry) -> None:
         """Model-dependent checks: frames = 1 + r·k, sizes multiples of s·p."""
@@ -181,7 +235,7 @@ class GenerationRequest:
         data: dict[str, Any] = {"version": REQUEST_VERSION}
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name == "conditioning":
+            if f.name in ("conditioning", "loras"):
                 value = [{g.name: getattr(c, g.name) for g in fields(c)} for c in value]
             data[f.name] = value
         return data
@@ -213,6 +267,7 @@ class GenerationRequest:
         if not isinstance(items, list | tuple):
             raise InvalidRequest("conditioning", f"{items!r} is not a list", "use a list of items")
         values["conditioning"] = tuple(_parse_item(item) for item in items)
+        values["loras"] = _parse_loras(values.get("loras", []))
         if isinstance(values.get("shift"), int) and not isinstance(values["shift"], bool):
             values["shift"] = float(values["shift"])
         return cls(**values).validate()
@@ -244,6 +299,18 @@ def _parse_item(item: object) -> ConditioningItem:
     if "image" not in item:
         raise InvalidRequest("conditioning.image", "is missing", "give the reference image's path")
     return ConditioningItem(**item)
+
+
+def _parse_loras(items: object) -> tuple[LoraItem, ...]:
+    """The ``loras`` list of a request's dict form (validated later with the request)."""
+    known = {g.name for g in fields(LoraItem)}
+    if not isinstance(items, list | tuple):
+        raise InvalidRequest("loras", f"{_shown(items)} is not a list", "use a list of LoRAs")
+    for item in items:
+        if not isinstance(item, dict) or set(item) - known or "path" not in item:
+            raise InvalidRequest("loras", f"{_shown(item)} is not a LoRA",
+                                 f"a LoRA has the fields {', '.join(sorted(known))}")
+    return tuple(LoraItem(**item) for item in items)
 
 
 def _is_utf8(text: str) -> bool:

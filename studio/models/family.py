@@ -21,7 +21,7 @@ import torch
 
 from studio.engine.cancel import NEVER, CancelToken
 from studio.engine.memory_model import ModelMemory
-from studio.engine.model import FamilyDefaults, LoadedModel
+from studio.engine.model import FamilyDefaults, FewStepPreset, LoadedModel
 from studio.models.bench_config import BenchConfig
 from studio.models.weight_files import WeightFiles
 
@@ -194,6 +194,19 @@ class ModelFamily(Protocol):
         """Load a usable set; raises :class:`~studio.errors.CheckpointError` naming the file."""
         ...
 
+    def lora_targets(self, model_set: ModelSet) -> dict[str, tuple[int, ...]]:
+        """The denoiser's parameters a LoRA may change: name (the family's own layout, as in
+        ``modules.parts["dit"]``) → shape, read from headers; empty when it takes no LoRA."""
+        ...
+
+    def lora_module_name(self, name: str) -> str | None:
+        """A module name in another published layout (diffusers) → the family's own name."""
+        ...
+
+    def few_step_preset(self, model_set: ModelSet) -> FewStepPreset | None:
+        """The settings step-distillation LoRAs of this family are made for (None: none)."""
+        ...
+
     def commands(self) -> Sequence[FamilyCommand]:
         """Commands the family adds to the command line."""
         ...
@@ -225,6 +238,15 @@ class FamilyBase:
         return None
 
     def planned_memory(self, model_set: ModelSet, dtype: torch.dtype) -> ModelMemory | None:
+        return None
+
+    def lora_targets(self, model_set: ModelSet) -> dict[str, tuple[int, ...]]:
+        return {}
+
+    def lora_module_name(self, name: str) -> str | None:
+        return None
+
+    def few_step_preset(self, model_set: ModelSet) -> FewStepPreset | None:
         return None
 
     def commands(self) -> Sequence[FamilyCommand]:

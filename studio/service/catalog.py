@@ -13,6 +13,8 @@ import torch
 
 from studio.engine.cancel import NEVER, CancelToken
 from studio.engine.fastpath import accelerate
+from studio.engine.lora import AUTO as LORA_AUTO
+from studio.engine.lora import WeightPatch, merge_patch
 from studio.engine.model import LoadedModel
 from studio.engine.offload import AUTO, OffloadPolicy, apply_offload
 from studio.errors import CheckpointError
@@ -22,6 +24,7 @@ from studio.models.registry import builtin_sets, default_model_id, family, scan
 __all__ = ["ModelCache", "default_model_id", "find_model", "list_models", "load_model",
            "pick_device"]
 from studio.service.forecast import plan_offload
+from studio.service.lora_apply import check_patch, denoiser_module, merge_wanted
 from studio.service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -129,6 +132,7 @@ class ModelCache:
         self._key: CacheKey | None = None
         self._model: LoadedModel | None = None
         self._set: ModelSet | None = None
+        self._merged = ""
 
     @property
     def loaded(self) -> LoadedModel | None:
@@ -143,20 +147,46 @@ class ModelCache:
         """The catalogue entry for ``model_id`` ("" = the default model)."""
         return (self._finder or find_model)(self.settings, model_id)
 
-    def get(self, model_id: str, cancel: CancelToken = NEVER) -> LoadedModel:
-        """The loaded model for ``model_id``, loading it (one scan) when the key changed."""
+    def get(self, model_id: str, cancel: CancelToken = NEVER, *,
+            patch: WeightPatch | None = None, lora_mode: str = LORA_AUTO,
+            keep_patch: bool = False) -> LoadedModel:
+        """The loaded model for ``model_id``, loading it (one scan) when the key changed.
+
+        ``patch`` (a job's LoRAs) is merged into the weights when ``lora_mode`` and the offload
+        policy allow it (:func:`~studio.service.lora_apply.merge_wanted`); :attr:`merged` then
+        names it, and a later job with other LoRAs, or none, gets freshly loaded weights.
+        ``keep_patch`` accepts whatever is merged (decoding again uses only the VAE).
+        """
         model_set = self.find(model_id)
         device = pick_device(self.settings.device)
         key = CacheKey(model_set.id, str(device), self.settings.offload)
         with self._lock:
-            if self._key != key or self._model is None:
+            wanted = patch.fingerprint if patch else ""
+            stale = self._merged not in ("", wanted) and not keep_patch
+            if self._key != key or self._model is None or stale:
                 self._unload_locked()
                 log.info("loading model %s on %s (offload %s)", model_set.id, device,
                          key.offload)
                 self._model = (self._loader or load_model)(model_set, device, cancel,
                                                            offload=key.offload)
                 self._key, self._set = key, model_set
+            if patch and self._merged != wanted and merge_wanted(lora_mode, self._model.offload):
+                self._merge_locked(patch)
             return self._model
+
+    @property
+    def merged(self) -> str:
+        """The fingerprint of the LoRA patch merged into the loaded weights ("" = none)."""
+        return self._merged
+
+    def _merge_locked(self, patch: WeightPatch) -> None:
+        assert self._model is not None
+        module = denoiser_module(self._model)
+        check_patch(module, patch)
+        self._merged = "(merging)"  # a failure half-way leaves weights to be reloaded
+        merge_patch(module, patch)
+        self._merged = patch.fingerprint
+        log.info("merged LoRA patch %s into %s", patch.fingerprint, self._model.id)
 
     def unload(self) -> None:
         with self._lock:
@@ -168,5 +198,6 @@ class ModelCache:
         self._model = None
         self._key = None
         self._set = None
+        self._merged = ""
         if torch.cuda.is_available():
             torch.cuda.empty_cache()

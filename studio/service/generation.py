@@ -56,6 +56,7 @@ from studio.service.job_events import (
     StageEvent,
 )
 from studio.service.job_folder import JobFolder
+from studio.service.loras import loras_applied, prepare_loras
 from studio.service.recipe import build_recipe, model_files_record, request_from_recipe
 from studio.service.resume import (
     checkpoint_writer,
@@ -172,7 +173,7 @@ class GenerationService:
         with _memory_errors():
             timer = _Timer()
             on_event(StageEvent(job_id, "loading"))
-            model = self.cache.get(request.model, cancel)
+            model = self.cache.get(request.model, cancel, keep_patch=True)
             expected = model.geometry.latent_shape(request.frames, request.height, request.width)
             if tuple(latent.shape) != expected:
                 raise MediaError(
@@ -196,7 +197,10 @@ class GenerationService:
     ) -> JobResult:
         timer = _Timer()
         on_event(StageEvent(job_id, "loading"))
-        model = self.cache.get(request.model, cancel)
+        loras = prepare_loras(request, self.cache.find(request.model))
+        request = loras.request if loras else request  # with the LoRA files' hashes
+        model = self.cache.get(request.model, cancel, patch=loras.patch if loras else None,
+                               lora_mode=request.lora_mode)
         plan = plan_generation(model, request)
         check_memory(model, request)
         model_set = self.cache.loaded_set
@@ -210,8 +214,10 @@ class GenerationService:
             latent, recipe = saved
             start = request.steps
         else:
-            latent, recipe, start = self._sample(folder, plan, model, files, identity,
-                                                 on_event, cancel, timer)
+            with loras_applied(model, loras, self.cache.merged) as applied:
+                record = {"loras": loras.record(applied)} if loras else {}
+                latent, recipe, start = self._sample(folder, plan, model, files, identity,
+                                                     on_event, cancel, timer, record)
         return self._finish(folder, request, model, latent, recipe, on_event, cancel,
                             output_path, timer, start)
 
@@ -225,8 +231,10 @@ class GenerationService:
         on_event: EventSink,
         cancel: CancelToken,
         timer: _Timer,
+        record: dict[str, Any],
     ) -> tuple[torch.Tensor, dict[str, Any], int]:
-        """Encode, sample (from noise or a checkpoint), save the final latent atomically."""
+        """Encode, sample (from noise or a checkpoint), save the final latent atomically;
+        ``record`` is added to the recipe (the LoRAs and how they were applied)."""
         job_id, request = folder.job_id, plan.request
         # A multistep sampler's state is more than x: its runs start over instead of resuming
         # from a checkpoint that would change their result.
@@ -260,6 +268,7 @@ class GenerationService:
         recipe["job_identity"] = identity
         recipe["resumed_from_step"] = start
         recipe["forwards"] = {"run": stats.forwards, "skipped": stats.skipped}
+        recipe.update(record)
         log.info("job %s: %d denoiser forwards run, %d skipped by the step cache", job_id,
                  stats.forwards, stats.skipped)
         save_latent(folder.create().latent, latent, recipe)

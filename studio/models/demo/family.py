@@ -18,8 +18,10 @@ from studio.errors import CheckpointError
 from studio.media.json_file import read_small_json
 from studio.models.bench_config import BenchConfig
 from studio.models.demo.commands import COMMANDS
+from studio.models.demo.config import DIT_FILE
 from studio.models.demo.loader import FAMILY_NAME, demo_model_dir, load_demo_model
 from studio.models.family import Component, FamilyBase, FamilyCommand, FolderFindings, ModelSet
+from studio.models.wan.keys import diffusers_module_name
 from studio.models.weight_files import WeightFiles, probe_weights
 
 
@@ -46,6 +48,13 @@ class DemoFamily(FamilyBase):
              cancel: CancelToken = NEVER) -> LoadedModel:
         cancel.check()
         return load_demo_model(device=device, dtype=dtype)  # always the shipped folder
+
+    def lora_targets(self, model_set: ModelSet) -> dict[str, tuple[int, ...]]:
+        """The demo DiT is a Wan DiT in the original layout: its header is the target list."""
+        return probe_weights(demo_model_dir() / DIT_FILE).shapes()
+
+    def lora_module_name(self, name: str) -> str | None:
+        return diffusers_module_name(name)
 
     def commands(self) -> Sequence[FamilyCommand]:
         return COMMANDS

@@ -133,7 +133,7 @@ class WanDiT(nn.Module):
         pt, ph, pw = self.config.patch_size
         wide = torch.float32 if x.device.type == "mps" else torch.float64
         timestep = t_tok[:, ::pt, ::ph, ::pw].flatten(1).to(wide) * 1000.0
-        return self.forward(x.to(self.dtype), timestep, context.to(self.dtype))
+        return self(x.to(self.dtype), timestep, context.to(self.dtype))  # hooks run (LoRA)
 
     def velocity_uniform(
         self, x: torch.Tensor, t_tok: torch.Tensor, context: torch.Tensor
@@ -151,7 +151,7 @@ class WanDiT(nn.Module):
             raise ValueError(f"t_tok {tuple(t_tok.shape)} does not match latent {tuple(x.shape)}")
         wide = torch.float32 if x.device.type == "mps" else torch.float64
         timestep = t_tok.flatten(1)[:, 0].to(wide) * 1000.0
-        return self.forward(x.to(self.dtype), timestep, context.to(self.dtype))
+        return self(x.to(self.dtype), timestep, context.to(self.dtype))  # hooks run (LoRA)
 
     def _embedded_context(self, context: torch.Tensor) -> torch.Tensor:
         """``text_embedding(context)``: ``[B, L_ctx, text_dim]`` → ``[B, L_ctx, dim]``.

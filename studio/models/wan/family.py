@@ -15,7 +15,7 @@ import torch
 
 from studio.engine.cancel import NEVER, CancelToken
 from studio.engine.memory_model import ModelMemory
-from studio.engine.model import FamilyDefaults, LoadedModel
+from studio.engine.model import FamilyDefaults, FewStepPreset, LoadedModel
 from studio.models.bench_config import BenchConfig
 from studio.models.family import Component, FamilyBase, FolderFindings, ModelSet
 from studio.models.wan import sets
@@ -25,7 +25,9 @@ from studio.models.wan.identify import (
     describe_tokenizer,
     describe_weights,
 )
+from studio.models.wan.keys import diffusers_module_name
 from studio.models.wan.loader import load_wan_model
+from studio.models.wan.lora import WAN_FEW_STEP, wan_lora_targets
 from studio.models.wan.memory import published_memory
 from studio.models.wan.presets import VARIANTS
 from studio.models.weight_files import WeightFiles
@@ -61,6 +63,15 @@ class WanFamily(FamilyBase):
     def load(self, model_set: ModelSet, device: torch.device, dtype: torch.dtype,
              cancel: CancelToken = NEVER) -> LoadedModel:
         return load_wan_model(model_set, device, dtype, cancel)
+
+    def lora_targets(self, model_set: ModelSet) -> dict[str, tuple[int, ...]]:
+        return wan_lora_targets(model_set)
+
+    def lora_module_name(self, name: str) -> str | None:
+        return diffusers_module_name(name)
+
+    def few_step_preset(self, model_set: ModelSet) -> FewStepPreset | None:
+        return WAN_FEW_STEP
 
     def bench_configs(self) -> Sequence[BenchConfig]:
         from studio.models.wan.bench_configs import BENCH_CONFIGS

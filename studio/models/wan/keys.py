@@ -87,6 +87,13 @@ def key_map(layout: KeyLayout, keys: Iterable[str]) -> dict[str, str]:
     return {key: name for key, name in mapped.items() if name is not None}
 
 
+def diffusers_module_name(name: str) -> str | None:
+    """A DiT module's diffusers name → its original name (``blocks.0.attn1.to_q`` →
+    ``blocks.0.self_attn.q``), for LoRA files written against diffusers; None when unknown."""
+    mapped = _apply(_DIT_FROM_DIFFUSERS, f"{name}.weight")
+    return mapped.removesuffix(".weight") if mapped and mapped.endswith(".weight") else None
+
+
 def _apply(rules: tuple[tuple[re.Pattern[str], str], ...], name: str) -> str | None:
     for pattern, replacement in rules:
         renamed, count = pattern.subn(replacement, name)

@@ -59,12 +59,13 @@ def load_wan_model(
     """
     _check_usable(model_set)
     device = torch.device(device)
-    dit_weights, dit_map = _mapped(model_set, DIT)
-    config = dit_config(_shapes(dit_weights, dit_map), dit_weights.paths[0].parent,
+    dit_weights, dit_map = mapped_part(model_set, DIT)
+    config = dit_config(mapped_shapes(dit_weights, dit_map), dit_weights.paths[0].parent,
                         dit_weights.label)
     variant = _variant(config, dit_weights)
-    vae_weights, vae_map = _mapped(model_set, VAE)
-    vae_config = vae_config_from_shapes(_shapes(vae_weights, vae_map), vae_weights.label)
+    vae_weights, vae_map = mapped_part(model_set, VAE)
+    vae_config = vae_config_from_shapes(mapped_shapes(vae_weights, vae_map),
+                                        vae_weights.label)
     if vae_config.z_dim != config.in_dim:
         raise CheckpointError(
             f"the VAE in {vae_weights.label} has {vae_config.z_dim} latent channels but the DiT "
@@ -144,7 +145,7 @@ def _part(model_set: ModelSet, role: str) -> Component:
     return component
 
 
-def _mapped(model_set: ModelSet, role: str) -> tuple[WeightFiles, dict[str, str]]:
+def mapped_part(model_set: ModelSet, role: str) -> tuple[WeightFiles, dict[str, str]]:
     """Probe a part again (headers only) and map its keys to the internal layout."""
     weights = probe_weights(_part(model_set, role).path)
     layout = identify_layout(weights.tensors())
@@ -155,7 +156,7 @@ def _mapped(model_set: ModelSet, role: str) -> tuple[WeightFiles, dict[str, str]
     return weights, key_map(layout, weights.tensors())
 
 
-def _shapes(weights: WeightFiles, mapping: Mapping[str, str]) -> dict[str, tuple[int, ...]]:
+def mapped_shapes(weights: WeightFiles, mapping: Mapping[str, str]) -> dict[str, tuple[int, ...]]:
     return {mapping[key]: shape for key, shape in weights.shapes().items() if key in mapping}
 
 

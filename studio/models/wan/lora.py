@@ -1,0 +1,22 @@
+"""What a LoRA may change in a Wan DiT, and the settings its step-distillation LoRAs expect.
+
+The targets are the DiT checkpoint's own tensors (names mapped to the original layout, shapes
+from the headers), so a report needs no loaded model. Step-distillation LoRAs for Wan
+(lightx2v's "CFG step distill" and the "Lightning" files) are made for 4 steps without
+guidance at shift 5, sampled with the plain flow step (docs/lora.md §4).
+"""
+
+from __future__ import annotations
+
+from studio.engine.model import FewStepPreset
+from studio.models.family import ModelSet
+from studio.models.wan.keys import DIT
+from studio.models.wan.loader import mapped_part, mapped_shapes
+
+WAN_FEW_STEP = FewStepPreset(steps=4, guidance=1.0, shift=5.0, sampler="euler")
+
+
+def wan_lora_targets(model_set: ModelSet) -> dict[str, tuple[int, ...]]:
+    """Parameter name (original Wan layout) → shape, for the set's DiT."""
+    weights, mapping = mapped_part(model_set, DIT)
+    return mapped_shapes(weights, mapping)
