@@ -175,7 +175,8 @@ class MainWindow(JobEventsMixin, QMainWindow):
                                          + self.prompt_panel.size.banner.text(), 8000)
             return
         self.prompt_panel.prepare_seed()
-        request = self.prompt_panel.request(self.reference_panel.items())
+        request = self.prompt_panel.request(self.reference_panel.items()).with_changes(
+            loras=self.lora_panel.items(), lora_mode=self.lora_panel.lora_mode())
         try:
             job_id = self.controller.submit(request)
         except StudioError as exc:
@@ -203,9 +204,12 @@ class MainWindow(JobEventsMixin, QMainWindow):
         self.files.export(self.shown_video, Path(target))
 
     def open_path(self, path: Path) -> None:
-        """A recipe (MP4 / JSON) restores settings; anything else is tried as a reference."""
+        """A recipe (MP4 / JSON) restores settings, a .safetensors file is added as a LoRA;
+        anything else is tried as a reference."""
         if is_recipe_file(path):
             self.files.read_request(path)
+        elif Path(path).suffix.lower() == ".safetensors":
+            self.lora_panel.add(str(path))
         else:
             self.reference_panel.load_path(str(path))
 
@@ -264,6 +268,7 @@ class MainWindow(JobEventsMixin, QMainWindow):
     def _on_model_loaded(self, info: ModelInfo, memory: MemoryUsage) -> None:
         self._info = info
         self.prompt_panel.set_model(info)
+        self.lora_panel.set_model(info.id)
         self.reference_panel.set_supported(info.supports_image, info.name)
         self.models_panel.set_loaded(info, memory)
         pending, self._pending_request = self._pending_request, None
@@ -343,6 +348,7 @@ class MainWindow(JobEventsMixin, QMainWindow):
         self.prompt_panel.set_request(request)
         self.reference_panel.set_frame_count(request.frames)
         self.reference_panel.set_items(request.conditioning)
+        self.lora_panel.set_items(request.loras, request.lora_mode)
         self._schedule_timer.start()
 
     @Slot()

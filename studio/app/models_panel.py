@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (
     QListWidget,
     QPushButton,
     QTableView,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -78,7 +79,8 @@ class ModelsPanel(QWidget):
         folder_row = QHBoxLayout()
         for widget in (self.add_folder_button, self.remove_folder_button, self.rescan_button):
             folder_row.addWidget(widget)
-        layout = QVBoxLayout(self)
+        sets = QWidget(self)
+        layout = QVBoxLayout(sets)
         layout.addWidget(self.table, 1)
         layout.addWidget(self.details)
         layout.addLayout(load_row)
@@ -88,6 +90,10 @@ class ModelsPanel(QWidget):
         layout.addWidget(self.folder_list)
         layout.addLayout(folder_row)
         layout.addWidget(self.status)
+        self.tabs = QTabWidget(self)  # tabs: more sections add no height to the side column
+        self.tabs.setObjectName("models-tabs")
+        self.tabs.addTab(sets, "Model sets")
+        QVBoxLayout(self).addWidget(self.tabs)
 
     def _connect(self) -> None:
         self.load_button.clicked.connect(self._on_load)
@@ -132,6 +138,10 @@ class ModelsPanel(QWidget):
                 f"{info.precision}")
             self.select(info.id)
         self.memory_label.setText(memory.describe())
+
+    def add_section(self, title: str, widget: QWidget) -> None:
+        """Another tab beside the model sets (the LoRA list)."""
+        self.tabs.addTab(widget, title)
 
     def set_error(self, text: str) -> None:
         self.status.setText(text)

@@ -8,6 +8,7 @@ computed auto shift are fed back by the window.
 from __future__ import annotations
 
 import secrets
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QRegularExpression, QSignalBlocker, Signal, Slot
 from PySide6.QtGui import QRegularExpressionValidator
@@ -30,6 +31,9 @@ from studio.engine.request import MAX_STEPS, SAMPLERS, ConditioningItem, Generat
 from studio.service.model_info import ModelInfo
 
 from .size_editor import SizeEditor
+
+if TYPE_CHECKING:
+    from studio.engine.model import FewStepPreset
 
 SEED_DIGITS = 18  # any 18-digit number is below 2**63
 
@@ -105,6 +109,10 @@ class PromptPanel(QWidget):
         self.step_cache.setToolTip("Skip denoiser forwards the last one predicts: the error the "
                                    "skips may add up to (0.01 skips about 2 steps in 5; off "
                                    "runs every step). Needs a calibrated model.")
+        self.few_step = QPushButton(self)  # shown while a distillation LoRA is listed
+        self.few_step.setObjectName("few-step")
+        self.few_step.hide()
+        self._preset: FewStepPreset | None = None
         self.size = SizeEditor(self)
         self._lay_out()
 
@@ -122,6 +130,7 @@ class PromptPanel(QWidget):
         form.addRow("Shift α", shift_row)
         form.addRow("Sampler", self.sampler)
         form.addRow("Step cache", self.step_cache)
+        form.addRow("", self.few_step)
         layout = QVBoxLayout(self)
         layout.addWidget(QLabel("Prompt", self))
         layout.addWidget(self.prompt, 3)
@@ -135,6 +144,7 @@ class PromptPanel(QWidget):
 
     def _connect(self) -> None:
         self.new_seed_button.clicked.connect(self._on_new_seed)
+        self.few_step.clicked.connect(self.apply_preset)
         self.shift_auto.toggled.connect(self._on_shift_mode)
         for spin in (self.steps, self.guidance, self.shift, self.step_cache):
             spin.valueChanged.connect(self._emit_changed)
@@ -171,6 +181,24 @@ class PromptPanel(QWidget):
                 self.shift.setValue(float(shift))
             self.shift.setEnabled(shift != "auto")
         self._emit_changed()
+
+    def offer_preset(self, preset: FewStepPreset | None) -> None:
+        """Offer a step-distillation LoRA's settings as one button (hidden for None)."""
+        self._preset = preset
+        if preset is not None:
+            self.few_step.setText(f"Use few-step settings: {preset.label}")
+            self.few_step.setToolTip("A listed LoRA is a step-distillation LoRA made for "
+                                     "these settings")
+        self.few_step.setVisible(preset is not None)
+
+    @Slot()
+    def apply_preset(self) -> None:
+        """Set steps, guidance, shift and sampler to the offered few-step settings."""
+        if self._preset is None:
+            return
+        self.sampler.setCurrentText(self._preset.sampler)
+        self.set_fields(steps=self._preset.steps, guidance=self._preset.guidance,
+                        shift=self._preset.shift)
 
     def set_request(self, request: GenerationRequest) -> None:
         """Show a request (from a recipe): every field, the seed locked."""

@@ -7,7 +7,10 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDockWidget, QMainWindow, QStackedWidget, QWidget
 
+from studio.service.loras import check_lora
+
 from .history_view import HistoryView
+from .lora_panel import LoraPanel
 from .models_panel import ModelsPanel
 from .player import Player
 from .preview_view import PreviewView
@@ -24,6 +27,10 @@ def build_widgets(window: QMainWindow) -> None:
     window.reference_panel = ReferencePanel(window.tasks, window)
     window.models_panel = ModelsPanel(window)
     window.models_panel.set_folders(window.settings.model_folders)
+    window.lora_panel = LoraPanel(
+        window.tasks, lambda model_id, path: check_lora(window.settings, model_id, path), window)
+    window.models_panel.add_section("LoRAs", window.lora_panel)
+    window.lora_panel.preset_offered.connect(window.prompt_panel.offer_preset)
     window.schedule_view = ScheduleView(window)
     window.preview_view = PreviewView(window)
     window.player = Player(window)
