@@ -43,7 +43,7 @@ def test_dry_run_has_every_section_and_passes(tmp_path: Path) -> None:
     rows = result["rows"]
     assert result["mode"] == "dry" and not result["failed"]
     assert list(dict.fromkeys(r["section"] for r in rows)) == [s.name for s in gpu_check.SECTIONS]
-    assert {"correctness", "speed-dit", "speed-vae", "memory", "caching"} <= {
+    assert {"correctness", "speed-dit", "speed-vae", "memory", "caching", "lora"} <= {
         r["section"] for r in rows}
     assert {r["on"] for r in rows} == {"dry (CPU)"}
     assert all(r["verdict"] != SKIP for r in rows if "CUDA only" not in r["expectation"])
@@ -55,7 +55,7 @@ def test_dry_run_has_every_section_and_passes(tmp_path: Path) -> None:
 
 def test_a_perturbed_device_output_fails_the_checks_that_judge_it() -> None:
     ctx = Context(CPU, dry=True, perturb=0.05)  # 5 % off: every tolerance is tighter
-    report = gpu_check.run_check(ctx, sections("correctness", "caching"))
+    report = gpu_check.run_check(ctx, sections("correctness", "caching", "lora"))
     verdicts = {row.check: row.verdict for row in report.rows}
     judged = [c for c in verdicts if c.startswith(("demo:", "wan t2v:", "wan ti2v:"))]
     assert len(judged) == 15 and all(verdicts[c] == FAIL for c in judged), verdicts
@@ -63,6 +63,8 @@ def test_a_perturbed_device_output_fails_the_checks_that_judge_it() -> None:
     caching = {c.split(": ")[-1]: v for c, v in verdicts.items() if c.startswith("demo, 20")}
     assert caching["frame PSNR against no caching"] == FAIL
     assert caching["forwards run"] == PASS
+    (lora,) = [c for c in verdicts if c.endswith("on the fly vs merged")]
+    assert verdicts[lora] == FAIL
     assert report.failed and f" {FAIL} " in gpu_check.format_report(report)
 
 

@@ -193,3 +193,28 @@ def test_reports_refuse_other_families_and_other_variants(tmp_path: Path) -> Non
     assert report.problem == ("made for another variant: blocks.0.self_attn.q.weight: the LoRA "
                               "has 5120×5120, the model 64×64")
     assert report.unmatched == ["blocks.99.ffn.0"]
+
+
+def test_on_the_fly_works_while_blocks_are_streamed(tmp_path: Path) -> None:
+    """Block streaming swaps each block's tensors in and out around its forward; the patch must
+    be applied after the block arrives and the original restored before it is released."""
+    from studio.engine.streaming import BlockStreamer
+
+    config = small_config(16)
+    dit = random_dit(config)
+    state, reference = adapter_state(dit)
+    patch = patch_for(write_format(state, "original", tmp_path / "o"), dit)
+    x, t, ctx = inputs(config)
+    streamed = copy.deepcopy(dit)
+    streamer = BlockStreamer(list(streamed.blocks), torch.device("cpu"))
+    with torch.no_grad():
+        expected = reference.velocity(x, t, ctx)
+        with patched_on_the_fly(streamed, list(streamed.blocks), patch):
+            got = streamed.velocity(x, t, ctx)
+            again = streamed.velocity(x, t, ctx)
+            released = sum(p.numel() for p in streamed.blocks[-1].parameters())
+        plain = streamed.velocity(x, t, ctx)
+    assert rel_err(got, expected) < 1e-5 and torch.equal(got, again)
+    assert streamer.loads > 2 * len(streamed.blocks)  # the blocks really were streamed
+    assert released == 0  # the last block was released after its forward, patch undone first
+    assert torch.equal(plain, dit.velocity(x, t, ctx))  # and its host copy never changed

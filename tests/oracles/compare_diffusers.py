@@ -63,6 +63,12 @@ def diffusers_dit(spec: WanBenchSizes, ours: torch.nn.Module, device: torch.devi
             cross_attn_norm=True, qk_norm="rms_norm_across_heads", eps=c.eps,
         )  # fmt: skip
     model.load_state_dict(mapped_state(ours, model), strict=True, assign=True)
+    # As WanPipeline loads it: the whole model in the compute dtype, then the modules diffusers
+    # keeps in float32 (our float32 time MLP and norms copied in unchanged would mix dtypes).
+    model.to(ours.dtype)
+    for name, module in model.named_modules():
+        if any(part in name.split(".") for part in model._keep_in_fp32_modules or ()):
+            module.float()
     return model.to(device).eval().requires_grad_(False)
 
 

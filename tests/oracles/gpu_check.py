@@ -1,4 +1,5 @@
-"""One check of the studio on a CUDA device, with one table: correctness, speed, memory, caching.
+"""One check of the studio on a CUDA device, with one table: correctness, speed, memory, caching
+and LoRAs.
 
 Run it on a machine with a GPU (about 8 minutes on an H100 with the default budget)::
 
@@ -10,12 +11,14 @@ Run it on a machine with a GPU (about 8 minutes on an H100 with the default budg
    (``compare_diffusers.py``) on the same weights and device, interleaved, at the largest bench
    size the budget allows;
 3. memory: a generation's peak device memory against the memory forecast;
-4. caching: the demo model with and without step caching (forwards, speed-up, PSNR).
+4. caching: the demo model with and without step caching (forwards, speed-up, PSNR);
+5. lora: a LoRA merged against on the fly on the device, their cost per call, and the passes a
+   distillation LoRA's few-step settings save (``gpu_check_lora.py``).
 
-Each section is one function ``Context → list[Row]`` listed in :data:`SECTIONS` (a LoRA
-section is appended there). Without a GPU, or with ``--dry``, every section runs on the CPU at
-the smallest sizes (bf16 included, the diffusers comparison on the ``tiny`` size) and its rows
-say "dry (CPU)"; timings are then recorded, not judged. ``--budget-s`` (counted from the start
+Each section is one function ``Context → list[Row]`` listed in :data:`SECTIONS`. Without a
+GPU, or with ``--dry``, every section runs on the CPU at the smallest sizes (bf16 included,
+the diffusers comparison on the ``tiny`` size) and its rows say "dry (CPU)"; timings are then
+recorded, not judged. ``--budget-s`` (counted from the start
 of the process) is checked before each section: one that would not fit is not started.
 Exit status: 0 when no row fails, 1 when one does, 3 without diffusers (as compare_diffusers).
 The table is the script's report, printed to stdout (the studio's own code logs instead).
@@ -44,6 +47,7 @@ import torch  # noqa: E402
 from compare_diffusers import MISSING_DIFFUSERS  # noqa: E402
 from gpu_check_common import FAIL, SKIP, Context, Row, free_device  # noqa: E402
 from gpu_check_correctness import correctness  # noqa: E402
+from gpu_check_lora import lora  # noqa: E402
 from gpu_check_measures import (  # noqa: E402
     DIT_SIZES,
     MEMORY_SIZES,
@@ -76,14 +80,14 @@ def sized(name: str, run: Callable[[Context], list[Row]], sizes: Sequence[tuple[
     return Section(name, run, sizes[-1][1], dict(sizes)[preferred])
 
 
-#: The sections, in order. A new one (LoRA, once studio/engine/lora.py lands) is a function
-#: ``Context → list[Row]`` and one more entry here.
+#: The sections, in order. A new one is a function ``Context → list[Row]`` and one more entry.
 SECTIONS: tuple[Section, ...] = (
     Section("correctness", correctness, 60.0, 60.0),
     sized("speed-dit", speed_dit, DIT_SIZES, "wan21-1.3b"),
     sized("speed-vae", speed_vae, VAE_SIZES, "wan21-1.3b"),
     sized("memory", memory, MEMORY_SIZES, "wan21-1.3b"),
     Section("caching", caching, 20.0, 20.0),
+    Section("lora", lora, 15.0, 15.0),
 )
 
 
