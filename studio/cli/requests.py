@@ -38,7 +38,7 @@ def request_from_args(args: argparse.Namespace, service: Any) -> GenerationReque
         changes["shift"] = _parse_shift(args.shift)
     if args.cache is not None:
         changes["step_cache"] = parse_cache(args.cache)
-    if args.image is not None:  # the queue stores it absolute (recipe_check.absolute_images)
+    if args.image is not None:  # the queue stores it absolute (recipe_check.absolute_paths)
         changes["conditioning"] = (
             ConditioningItem(str(args.image), args.image_frame, args.strength, args.fit),
         )

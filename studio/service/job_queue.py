@@ -40,7 +40,7 @@ from studio.safe_files import read_bytes_bounded
 from studio.service.job_folder import JobFolder, jobs_root
 from studio.service.job_record import JOB_VERSION, LIVE_STATES, RESTART_HINTS, Job, JobState
 from studio.service.locks import FileLock, LockTimeout, is_locked_elsewhere
-from studio.service.recipe_check import absolute_images
+from studio.service.recipe_check import absolute_paths
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ class JobQueue:
 
     def add(self, request: GenerationRequest) -> Job:
         """Queue ``request``; its reference image paths are stored absolute."""
-        job = Job(uuid.uuid4().hex[:12], absolute_images(request.validate()))
+        job = Job(uuid.uuid4().hex[:12], absolute_paths(request.validate()))
         with self._transaction():
             self._write_job(job)
             try:

@@ -66,13 +66,17 @@ def check_recipe(request: GenerationRequest, recipe_path: Path,
     return RecipeCheck(trusted, unknown, tuple(outside), original)
 
 
-def absolute_images(request: GenerationRequest, base: Path | None = None) -> GenerationRequest:
-    """``request`` with every reference image path absolute and resolved (relative ones against
-    ``base``, default the current folder), so a job runs the same from any folder."""
+def absolute_paths(request: GenerationRequest, base: Path | None = None) -> GenerationRequest:
+    """``request`` with every reference image and LoRA path absolute and resolved (relative ones
+    against ``base``, default the current folder), so a job runs the same from any folder."""
     root = (base or Path.cwd()).absolute()
-    items = tuple(replace(item, image=str((root / Path(item.image).expanduser()).resolve()))
-                  for item in request.conditioning)  # fmt: skip
-    return request.with_changes(conditioning=items) if items else request
+
+    def absolute(path: str) -> str:
+        return str((root / Path(path).expanduser()).resolve())
+
+    items = tuple(replace(item, image=absolute(item.image)) for item in request.conditioning)
+    loras = tuple(replace(item, path=absolute(item.path)) for item in request.loras)
+    return request.with_changes(conditioning=items, loras=loras)
 
 
 def read_checked_recipe(path: Path, known_models: Collection[str]) -> RecipeCheck:
