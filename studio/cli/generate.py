@@ -13,6 +13,7 @@ from typing import Any
 from studio.cli.interrupt import sigint_cancels
 from studio.cli.lora import add_lora_options
 from studio.cli.requests import request_from_args
+from studio.engine.request import SAMPLERS
 from studio.errors import StudioError
 
 log = logging.getLogger("studio.cli")
@@ -36,7 +37,7 @@ def add_generate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--height", type=int)
     p.add_argument("--frames", type=int)
     p.add_argument("--fps", type=float)
-    p.add_argument("--sampler", choices=("euler", "stochastic", "dpm++2m"))
+    p.add_argument("--sampler", choices=SAMPLERS)
     p.add_argument("--cache", metavar="POLICY[:THRESHOLD]",
                    help="step caching: magcache (threshold 0.01) or magcache:T; off: magcache:0")
     add_lora_options(p)

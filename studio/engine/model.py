@@ -130,7 +130,7 @@ class Capabilities:
         shift_rule: what ``shift="auto"`` resolves to.
     """
 
-    samplers: tuple[str, ...] = ("euler", "stochastic", "dpm++2m")
+    samplers: tuple[str, ...] = ("euler", "stochastic", "dpm++2m", "unipc")
     conditioning: tuple[str, ...] = (FIRST_FRAME, KEYFRAME)
     shift_rule: ShiftRule = field(default_factory=ResolutionShift)
 

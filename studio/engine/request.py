@@ -17,7 +17,7 @@ from studio.engine.shapes import LatentGeometry
 from studio.errors import InvalidRequest
 
 REQUEST_VERSION = 1
-SAMPLERS = ("euler", "stochastic", "dpm++2m")
+SAMPLERS = ("euler", "stochastic", "dpm++2m", "unipc")
 FIT_MODES = ("fill", "fit")
 MAX_SEED = 2**63 - 1
 MAX_STEPS = 1000
@@ -124,8 +124,9 @@ class GenerationRequest:
         width, height: pixels; multiples of the model's size multiple.
         frames: pixel frames; 1 + r·k for the model's temporal factor r.
         fps: playback rate of the output.
-        sampler: ``"euler"`` (deterministic), ``"stochastic"`` (re-noise each step) or
-            ``"dpm++2m"`` (second-order multistep, deterministic).
+        sampler: ``"euler"`` (deterministic), ``"stochastic"`` (re-noise each step),
+            ``"dpm++2m"`` (second-order multistep, deterministic) or ``"unipc"`` (Wan's
+            predictor-corrector multistep, deterministic).
         conditioning: reference frames pinned into the video.
         model: the model set's id ("" = the configured default).
         step_cache: step-caching threshold in [0, 1]: the predicted relative error a skipped
