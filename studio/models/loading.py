@@ -7,6 +7,10 @@ moved to the target device as it is read — and assigns them with
 second full copy in host memory. Before a single byte of tensor data is read, the file keys
 (mapped through the family's layout table) are checked against the module: missing, unexpected
 and wrongly shaped tensors are all reported in one :class:`~studio.errors.CheckpointError`.
+
+fp8 weights (plain, or ComfyUI's scaled files: :mod:`studio.models.fp8`) are dequantized as they
+are read — except, on CUDA, the weights a module declares it upcasts itself
+(:class:`~studio.models.fp8.KeepsFp8`): those stay fp8 (one byte each) with their scale beside.
 """
 
 from __future__ import annotations
@@ -29,6 +33,16 @@ from studio.models.checkpoint import (
     few,
     load_torch_state,
 )
+from studio.models.fp8 import (
+    FP8_DTYPES,
+    Fp8Plan,
+    KeepsFp8,
+    check_fp8,
+    checked_scale,
+    dequantize,
+    fp8_plan,
+    keep_in_fp8,
+)
 from studio.models.weight_files import WeightFiles
 
 log = logging.getLogger(__name__)
@@ -36,6 +50,11 @@ log = logging.getLogger(__name__)
 ModuleT = TypeVar("ModuleT", bound=nn.Module)
 
 _META_LOCK = threading.Lock()
+
+#: How :func:`load_module` treats fp8 weights: "auto" keeps them fp8 on CUDA where the module
+#: upcasts them itself, "keep" does so on any device (tests run it on the CPU), "dequantize"
+#: never keeps them.
+FP8_POLICIES = ("auto", "keep", "dequantize")
 
 
 @contextmanager
@@ -72,6 +91,7 @@ def load_module(
     keep_float32: Callable[[str], bool] | None = None,
     what: str = "model",
     cancel: CancelToken = NEVER,
+    fp8: str = "auto",
 ) -> ModuleT:
     """Build a module without weights and fill it from ``weights``, tensor by tensor.
 
@@ -79,46 +99,111 @@ def load_module(
         build: constructs the module (called inside :func:`parameters_on_meta`).
         weights: the probed files.
         key_map: file key → module key for every tensor the files may hold (the family's
-            layout table applied to the file's keys). File keys outside it are "unexpected".
+            layout table applied to the file's keys). File keys outside it are "unexpected";
+            fp8 scales and markers are never weights and are set aside first.
         device, dtype: where the weights go and in what precision (floating tensors only;
-            integer tensors keep their dtype).
+            integer tensors keep their dtype; fp8 ones are dequantized to it unless kept).
         tied: module key → module key whose tensor it shares (tied embeddings); either one in
             the file fills both, and the tensor is read and stored once.
-        keep_float32: module keys to keep in float32 whatever ``dtype`` is.
+        keep_float32: module keys to keep in float32 whatever ``dtype`` is (fp8 ones are
+            dequantized to float32).
         what: how messages name the part ("Wan DiT", "Wan 2.1 VAE").
         cancel: checked between tensors.
+        fp8: one of :data:`FP8_POLICIES`.
 
     Returns:
         The module in eval mode, every parameter and buffer on ``device``.
 
     Raises:
         CheckpointError: missing or unexpected keys (the first few of each listed, with the
-            file named), or tensors whose shape differs from the module's.
+            file named), tensors whose shape differs from the module's, or fp8 scales that are
+            missing, misplaced, not one number, or not finite and positive.
     """
+    if fp8 not in FP8_POLICIES:
+        raise ValueError(f"fp8 must be one of {FP8_POLICIES}, not {fp8!r}")
+    device = torch.device(device)
     with parameters_on_meta():
         module = build()
     expected = {name: tuple(t.shape) for name, t in module.state_dict(keep_vars=True).items()}
-    reads = _plan(weights, key_map, expected, tied or {}, what)
+    check_fp8(weights.headers)
+    plan = fp8_plan(weights.tensors())
+    reads = _plan(weights, key_map, expected, tied or {}, what, plan.extra_keys)
     _check_float(weights, reads, module, what)
+    convert = _Converter(device, dtype, keep_float32, _fp8_keeper(module, fp8, device),
+                         _read_scales(weights, plan, reads, cancel))
+    state = _read_state(weights, reads, convert, cancel)
+    module.load_state_dict(state, strict=True, assign=True)
+    del state
+    for key, scale in convert.kept.items():
+        keep_in_fp8(module.get_submodule(key.rpartition(".")[0]), scale, dtype)
+    module.to(device)  # buffers that no checkpoint holds were built on the CPU
+    log.info("loaded %s from %s (%d tensors, %d kept in fp8) onto %s as %s", what,
+             weights.label, len(reads), len(convert.kept), device, dtype)
+    return module.eval()
+
+
+class _Converter:
+    """Turns each tensor read into the value its parameter gets (device, dtype, fp8 handling),
+    and remembers the fp8 weights it kept with their scales (``kept``: module key → scale)."""
+
+    def __init__(self, device: torch.device, dtype: torch.dtype,
+                 keep_float32: Callable[[str], bool] | None, keeps_fp8: Callable[[str], bool],
+                 scales: Mapping[str, torch.Tensor]) -> None:
+        self.device, self.dtype, self.scales = device, dtype, scales
+        self.keep_float32, self.keeps_fp8 = keep_float32, keeps_fp8
+        self.kept: dict[str, torch.Tensor | None] = {}
+
+    def __call__(self, header: CheckpointHeader, file_key: str, module_key: str,
+                 tensor: torch.Tensor) -> torch.Tensor:
+        # A pickle's tensors are views of its memory-mapped file: copy them off it, so no
+        # weight keeps the file mapped or changes with it (one tensor at a time).
+        copy = header.format == "torch"
+        if not tensor.is_floating_point():
+            return tensor.to(device=self.device, copy=copy)
+        wide = self.keep_float32 is not None and self.keep_float32(module_key)
+        target = torch.float32 if wide else self.dtype
+        scale = self.scales.get(file_key)
+        if tensor.dtype in FP8_DTYPES and not wide and self.keeps_fp8(module_key):
+            self.kept[module_key] = scale
+            return tensor.to(device=self.device, copy=copy)
+        if tensor.dtype in FP8_DTYPES or scale is not None:  # moved first: 1 byte per element
+            return dequantize(tensor.to(self.device), scale, target)
+        return tensor.to(device=self.device, copy=copy, dtype=target)
+
+
+def _fp8_keeper(module: nn.Module, policy: str, device: torch.device) -> Callable[[str], bool]:
+    """Which module keys stay fp8: those the module upcasts itself, on CUDA (or when asked)."""
+    keep = policy == "keep" or (policy == "auto" and device.type == "cuda")
+    if keep and isinstance(module, KeepsFp8):
+        return module.keeps_fp8
+    return lambda key: False
+
+
+def _read_scales(weights: WeightFiles, plan: Fp8Plan, reads: Mapping[str, list[str]],
+                 cancel: CancelToken) -> dict[str, torch.Tensor]:
+    """Weight file key → its checked float32 scale, for the weights that will be read (the
+    scales are tiny: all are read before any weight, so a bad one stops the load early)."""
+    wanted_scales = {scale: weight for weight, scale in plan.scales.items() if weight in reads}
+    scales: dict[str, torch.Tensor] = {}
+    for header in weights.headers:
+        wanted = {key: weight for key, weight in wanted_scales.items() if key in header.tensors}
+        for key, tensor in _read_tensors(header, wanted, cancel):
+            scales[wanted[key]] = checked_scale(header.path, key, tensor)
+    return scales
+
+
+def _read_state(weights: WeightFiles, reads: Mapping[str, list[str]], convert: _Converter,
+                cancel: CancelToken) -> dict[str, torch.Tensor]:
+    """Module key → converted tensor, every file read once in order."""
     state: dict[str, torch.Tensor] = {}
     for header in weights.headers:
         wanted = {key: reads[key] for key in header.tensors if key in reads}
         for file_key, tensor in _read_tensors(header, wanted, cancel):
             module_keys = wanted[file_key]
-            keep = keep_float32 is not None and keep_float32(module_keys[0])
-            target = torch.float32 if keep else dtype
-            # A pickle's tensors are views of its memory-mapped file: copy them off it, so no
-            # weight keeps the file mapped or changes with it (one tensor at a time).
-            value = tensor.to(device=device, copy=header.format == "torch",
-                              dtype=target if tensor.is_floating_point() else tensor.dtype)
+            value = convert(header, file_key, module_keys[0], tensor)
             for module_key in module_keys:
                 state[module_key] = value
-    module.load_state_dict(state, strict=True, assign=True)
-    del state
-    module.to(device)  # buffers that no checkpoint holds were built on the CPU
-    log.info("loaded %s from %s (%d tensors) onto %s as %s", what, weights.label, len(reads),
-             device, dtype)
-    return module.eval()
+    return state
 
 
 def _plan(
@@ -127,9 +212,11 @@ def _plan(
     expected: Mapping[str, tuple[int, ...]],
     tied: Mapping[str, str],
     what: str,
+    ignored: frozenset[str] = frozenset(),
 ) -> dict[str, list[str]]:
-    """File key → the module keys its tensor fills; a CheckpointError lists every discrepancy."""
-    tensors = weights.tensors()
+    """File key → the module keys its tensor fills; a CheckpointError lists every discrepancy.
+    ``ignored`` file keys (fp8 scales and markers) are neither read nor unexpected."""
+    tensors = {key: info for key, info in weights.tensors().items() if key not in ignored}
     provided = {key_map[key]: key for key in tensors if key in key_map}
     for one, other in tied.items():
         for dst, src in ((one, other), (other, one)):

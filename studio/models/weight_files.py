@@ -19,10 +19,10 @@ from studio.models.checkpoint import (
     CheckpointHeader,
     TensorInfo,
     damaged,
-    dominant_dtype,
     few,
     probe_checkpoint,
 )
+from studio.models.fp8 import fp8_problems, precision_name
 from studio.safe_files import NotARegularFile, read_bytes_bounded
 
 #: An index lists one line per tensor; even a 14B model's is well under 1 MB.
@@ -69,7 +69,14 @@ class WeightFiles:
         return {name: info.shape for name, info in self.tensors().items()}
 
     def dominant_dtype(self) -> str:
-        return dominant_dtype(self.tensors().values())
+        """The dtype holding most bytes ("BF16", "F8_E4M3"), or "fp8_scaled" for a ComfyUI
+        scaled fp8 checkpoint (fp8 weights with their scales)."""
+        return precision_name(self.tensors())
+
+    def fp8_problems(self) -> list[str]:
+        """Why the fp8 scales of these files cannot be applied, each naming the file and
+        tensor ([] when they can; :func:`studio.models.fp8.fp8_problems`)."""
+        return fp8_problems(self.headers)
 
 
 def is_index_file(path: Path) -> bool:

@@ -9,17 +9,21 @@ TI2V first-frame conditioning); with the latter e and e0 are per token.
 
 The state dict has exactly the original key layout (``patch_embedding.weight``,
 ``blocks.N.self_attn.q.weight``, ``head.modulation`` …). RoPE tables are cached, not stored.
-Weights may be float32 or bfloat16 (see :meth:`WanDiT.to_dtype`); the forward handles both.
+Weights may be float32 or bfloat16 (see :meth:`WanDiT.to_dtype`); the forward handles both. The
+block projections and the text MLP may also stay fp8 on the GPU (:meth:`WanDiT.keeps_fp8`): the
+loader keeps them so when the file is fp8, and ``dit_blocks.linear`` upcasts them per multiply.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from studio.models.fp8 import FP8_DTYPES, weight_of
 from studio.models.wan.dit_blocks import WanBlock, WanHead, linear, linear_fp32
 from studio.models.wan.dit_config import (
     WAN21_T2V_1_3B,
@@ -36,6 +40,12 @@ log = logging.getLogger(__name__)
 #: same set in float32).
 FP32_PARAMETERS = ("time_embedding.", "time_projection.", "modulation", "norm_q.", "norm_k.",
                    "norm3.")  # fmt: skip
+
+#: The weights :meth:`WanDiT.keeps_fp8` allows to stay fp8: the projections the forward runs
+#: through ``dit_blocks.linear`` (which upcasts per multiply). 99.9 % of the blocks' bytes; the
+#: patch embedding (a convolution) and the head (float32 math) are dequantized at load.
+_FP8_WEIGHTS = re.compile(r"^(blocks\.\d+\.(self_attn|cross_attn)\.[qkvo]|blocks\.\d+\.ffn\.[02]"
+                          r"|text_embedding\.[02])\.weight$")
 
 
 class WanDiT(nn.Module):
@@ -75,9 +85,19 @@ class WanDiT(nn.Module):
     def device(self) -> torch.device:
         return self.patch_embedding.weight.device
 
+    def keeps_fp8(self, key: str) -> bool:
+        """Whether parameter ``key`` may stay fp8 on the device (the loader's question)."""
+        return _FP8_WEIGHTS.match(key) is not None
+
     def to_dtype(self, dtype: torch.dtype) -> WanDiT:
-        """Cast the weights to ``dtype`` in place, keeping :data:`FP32_PARAMETERS` in float32."""
+        """Cast the weights to ``dtype`` in place, keeping :data:`FP32_PARAMETERS` in float32
+        (weights kept in fp8 are dequantized, their scale applied)."""
         with torch.no_grad():
+            for module in self.modules():
+                weight = getattr(module, "weight", None)
+                if isinstance(weight, nn.Parameter) and weight.dtype in FP8_DTYPES:
+                    weight.data = weight_of(module).detach()
+                    delattr(module, "weight_scale")
             for name, param in self.named_parameters():
                 keep = any(fragment in name for fragment in FP32_PARAMETERS)
                 param.data = param.data.to(torch.float32 if keep else dtype)

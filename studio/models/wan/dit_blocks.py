@@ -4,7 +4,9 @@ Module and parameter names follow the original ``wan/modules/model.py`` so that 
 state dict loads with ``strict=True``. Precision policy (the original's, written without
 autocast so it behaves the same on every device): the residual stream, LayerNorm / RMSNorm,
 modulation and the head run in float32; the big projections (q, k, v, o, FFN) run in the dtype of
-their own weights (bf16 on GPU), and their inputs are cast to it.
+their own weights (bf16 on GPU), and their inputs are cast to it. Projection weights kept in fp8
+(scaled fp8 files on the GPU, :mod:`studio.models.fp8`) are upcast to the compute dtype, scale
+applied, just before each multiply; every projection goes through :func:`linear` for that.
 """
 
 from __future__ import annotations
@@ -13,19 +15,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from studio.models.fp8 import compute_dtype, weight_of
 from studio.models.wan.dit_config import WanDiTConfig
 from studio.models.wan.rope import apply_rope
 
 
 def linear(x: torch.Tensor, layer: nn.Linear) -> torch.Tensor:
-    """``layer(x)`` computed in the dtype of the layer's weight."""
-    return F.linear(x.to(layer.weight.dtype), layer.weight, layer.bias)
+    """``layer(x)`` computed in the layer's compute dtype: its weight's, or for a weight kept in
+    fp8 the dtype it was loaded for (the weight dequantized for this call only)."""
+    weight = weight_of(layer)
+    return F.linear(x.to(weight.dtype), weight, layer.bias)
 
 
 def linear_fp32(x: torch.Tensor, layer: nn.Linear) -> torch.Tensor:
     """``layer(x)`` computed in float32 whatever the weight's storage dtype."""
     bias = None if layer.bias is None else layer.bias.float()
-    return F.linear(x.float(), layer.weight.float(), bias)
+    return F.linear(x.float(), weight_of(layer).float(), bias)
 
 
 def modulated_norm(
@@ -81,7 +86,7 @@ class WanAttention(nn.Module):
         Returns:
             ``[B, L, dim]`` in the weights' dtype.
         """
-        dtype = self.q.weight.dtype
+        dtype = compute_dtype(self.q)
         x = x.to(dtype)
         q = apply_rope(self._heads(_rms_norm(linear(x, self.q), self.norm_q)), rope).to(dtype)
         k = apply_rope(self._heads(_rms_norm(linear(x, self.k), self.norm_k)), rope).to(dtype)
@@ -93,7 +98,7 @@ class WanAttention(nn.Module):
 
         Returns ``[B, L, dim]`` in the weights' dtype.
         """
-        dtype = self.q.weight.dtype
+        dtype = compute_dtype(self.q)
         q = self._heads(_rms_norm(linear(x, self.q), self.norm_q)).to(dtype)
         k = self._heads(_rms_norm(linear(context, self.k), self.norm_k)).to(dtype)
         v = self._heads(linear(context, self.v))

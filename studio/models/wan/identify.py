@@ -72,12 +72,15 @@ def describe_weights(weights: WeightFiles) -> Component | None:
 
 
 def _dtype_problem(weights: WeightFiles) -> str:
-    """Why tensors of these dtypes cannot be a Wan part's weights ("" when they can)."""
+    """Why tensors of these dtypes cannot be a Wan part's weights ("" when they can): integer
+    tensors, or fp8 scales the loader would refuse (missing, misplaced, not one number)."""
     odd = sorted({info.dtype for info in weights.tensors().values()} - FLOAT_DTYPES)
-    if not odd:
-        return ""
-    return (f"{weights.label} holds tensors of dtype {', '.join(odd)}; a Wan part's weights are "
-            "floating point")
+    if odd:
+        return (f"{weights.label} holds tensors of dtype {', '.join(odd)}; a Wan part's weights "
+                "are floating point")
+    problems = weights.fp8_problems()
+    return "; ".join(problems[:3]) + (f" and {len(problems) - 3} more" if len(problems) > 3
+                                      else "")
 
 
 def _config_problem(shapes: dict[str, tuple[int, ...]], weights: WeightFiles) -> str:

@@ -5,6 +5,11 @@ and the configuration of a published release when nothing is loaded yet
 (:func:`published_memory`, used to choose an offload policy before loading). The per-pixel VAE
 figures of the published VAEs were measured with
 :func:`~studio.engine.memory_model.measure_vae_bytes_per_pixel`; the tests re-measure them.
+
+fp8 weights: loaded modules are counted as they are (a weight kept in fp8 is one byte per
+element, plus its 4-byte scale); the published figures count them so when asked
+(``fp8_weights``: the set's DiT is fp8 and the device keeps it so, i.e. CUDA). The UMT5 encoder
+and the VAE are always dequantized, so they count in their compute dtypes.
 """
 
 from __future__ import annotations
@@ -59,10 +64,25 @@ def dit_parameter_counts(config: WanDiTConfig) -> tuple[int, int]:
     return fp32, other
 
 
-def dit_weight_bytes(config: WanDiTConfig, dtype: torch.dtype) -> int:
-    """Bytes of the DiT's weights when loaded in ``dtype`` (fp32 groups stay float32)."""
+def dit_fp8_counts(config: WanDiTConfig) -> tuple[int, int]:
+    """(weights, layers) a :class:`WanDiT` keeps in fp8 (``WanDiT.keeps_fp8``): q, k, v, o of
+    both attentions and the FFN of every block, and the text MLP."""
+    d, f, n = config.dim, config.ffn_dim, config.num_layers
+    return n * (8 * d * d + 2 * d * f) + config.text_dim * d + d * d, 10 * n + 2
+
+
+def _fp8_saving(weights: int, layers: int, dtype: torch.dtype) -> int:
+    """Bytes saved by keeping ``weights`` in fp8 (1 byte, not itemsize) with a float32 scale
+    per layer."""
+    return (itemsize(dtype) - 1) * weights - 4 * layers
+
+
+def dit_weight_bytes(config: WanDiTConfig, dtype: torch.dtype, fp8: bool = False) -> int:
+    """Bytes of the DiT's weights when loaded in ``dtype`` (fp32 groups stay float32); with
+    ``fp8`` the projections stay fp8 (:func:`dit_fp8_counts`)."""
     fp32, other = dit_parameter_counts(config)
-    return 4 * fp32 + itemsize(dtype) * other
+    saving = _fp8_saving(*dit_fp8_counts(config), dtype) if fp8 else 0
+    return 4 * fp32 + itemsize(dtype) * other - saving
 
 
 def umt5_weight_bytes(vocab_size: int, d_model: int, d_ff: int, num_layers: int, num_heads: int,
@@ -128,20 +148,24 @@ def loaded_memory(dit: WanDiT, vae: CausalVideoVAE, encoder: nn.Module, text: Te
     )  # fmt: skip
 
 
-def published_memory(variant: str, dtype: torch.dtype) -> ModelMemory | None:
+def published_memory(variant: str, dtype: torch.dtype,
+                     fp8_weights: bool = False) -> ModelMemory | None:
     """Forecast inputs of a published Wan release from its configuration (nothing loaded):
-    DiT and UMT5-XXL in ``dtype``, VAE in float32. None for other variants."""
+    DiT and UMT5-XXL in ``dtype``, VAE in float32; with ``fp8_weights`` the DiT's projections
+    count one byte each (an fp8 file loaded on CUDA). None for other variants."""
     if variant not in _PUBLISHED:
         return None
     dit, vae, geometry = _PUBLISHED[variant]
     per_block_fp32 = 12 * dit.dim
     per_block = 8 * (dit.dim**2 + dit.dim) + 2 * dit.dim * dit.ffn_dim + dit.ffn_dim + dit.dim
+    block_saving = _fp8_saving(8 * dit.dim**2 + 2 * dit.dim * dit.ffn_dim, 10, dtype) \
+        if fp8_weights else 0
     decode, encode = vae_bytes_per_pixel(vae)
     umt5 = {**UMT5_XXL_SIZES, "d_kv": 64, "buckets": 32}
     layer = {k: v for k, v in umt5.items() if k not in ("vocab_size", "num_layers")}
     return ModelMemory(
-        dit_bytes=dit_weight_bytes(dit, dtype),
-        dit_block_bytes=4 * per_block_fp32 + itemsize(dtype) * per_block,
+        dit_bytes=dit_weight_bytes(dit, dtype, fp8_weights),
+        dit_block_bytes=4 * per_block_fp32 + itemsize(dtype) * per_block - block_saving,
         text_encoder_bytes=umt5_weight_bytes(dtype=dtype, **umt5),
         vae_bytes=vae_weight_bytes(vae), dit=transformer_shape(dit), act_bytes=itemsize(dtype),
         per_token_time=dit.in_dim == 48,  # TI2V takes reference frames; T2V runs uniform t
