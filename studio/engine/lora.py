@@ -8,7 +8,8 @@ family's own layout and gives each a change ΔW:
 * full: ``ΔW = strength · diff`` for any parameter (bias and norm deltas, modulation tables).
 
 Both modes compute the patched weight the same way — ``(W.float() + Σ ΔW).to(W.dtype)``, the
-deltas summed in float32 in a fixed order — so they give the same numbers:
+deltas summed in float32 in a fixed order — so they give the same numbers (a weight kept in
+float8 is dequantized first and patched in its compute dtype):
 
 * **merge** writes it into the weights once (the fastest; the model cache then remembers which
   patch its weights carry);
@@ -87,12 +88,19 @@ class WeightPatch:
     def add(self, delta: WeightDelta, strength: float) -> None:
         self.changes.setdefault(delta.parameter, []).append(StrengthDelta(delta, strength))
 
-    def patched(self, name: str, weight: torch.Tensor) -> torch.Tensor:
-        """``(W.float() + Σ strength·ΔW).to(W.dtype)`` for parameter ``name``."""
-        total = weight.detach().float()
+    def patched(self, name: str, weight: torch.Tensor, owner: nn.Module | None = None
+                ) -> torch.Tensor:
+        """``(W.float() + Σ strength·ΔW).to(W.dtype)`` for parameter ``name``.
+
+        A weight kept in float8 (its module ``owner`` has a ``weight_scale`` and an
+        ``fp8_compute_dtype``, as :mod:`studio.models.fp8` keeps them) counts as
+        ``W.float() · scale`` and the result is in the compute dtype, so the module then
+        multiplies with it as with any other weight.
+        """
+        total, dtype = _real_weight(weight, owner)
         for change in self.changes[name]:
             total = total + change.strength * change.delta.tensor(weight.shape, weight.device)
-        return total.to(weight.dtype)
+        return total.to(dtype)
 
     def moved(self, device: torch.device) -> WeightPatch:
         """The same patch with its tensors on ``device`` (in their own dtypes)."""
@@ -107,6 +115,19 @@ class WeightPatch:
 
     def __bool__(self) -> bool:
         return bool(self.changes)
+
+
+def _real_weight(weight: torch.Tensor, owner: nn.Module | None
+                 ) -> tuple[torch.Tensor, torch.dtype]:
+    """(the weight's value in float32, the dtype a patched copy is stored in)."""
+    compute = getattr(owner, "fp8_compute_dtype", None)
+    if compute is not None and weight.dtype in FLOAT8 and weight.ndim > 0:
+        return weight.detach().float() * owner.weight_scale.float(), compute
+    return weight.detach().float(), weight.dtype
+
+
+FLOAT8 = frozenset(d for d in (getattr(torch, "float8_e4m3fn", None),
+                               getattr(torch, "float8_e5m2", None)) if d is not None)
 
 
 def patch_fingerprint(parts: Sequence[tuple[str, float]]) -> str:
@@ -137,7 +158,7 @@ def merge_patch(module: nn.Module, patch: WeightPatch) -> None:
     with torch.no_grad():
         for name in patch.changes:
             param = params[name]
-            param.data = patch.patched(name, param.data)
+            param.data = patch.patched(name, param.data, _owner(module, name))
 
 
 @contextmanager
@@ -184,15 +205,22 @@ def _units(module: nn.Module, blocks: Sequence[nn.Module], patch: WeightPatch
 def _patcher(unit: nn.Module, names: Names, patch: WeightPatch,
              saved: dict[str, torch.Tensor]):  # noqa: ANN202 - a hook
     params = dict(unit.named_parameters())  # Parameter objects outlive a streamer's moves
+    owners = {local: _owner(unit, local) for local in names}
 
     def before(_module: nn.Module, _args: object) -> None:
         with torch.no_grad():
             for local, full_name in names.items():
                 param = params[local]
                 saved[local] = param.data
-                param.data = patch.patched(full_name, param.data)
+                param.data = patch.patched(full_name, param.data, owners[local])
 
     return before
+
+
+def _owner(root: nn.Module, name: str) -> nn.Module:
+    """The module that holds parameter ``name`` (relative to ``root``)."""
+    path = name.rpartition(".")[0]
+    return root.get_submodule(path) if path else root
 
 
 def _restorer(unit: nn.Module, saved: dict[str, torch.Tensor]):  # noqa: ANN202 - a hook

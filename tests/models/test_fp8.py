@@ -263,3 +263,27 @@ def test_scaled_umt5_encoder_loads_dequantized(tmp_path: Path) -> None:
     assert torch.equal(scaled, dequantized)
     assert 0 < relative(scaled, original) < 0.1, relative(scaled, original)
     assert probe_weights(tmp_path / "fp8" / "model.safetensors").dominant_dtype() == "fp8_scaled"
+
+
+def test_a_lora_on_kept_fp8_weights_equals_it_on_the_dequantized_model(
+        tmp_path: Path, state: State) -> None:
+    """On the fly and merged, a LoRA patches the real weight (fp8 × scale) of a kept layer."""
+    from studio.engine.lora import WeightDelta, WeightPatch, merge_patch, patched_on_the_fly
+
+    path = write(tmp_path / "dit.safetensors", quantized(state, E4M3, True, matrices)[0])
+    kept, loaded = load_dit(path, fp8="keep"), load_dit(path, fp8="dequantize")
+    generator = torch.Generator().manual_seed(5)
+    patch = WeightPatch(fingerprint="t")
+    for name in ("blocks.0.self_attn.q.weight", "blocks.0.ffn.0.weight"):
+        out, inp = loaded.get_parameter(name).shape
+        patch.add(WeightDelta(name, up=torch.randn(out, 2, generator=generator),
+                              down=torch.randn(2, inp, generator=generator), scale=0.05), 0.7)
+    with patched_on_the_fly(kept, list(kept.blocks), patch):
+        fly = run(kept)
+    assert kept.blocks[0].self_attn.q.weight.dtype == E4M3  # restored after the call
+    merge_patch(loaded, patch)
+    expected = run(loaded)
+    assert relative(fly, run(load_dit(path, fp8="dequantize"))) > 1e-3  # the LoRA acts
+    assert torch.equal(fly, expected)
+    merge_patch(kept, patch)
+    assert torch.equal(run(kept), expected)
