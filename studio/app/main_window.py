@@ -245,7 +245,8 @@ class MainWindow(JobEventsMixin, QMainWindow):
         request = self.prompt_panel.request(self.reference_panel.items())
         self.reference_panel.set_frame_count(request.frames)
         try:
-            chart = schedule_chart(request, self._info.geometry, self._info.shift_rule)
+            chart = schedule_chart(request, self._info.geometry, self._info.shift_rule,
+                                   self._info.expert_boundary)
         except StudioError as exc:
             self.schedule_view.set_chart(None, str(exc))
             return

@@ -88,6 +88,16 @@ class PromptPanel(QWidget):
         self.guidance.setObjectName("guidance")
         self.guidance.setRange(0.0, 50.0)
         self.guidance.setSingleStep(0.5)
+        self.guidance_low = QDoubleSpinBox(self)  # a two-expert model's low-noise expert
+        self.guidance_low.setObjectName("guidance-low")
+        self.guidance_low.setRange(0.0, 50.0)
+        self.guidance_low.setSingleStep(0.5)
+        self.guidance_low.setToolTip("Guidance of the low-noise expert (the steps below the "
+                                     "purple line in the schedule); Guidance is the "
+                                     "high-noise expert's")
+        self.guidance_low_label = QLabel("Guidance, low noise", self)
+        self.guidance_low.hide()
+        self.guidance_low_label.hide()
         self.shift_auto = QCheckBox("Auto", self)
         self.shift_auto.setObjectName("shift-auto")
         self.shift = QDoubleSpinBox(self)
@@ -127,6 +137,7 @@ class PromptPanel(QWidget):
         form.addRow("Seed", seed_row)
         form.addRow("Steps", self.steps)
         form.addRow("Guidance", self.guidance)
+        form.addRow(self.guidance_low_label, self.guidance_low)
         form.addRow("Shift α", shift_row)
         form.addRow("Sampler", self.sampler)
         form.addRow("Step cache", self.step_cache)
@@ -146,7 +157,7 @@ class PromptPanel(QWidget):
         self.new_seed_button.clicked.connect(self._on_new_seed)
         self.few_step.clicked.connect(self.apply_preset)
         self.shift_auto.toggled.connect(self._on_shift_mode)
-        for spin in (self.steps, self.guidance, self.shift, self.step_cache):
+        for spin in (self.steps, self.guidance, self.guidance_low, self.shift, self.step_cache):
             spin.valueChanged.connect(self._emit_changed)
         self.sampler.currentIndexChanged.connect(self._emit_changed)
         self.size.changed.connect(self._emit_changed)
@@ -170,6 +181,15 @@ class PromptPanel(QWidget):
         self._fps = info.fps
         self.size.set_model(info)
         self.set_fields(steps=info.steps, guidance=info.guidance, shift=info.shift)
+        self._show_guidance_low(info.guidance_low)
+
+    def _show_guidance_low(self, value: float | None) -> None:
+        """The low-noise guidance field, for two-expert models only."""
+        for widget in (self.guidance_low, self.guidance_low_label):
+            widget.setVisible(value is not None)
+        if value is not None:
+            with QSignalBlocker(self.guidance_low):
+                self.guidance_low.setValue(value)
 
     def set_fields(self, *, steps: int, guidance: float, shift: float | str) -> None:
         with QSignalBlocker(self.steps), QSignalBlocker(self.guidance), \
@@ -213,6 +233,9 @@ class PromptPanel(QWidget):
         self.size.set_fps(request.fps)
         self.size.set_values(request.width, request.height, request.frames)
         self.set_fields(steps=request.steps, guidance=request.guidance, shift=request.shift)
+        if request.guidance_low is not None and self._info is not None \
+                and self._info.guidance_low is not None:
+            self._show_guidance_low(request.guidance_low)
 
     def prepare_seed(self) -> None:
         """Before a run: draw a new seed unless the seed is locked."""
@@ -246,6 +269,8 @@ class PromptPanel(QWidget):
             seed=self.seed_value(),
             steps=self.steps.value(),
             guidance=round(self.guidance.value(), 4),
+            guidance_low=round(self.guidance_low.value(), 4)
+            if self._info.guidance_low is not None else None,
             shift="auto" if self.shift_auto.isChecked() else round(self.shift.value(), 4),
             width=width, height=height, frames=frames, fps=self._fps,
             sampler=self.sampler.currentText(),

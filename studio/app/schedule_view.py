@@ -1,8 +1,9 @@
 """A QPainter plot of the sampling schedule: t against step, for the settings on screen.
 
 The curve is the engine's own schedule (via :mod:`studio.service.schedule_chart`). Dashed
-orange lines mark where each soft reference frame starts denoising (t = 1 − strength); during a
-run the current step is highlighted; hovering shows the step and its t.
+orange lines mark where each soft reference frame starts denoising (t = 1 − strength); a purple
+line marks where a two-expert model hands over to its low-noise expert; during a run the current
+step is highlighted; hovering shows the step and its t.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ CURVE = QColor("#4fc3f7")
 LINEAR = QColor("#5d636d")
 MARKER = QColor("#ffb74d")
 CURRENT = QColor("#ef5350")
+EXPERT = QColor("#ba68c8")
 MARGINS = (46.0, 26.0, 14.0, 30.0)  # left, top, right, bottom
 
 
@@ -123,6 +125,7 @@ class ScheduleView(QWidget):
         if self._chart is not None:
             self._draw_linear(painter, rect)
             self._draw_starts(painter, rect)
+            self._draw_experts(painter, rect)
             self._draw_curve(painter, rect)
             self._draw_step_marks(painter, rect)
         painter.end()
@@ -183,6 +186,24 @@ class ScheduleView(QWidget):
             # Bottom-left of the plot is empty: the curve is still high at the first steps.
             painter.drawText(QRectF(rect.left() + 6, y - 16, rect.width() - 12, 14),
                              Qt.AlignmentFlag.AlignLeft, text)
+
+    def _draw_experts(self, painter: QPainter, rect: QRectF) -> None:
+        """A two-expert model's hand-over: the boundary t, and the step the low-noise expert
+        takes over from."""
+        mark = self._chart.experts
+        if mark is None:
+            return
+        y = self._point(rect, 0, mark.boundary).y()
+        painter.setPen(QPen(EXPERT, 1, Qt.PenStyle.DashDotLine))
+        painter.drawLine(QPointF(rect.left(), y), QPointF(rect.right(), y))
+        text = f"t ≥ {mark.boundary:g}: high-noise expert"
+        if mark.step is not None:
+            x = self._point(rect, mark.step, 0).x()
+            painter.drawLine(QPointF(x, rect.top()), QPointF(x, rect.bottom()))
+            text += f"; low-noise expert from step {mark.step}"
+        painter.setPen(EXPERT)
+        painter.drawText(QRectF(rect.left() + 6, y + 2, rect.width() - 12, 14),
+                         Qt.AlignmentFlag.AlignRight, text)
 
     def _draw_step_marks(self, painter: QPainter, rect: QRectF) -> None:
         ts = self._chart.ts

@@ -31,7 +31,10 @@ def add_generate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fit", choices=("fill", "fit"), default="fill", help="how the image is sized")
     p.add_argument("--seed", type=int)
     p.add_argument("--steps", type=int)
-    p.add_argument("--guidance", type=float)
+    p.add_argument("--guidance", type=float, help="guidance (a two-expert model's high-noise "
+                   "expert's)")
+    p.add_argument("--guidance-low", type=float,
+                   help="guidance of a two-expert model's low-noise expert (Wan 2.2 A14B)")
     p.add_argument("--shift", help='"auto" or a number')
     p.add_argument("--width", type=int)
     p.add_argument("--height", type=int)
@@ -43,6 +46,10 @@ def add_generate(sub: argparse._SubParsersAction) -> None:
     add_lora_options(p)
     p.add_argument("--out", type=Path, help="output MP4 (default: the outputs folder)")
     p.add_argument("--queue", action="store_true", help="add to the persistent queue instead")
+    p.add_argument("--dry-run", action="store_true",
+                   help="load nothing: print the memory forecast and the offload policy")
+    p.add_argument("--vram", type=float, metavar="GIB",
+                   help="with --dry-run: plan for a GPU with this much free memory")
     p.add_argument("--trust-recipe-paths", action="store_true",
                    help="use the reference images a --recipe names even when they are not "
                    "beside it")  # fmt: skip
@@ -68,6 +75,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from studio.service.job_queue import JobQueue
     from studio.service.settings import load_settings
 
+    if args.dry_run:
+        from studio.cli.dry_run import dry_run
+
+        return dry_run(args)
     if args.out is not None:
         args.out = check_video_target(args.out)  # before any work is spent
     settings = load_settings()

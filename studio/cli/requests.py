@@ -16,8 +16,8 @@ from studio.engine.request import ConditioningItem, GenerationRequest
 from studio.engine.step_cache import DEFAULT_THRESHOLD
 from studio.errors import InvalidRequest
 
-_OPTION_FIELDS = ("prompt", "negative_prompt", "seed", "steps", "guidance", "width", "height",
-                  "frames", "fps", "sampler")
+_OPTION_FIELDS = ("prompt", "negative_prompt", "seed", "steps", "guidance", "guidance_low",
+                  "width", "height", "frames", "fps", "sampler")
 
 
 def request_from_args(args: argparse.Namespace, service: Any) -> GenerationRequest:
@@ -31,11 +31,7 @@ def request_from_args(args: argparse.Namespace, service: Any) -> GenerationReque
             raise InvalidRequest("prompt", "is missing", 'pass --prompt "..." or --recipe FILE')
         model = service.cache.get(args.model or "")
         base = default_request(model_info(model), args.prompt)
-    changes: dict[str, Any] = {
-        name: getattr(args, name) for name in _OPTION_FIELDS if getattr(args, name) is not None
-    }
-    if args.shift is not None:
-        changes["shift"] = _parse_shift(args.shift)
+    changes = option_changes(args)
     if args.cache is not None:
         changes["step_cache"] = parse_cache(args.cache)
     if args.image is not None:  # the queue stores it absolute (recipe_check.absolute_paths)
@@ -44,6 +40,16 @@ def request_from_args(args: argparse.Namespace, service: Any) -> GenerationReque
         )
     changes.update(lora_changes(args, service, base))
     return base.with_changes(**changes).validate()
+
+
+def option_changes(args: argparse.Namespace) -> dict[str, Any]:
+    """The request fields given explicitly on the command line."""
+    changes: dict[str, Any] = {
+        name: getattr(args, name) for name in _OPTION_FIELDS if getattr(args, name) is not None
+    }
+    if args.shift is not None:
+        changes["shift"] = _parse_shift(args.shift)
+    return changes
 
 
 def _recipe_request(args: argparse.Namespace, settings: Any) -> GenerationRequest:

@@ -150,7 +150,7 @@ def forecast_memory(
     holds the host copies of offloaded parts plus the decoded video during export.
     """
     st = stage_bytes(memory, request)
-    te, dit, vae = memory.text_encoder_bytes, memory.dit_bytes, memory.vae_bytes
+    te, dit, vae = memory.text_encoder_bytes, memory.all_dit_bytes, memory.vae_bytes
     breakdown = {"weights.text_encoder": te, "weights.dit": dit, "weights.vae": vae,
                  "stage.encode": st.encode, "stage.condition": st.condition,
                  "stage.sample": st.sample, "stage.decode": st.decode,
@@ -178,13 +178,15 @@ def forecast_memory(
 
 
 def _device_resident(memory: ModelMemory, policy: OffloadPolicy) -> dict[str, int]:
-    """Weight bytes on the device during each stage under ``policy``."""
+    """Weight bytes on the device during each stage under ``policy`` (of a two-expert
+    denoiser, ``model`` and ``blocks`` keep one expert on the device at a time)."""
     te, dit, vae = memory.text_encoder_bytes, memory.dit_bytes, memory.vae_bytes
+    every_dit = memory.all_dit_bytes
     if policy is OffloadPolicy.NONE:
-        return dict.fromkeys(("encode", "condition", "sample", "decode"), te + dit + vae)
+        return dict.fromkeys(("encode", "condition", "sample", "decode"), te + every_dit + vae)
     if policy is OffloadPolicy.TEXT_ENCODER:
-        return {"encode": te + dit + vae, "condition": dit + vae, "sample": dit + vae,
-                "decode": dit + vae}  # fmt: skip
+        return {"encode": te + every_dit + vae, "condition": every_dit + vae,
+                "sample": every_dit + vae, "decode": every_dit + vae}  # fmt: skip
     if policy is OffloadPolicy.BLOCKS:
         te += (2 - memory.text_layers) * memory.text_block_bytes
         dit += (2 - memory.dit.num_layers) * memory.dit_block_bytes

@@ -58,6 +58,8 @@ class ModelMemory:
         geometry: latent geometry (channels, r, s, patch).
         text_block_bytes / text_layers: one text-encoder layer's bytes and the layer count
             (block-level offload streams those too).
+        dit_experts: how many DiTs of ``dit_bytes`` each the denoiser has (2 for a two-expert
+            model; one at a time is needed on the device).
     """
 
     dit_bytes: int
@@ -74,10 +76,15 @@ class ModelMemory:
     geometry: LatentGeometry
     text_block_bytes: int = 0
     text_layers: int = 0
+    dit_experts: int = 1
+
+    @property
+    def all_dit_bytes(self) -> int:
+        return self.dit_bytes * self.dit_experts
 
     @property
     def weight_bytes(self) -> int:
-        return self.dit_bytes + self.text_encoder_bytes + self.vae_bytes
+        return self.all_dit_bytes + self.text_encoder_bytes + self.vae_bytes
 
 
 def itemsize(dtype: torch.dtype) -> int:

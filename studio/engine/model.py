@@ -9,7 +9,7 @@ space"), shapes ``[B, C, T', H', W']``, time t ∈ [0, 1] with 1 = noise
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -24,6 +24,8 @@ from studio.engine.step_cache import CacheCalibration
 
 #: The parts of every model, by the names offload policies and memory figures use.
 TEXT_ENCODER, DIT, VAE = "text_encoder", "dit", "vae"
+#: A two-expert denoiser's low-noise expert (its high-noise expert is :data:`DIT`).
+DIT_LOW = "dit_low"
 #: Conditioning modes: a reference image as the first frame, or as any other frame.
 FIRST_FRAME, KEYFRAME = "first-frame", "keyframe"
 
@@ -89,6 +91,28 @@ class FamilyDefaults:
     frames: int
     sizes: tuple[tuple[int, int], ...]
     negative_prompt: str = ""
+    guidance_low: float | None = None  # a two-expert model's low-noise expert (None: one DiT)
+
+
+@dataclass(frozen=True, slots=True)
+class ExpertSwitch:
+    """A denoiser made of two experts switched by time (Wan 2.2 A14B): the high-noise expert
+    (part :data:`DIT`) runs while t ≥ ``boundary``, the low-noise one (:data:`DIT_LOW`) below.
+
+    Attributes:
+        boundary: t ∈ (0, 1) where the experts switch (1 = noise).
+    """
+
+    boundary: float
+
+    def part_for(self, t: float) -> str:
+        return DIT if t >= self.boundary else DIT_LOW
+
+
+ImageChannels = Callable[[Mapping[int, torch.Tensor], int, int, int], torch.Tensor]
+"""``image_channels(images, frames, height, width)`` → extra denoiser input ``[1, C_y, T', H',
+W']`` on the model's device, for models that take reference images as input channels (Wan
+I2V): ``images`` maps a pixel frame index to its image ``[1, 3, H, W]`` in [−1, 1]."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +213,10 @@ class LoadedModel:
             vocabulary ("" for open-vocabulary models).
         cache_calibration: how the velocity's magnitude evolves along t, for step caching
             (None: not calibrated; such a model runs every forward).
+        experts: the time switch of a two-expert denoiser (None: one DiT). ``denoiser`` then
+            routes each call itself; offload keeps the expert a call needs on the device.
+        image_channels: how reference images become extra denoiser input channels (None: they
+            are pinned into the latent through the conditioning mask instead).
     """
 
     id: str
@@ -209,6 +237,8 @@ class LoadedModel:
     offload: str = "none"
     prompt_guide: str = ""
     cache_calibration: CacheCalibration | None = None
+    experts: ExpertSwitch | None = None
+    image_channels: ImageChannels | None = None
 
     @property
     def supports_image(self) -> bool:

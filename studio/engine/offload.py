@@ -27,7 +27,8 @@ from typing import Any
 import torch
 
 from studio.engine.cancel import NEVER, CancelToken
-from studio.engine.model import DIT, TEXT_ENCODER, VAE, LoadedModel, ModelModules
+from studio.engine.experts import step_time
+from studio.engine.model import DIT, TEXT_ENCODER, VAE, ExpertSwitch, LoadedModel, ModelModules
 from studio.engine.streaming import BlockStreamer, ModuleHome
 from studio.errors import InvalidRequest
 
@@ -195,14 +196,18 @@ class OffloadedTextEncoder:
 
 
 class OffloadedDenoiser:
-    """A denoiser made resident before each call (a no-op once it is)."""
+    """A denoiser made resident before each call (a no-op once it is); of a two-expert
+    denoiser, the expert that call runs."""
 
-    def __init__(self, inner: Callable[..., torch.Tensor], residency: Residency) -> None:
+    def __init__(self, inner: Callable[..., torch.Tensor], residency: Residency,
+                 experts: ExpertSwitch | None = None) -> None:
         self.inner = inner
         self.residency = residency
+        self.experts = experts
 
     def __call__(self, x: torch.Tensor, t_tok: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        self.residency.use(DIT)
+        part = DIT if self.experts is None else self.experts.part_for(step_time(t_tok))
+        self.residency.use(part)
         return self.inner(x, t_tok, context)
 
 
@@ -243,7 +248,7 @@ def apply_offload(model: LoadedModel, policy: OffloadPolicy, device: torch.devic
     return replace(
         model,
         text_encoder=OffloadedTextEncoder(model.text_encoder, residency),
-        denoiser=OffloadedDenoiser(model.denoiser, residency),
+        denoiser=OffloadedDenoiser(model.denoiser, residency, model.experts),
         vae=OffloadedVAE(model.vae, residency),
         device=device,
         offload=policy.value,

@@ -26,7 +26,9 @@ from studio.engine.conditioning import (
     place_latent_frame,
 )
 from studio.engine.decode import decode_video
+from studio.engine.experts import guidance_for
 from studio.engine.guidance import guided_velocity
+from studio.engine.image_channels import check_channel_items, image_channels, with_channels
 from studio.engine.model import FIRST_FRAME, KEYFRAME, LoadedModel, ShiftRule
 from studio.engine.noise import make_noise
 from studio.engine.request import GenerationRequest
@@ -53,12 +55,19 @@ class GenerationPlan:
         latent_shape: ``[1, C, T', H', W']``.
         shift: the time-shift α of the schedule (the model's rule when the request says "auto").
         schedule: the N + 1 sampling times, t ∈ [0, 1], from 1 (noise) to 0.
+        guidance_low: a two-expert model's low-noise guidance (the request's, else the model's
+            default; None for models with one DiT).
     """
 
     request: GenerationRequest
     latent_shape: tuple[int, int, int, int, int]
     shift: float
     schedule: tuple[float, ...]
+    guidance_low: float | None = None
+
+    def uses_negative(self) -> bool:
+        """Whether any step runs the unconditional pass (some guidance ≠ 1)."""
+        return self.request.guidance != 1.0 or self.guidance_low not in (None, 1.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +104,7 @@ def check_request(model: LoadedModel, request: GenerationRequest) -> None:
         raise InvalidRequest("sampler", f"the {request.sampler} sampler cannot run reference "
                              "frames of a strength between 0 and 1",
                              "use strength 1, or the euler or stochastic sampler")
+    check_channel_items(model, request)
     for item in request.conditioning:
         mode = FIRST_FRAME if item.frame_index == 0 else KEYFRAME
         if mode not in capabilities.conditioning:
@@ -111,15 +121,22 @@ def plan_generation(model: LoadedModel, request: GenerationRequest) -> Generatio
     check_request(model, request)
     shift = resolve_shift(request, model.geometry, model.capabilities.shift_rule)
     shape = model.geometry.latent_shape(request.frames, request.height, request.width)
-    return GenerationPlan(request, shape, shift, tuple(make_schedule(request.steps, shift)))
+    low = None
+    if model.experts is not None:
+        low = request.guidance_low if request.guidance_low is not None else (
+            model.defaults.guidance_low if model.defaults.guidance_low is not None
+            else request.guidance)
+    return GenerationPlan(request, shape, shift, tuple(make_schedule(request.steps, shift)),
+                          low)
 
 
 def encode_prompts(
-    model: LoadedModel, request: GenerationRequest
+    model: LoadedModel, plan: GenerationPlan
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Contexts ``[1, L, D]`` for the prompt and (when guidance ≠ 1) the negative prompt."""
+    """Contexts ``[1, L, D]`` for the prompt and (when some guidance ≠ 1) the negative prompt."""
+    request = plan.request
     with torch.inference_mode():
-        if request.guidance == 1.0:
+        if not plan.uses_negative():
             return model.text_encoder.encode([request.prompt]), None
         negative = request.negative_prompt or model.defaults.negative_prompt
         both = model.text_encoder.encode([request.prompt, negative])
@@ -129,14 +146,15 @@ def encode_prompts(
 def build_conditioning(
     model: LoadedModel, plan: GenerationPlan, cancel: CancelToken = NEVER
 ) -> Conditioning | None:
-    """VAE-encode each reference image into its latent frame; None without conditioning items.
+    """VAE-encode each reference image into its latent frame; None without conditioning items
+    or for a model that takes them as input channels (:mod:`studio.engine.image_channels`).
 
     Frame 0 is encoded as a single image (what a causal VAE's first latent frame holds). A later
     keyframe is encoded as a still clip of 1 + r frames and latent frame 1 of it is used, which is
     what a causal VAE produces for r identical frames after the first.
     """
     request = plan.request
-    if not request.conditioning:
+    if not request.conditioning or model.image_channels is not None:
         return None
     cond = empty_conditioning(plan.latent_shape)
     r = model.geometry.temporal_factor
@@ -176,8 +194,8 @@ def sample_plan(
     if on_stage is not None:
         on_stage(ENCODING)
     cancel.check()
-    context, uncond = encode_prompts(model, request)
-    cond = build_conditioning(model, plan, cancel)
+    context, uncond = encode_prompts(model, plan)
+    cond, channels = build_conditioning(model, plan, cancel), image_channels(model, request)
     if on_stage is not None:
         on_stage(SAMPLING)
     if cond is not None:
@@ -191,7 +209,8 @@ def sample_plan(
         assert tuple(x.shape) == plan.latent_shape, f"saved state {tuple(x.shape)} is not " \
             f"{plan.latent_shape}"
         x = x.to(model.device, torch.float32)
-    velocity = guided_velocity(model.denoiser, context, uncond, request.guidance)
+    scale = guidance_for(request.guidance, plan.guidance_low, model.experts)
+    velocity = guided_velocity(with_channels(model.denoiser, channels), context, uncond, scale)
     if wrap is not None:
         velocity = wrap(velocity)
     with torch.inference_mode():

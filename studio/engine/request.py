@@ -119,7 +119,10 @@ class GenerationRequest:
         negative_prompt: what to steer away from ("" = the model's default).
         seed: initial-noise seed, 0 ≤ seed < 2⁶³.
         steps: number of sampling steps N (schedule has N + 1 points).
-        guidance: classifier-free guidance scale g (1 = no guidance, unconditional pass skipped).
+        guidance: classifier-free guidance scale g (1 = no guidance, unconditional pass skipped);
+            of a two-expert model, the high-noise expert's.
+        guidance_low: a two-expert model's low-noise expert's scale (None = the model's default;
+            ignored by models with one DiT).
         shift: ``"auto"`` (Open-Sora's resolution/frames rule) or a fixed time-shift α > 0.
         width, height: pixels; multiples of the model's size multiple.
         frames: pixel frames; 1 + r·k for the model's temporal factor r.
@@ -143,6 +146,7 @@ class GenerationRequest:
     seed: int = 0
     steps: int = 30
     guidance: float = 5.0
+    guidance_low: float | None = None
     shift: ShiftMode = "auto"
     width: int = 128
     height: int = 128
@@ -171,8 +175,11 @@ class GenerationRequest:
                                      "type it again, or save the file it came from as UTF-8")
         _check_int("seed", self.seed, 0, MAX_SEED)
         _check_int("steps", self.steps, 1, MAX_STEPS)
-        if not _is_number(self.guidance) or not 0.0 <= self.guidance <= 50.0:
-            raise InvalidRequest("guidance", f"{_shown(self.guidance)} is not allowed", "use 0…50")
+        for name in ("guidance", "guidance_low"):
+            value = getattr(self, name)
+            if (value is not None or name == "guidance") and (
+                    not _is_number(value) or not 0.0 <= value <= 50.0):
+                raise InvalidRequest(name, f"{_shown(value)} is not allowed", "use 0…50")
         if self.shift != "auto" and (
             not _is_number(self.shift) or not 0.0 < float(self.shift) <= 100.0
         ):

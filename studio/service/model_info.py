@@ -37,6 +37,8 @@ class ModelInfo:
         memory: what the memory forecast needs (plain numbers; None for families without
             a memory model) — pass the info to :func:`studio.service.forecast.forecast_request`.
         offload: the offload policy the model runs under ("none" without a GPU).
+        guidance_low: a two-expert model's default low-noise guidance (None: one DiT).
+        expert_boundary: t where a two-expert model switches experts (None: one DiT).
     """
 
     id: str
@@ -58,6 +60,8 @@ class ModelInfo:
     offload: str = "none"
     shift_rule: ShiftRule | None = None
     prompt_guide: str = ""
+    guidance_low: float | None = None
+    expert_boundary: float | None = None
 
 
 def model_info(model: LoadedModel) -> ModelInfo:
@@ -83,6 +87,8 @@ def model_info(model: LoadedModel) -> ModelInfo:
         offload=model.offload,
         shift_rule=model.capabilities.shift_rule,
         prompt_guide=model.prompt_guide,
+        guidance_low=d.guidance_low if model.experts is not None else None,
+        expert_boundary=model.experts.boundary if model.experts is not None else None,
     )
 
 
@@ -92,6 +98,7 @@ def default_request(info: ModelInfo, prompt: str = "") -> GenerationRequest:
     return GenerationRequest(
         prompt=prompt, steps=info.steps, guidance=info.guidance, shift=info.shift, width=width,
         height=height, frames=info.frames, fps=info.fps, model=info.id,
+        guidance_low=info.guidance_low,
     )
 
 

@@ -37,6 +37,8 @@ def build_recipe(
 ) -> dict[str, Any]:
     """The recipe dict (JSON-ready) for one output: the request and the plan it ran."""
     request = plan.request
+    experts = {"experts": {"boundary": model.experts.boundary,
+                           "guidance_low": plan.guidance_low}} if model.experts else {}
     return {
         "recipe_version": RECIPE_VERSION,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -54,6 +56,7 @@ def build_recipe(
         "shift": plan.shift,
         "schedule": list(plan.schedule),
         "latent_shape": list(plan.latent_shape),
+        **experts,
         "timings_s": dict(timings or {}),
         "versions": {
             "studio": __version__,

@@ -37,6 +37,15 @@ class ConditioningStart:
 
 
 @dataclass(frozen=True, slots=True)
+class ExpertMark:
+    """Where a two-expert model hands over: t = ``boundary``; the low-noise expert runs from
+    ``step`` (None: every step runs the high-noise expert)."""
+
+    boundary: float
+    step: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class ScheduleChart:
     """The sampling schedule for a request.
 
@@ -45,12 +54,14 @@ class ScheduleChart:
         shift: the time-shift α used (the computed value when the request says "auto").
         auto: whether α was computed from the size and frames.
         starts: one entry per reference frame.
+        experts: a two-expert model's hand-over (None: one DiT).
     """
 
     ts: tuple[float, ...]
     shift: float
     auto: bool
     starts: tuple[ConditioningStart, ...]
+    experts: ExpertMark | None = None
 
     @property
     def steps(self) -> int:
@@ -66,9 +77,11 @@ def first_changing_step(ts: tuple[float, ...] | list[float], strength: float) ->
 
 
 def schedule_chart(request: GenerationRequest, geometry: LatentGeometry,
-                   rule: ShiftRule | None = None) -> ScheduleChart:
+                   rule: ShiftRule | None = None, boundary: float | None = None
+                   ) -> ScheduleChart:
     """The schedule, shift and reference-frame start times for ``request`` on a model whose
-    "auto" shift follows ``rule`` (default: the resolution rule).
+    "auto" shift follows ``rule`` (default: the resolution rule); with ``boundary``, where a
+    two-expert model hands over to its low-noise expert.
 
     The request must have a valid size for ``geometry`` (see
     :func:`studio.service.model_info.size_problems`); otherwise :class:`InvalidRequest` is raised.
@@ -87,4 +100,6 @@ def schedule_chart(request: GenerationRequest, geometry: LatentGeometry,
             item.frame_index, latent, float(item.strength), 1.0 - float(item.strength),
             first_changing_step(ts, float(item.strength)),
         ))
-    return ScheduleChart(ts, shift, request.shift == "auto", tuple(starts))
+    experts = None if boundary is None else ExpertMark(
+        boundary, next((i for i, t in enumerate(ts[:-1]) if t < boundary), None))
+    return ScheduleChart(ts, shift, request.shift == "auto", tuple(starts), experts)

@@ -44,6 +44,7 @@ def test_loras_are_reported_refused_offered_and_recorded(make_window, qtbot, tmp
     panel.add(str(good))
     qtbot.waitUntil(lambda: panel.check_of(str(good)) is not None, timeout=20_000)
     assert panel.table.item(0, 2).text() == "ready"
+    assert not prompt.guidance_low.isVisible()  # one DiT: no low-noise guidance
     assert "blocks.N.self_attn.q: 1 matched" in panel.report.text()
     qtbot.waitUntil(prompt.few_step.isVisible, timeout=5_000)
     assert prompt.few_step.text() == "Use few-step settings: 4 steps, guidance 1, shift 5, euler"

@@ -75,6 +75,7 @@ def test_pinned_frames_stay_and_soft_ones_are_refused() -> None:
     class Model:  # just what check_request reads
         name = "a model"
         geometry = None
+        image_channels = None
 
     from studio.engine.model import Capabilities
     from studio.engine.shapes import LatentGeometry

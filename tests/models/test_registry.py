@@ -119,7 +119,7 @@ def test_mismatched_vae(tree: Path, sets: dict[str, ModelSet]) -> None:
     vae, dit = tree / "mismatched" / "Wan2.2_VAE.pth", tree / "mismatched" / \
         "diffusion_pytorch_model.safetensors"
     assert found.problems == (
-        f"the VAE in {vae} has 48 latent channels but the DiT in {dit} takes 16: "
+        f"the VAE in {vae} has 48 latent channels but the DiT in {dit} makes 16: "
         "Wan 2.1 T2V (non-standard size) needs the Wan 2.1 VAE (Wan2.1_VAE.pth)",
     )
 

@@ -335,10 +335,12 @@ def test_config_round_trips_and_reads_original_config_json():
     ti2v = dict(original, model_type="ti2v", in_dim=48, out_dim=48, dim=3072, ffn_dim=14336,
                 num_heads=24)  # fmt: skip
     assert WanDiTConfig.from_wan_config_json(ti2v) == WAN22_TI2V_5B
-    with pytest.raises(CheckpointError, match="i2v"):
-        WanDiTConfig.from_wan_config_json(dict(original, model_type="i2v", in_dim=36, dim=5120))
+    i2v = WanDiTConfig.from_wan_config_json(dict(original, model_type="i2v", in_dim=36))
+    assert (i2v.in_dim, i2v.out_dim) == (36, 16)  # Wan 2.2 I2V A14B: 16 + 4 mask + 16 image
+    with pytest.raises(CheckpointError, match="vace"):
+        WanDiTConfig.from_wan_config_json(dict(original, model_type="vace"))
     with pytest.raises(CheckpointError, match="image-to-video"):
-        WanDiTConfig.from_wan_config_json(dict(original, in_dim=36))
+        WanDiTConfig.from_wan_config_json(dict(original, in_dim=40))
     with pytest.raises(CheckpointError, match="Unknown"):
         WanDiTConfig.from_dict({**WAN21_T2V_1_3B.to_dict(), "window_size": [-1, -1]})
     with pytest.raises(CheckpointError, match="divisible"):
@@ -352,13 +354,15 @@ def test_config_from_state_dict_shapes(config):
     assert WanDiTConfig.from_state_dict_shapes(shapes) == config
 
 
-def test_image_to_video_checkpoints_are_refused():
+def test_image_to_video_checkpoints_are_read_or_refused_by_their_branch():
     with torch.device("meta"):
         shapes = {k: tuple(v.shape) for k, v in WanDiT(WAN21_T2V_14B).state_dict().items()}
-    shapes["patch_embedding.weight"] = (5120, 36, 1, 2, 2)
+    shapes["patch_embedding.weight"] = (5120, 36, 1, 2, 2)  # I2V A14B: mask + image channels
+    assert WanDiTConfig.from_state_dict_shapes(shapes).in_dim == 36
+    shapes["patch_embedding.weight"] = (5120, 40, 1, 2, 2)
     with pytest.raises(CheckpointError, match="input channels"):
         WanDiTConfig.from_state_dict_shapes(shapes)
-    shapes["img_emb.proj.1.weight"] = (1280, 1280)
+    shapes["img_emb.proj.1.weight"] = (1280, 1280)  # Wan 2.1 I2V-14B's CLIP branch
     with pytest.raises(CheckpointError, match="CLIP"):
         WanDiTConfig.from_state_dict_shapes(shapes)
     with pytest.raises(CheckpointError, match="original-layout"):

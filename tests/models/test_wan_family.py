@@ -235,7 +235,7 @@ def test_incomplete_and_mismatched_sets_are_refused(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError) as info:
         load_wan_model(swapped, "cpu", torch.float32)
     assert info.value.message == (f"the VAE in {other.vae} has 48 latent channels but the DiT in "
-                                  f"{good.dit} takes 16")
+                                  f"{good.dit} makes 16")
     assert "Wan 2.1 VAE (Wan2.1_VAE.pth)" in info.value.hint
     wrong_role = dataclasses.replace(b, components=(dataclasses.replace(
         b.component("dit"), path=good.vae), *b.components[1:]))

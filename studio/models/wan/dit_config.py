@@ -2,8 +2,9 @@
 
 Three ways in: the presets below, the original checkpoint's ``config.json``
 (:meth:`WanDiTConfig.from_wan_config_json`) and the tensor shapes of an original-layout state
-dict (:meth:`WanDiTConfig.from_state_dict_shapes`, for files that come without a config). The
-image-to-video 14B models (CLIP branch, 36 input channels) and VACE are refused with a
+dict (:meth:`WanDiTConfig.from_state_dict_shapes`, for files that come without a config).
+Image-to-video DiTs that take the reference as extra input channels (Wan 2.2 I2V A14B: 16 + 20
+= 36 in, 16 out) are accepted; the Wan 2.1 I2V models' CLIP branch and VACE are refused with a
 :class:`~studio.errors.CheckpointError`.
 """
 
@@ -23,7 +24,8 @@ from studio.media.json_file import read_small_json
 #: head count, so :meth:`WanDiTConfig.from_state_dict_shapes` derives it from this.
 WAN_HEAD_DIM = 128
 
-_SUPPORTED_MODEL_TYPES = ("t2v", "t2i", "ti2v")
+#: "i2v" covers Wan 2.2 I2V A14B; Wan 2.1 I2V-14B is refused by its CLIP branch's keys.
+_SUPPORTED_MODEL_TYPES = ("t2v", "t2i", "ti2v", "i2v")
 _HINT_SUPPORTED = "use a Wan 2.1 T2V (1.3B or 14B) or Wan 2.2 TI2V-5B checkpoint"
 _UNSUPPORTED_KEYS = (
     ("img_emb.", "Wan image-to-video (I2V/FLF2V-14B) with a CLIP image branch"),
@@ -117,13 +119,14 @@ class WanDiTConfig:
         """Read an original Wan checkpoint's ``config.json`` (``_class_name: "WanModel"``).
 
         Fields the original stores are taken as they are; ``text_dim`` and ``patch_size`` are
-        not stored there and keep their defaults. Image-to-video, VACE and non-global attention
-        windows are refused.
+        not stored there and keep their defaults. VACE, image-to-video input widths other than
+        16 + 20 and non-global attention windows are refused.
         """
         model_type = str(data.get("model_type", "t2v"))
         if model_type not in _SUPPORTED_MODEL_TYPES:
             raise CheckpointError(
-                f"Wan model type '{model_type}' is not supported (only text-to-video and TI2V-5B)",
+                f"Wan model type '{model_type}' is not supported (text-to-video, TI2V-5B and I2V "
+                "A14B are)",
                 _HINT_SUPPORTED,
             )
         window = tuple(data.get("window_size", (-1, -1)))
@@ -142,7 +145,7 @@ class WanDiTConfig:
         ]
         if missing:
             raise CheckpointError(f"Wan config.json lacks {', '.join(missing)}", _HINT_SUPPORTED)
-        if values.get("in_dim", 16) != values.get("out_dim", 16):
+        if values.get("in_dim", 16) not in _inputs_for(values.get("out_dim", 16)):
             raise CheckpointError(
                 f"Wan DiT with {values.get('in_dim')} input channels (image-to-video) is not "
                 "supported",
@@ -184,7 +187,7 @@ class WanDiTConfig:
             raise CheckpointError(
                 f"{source}: width {dim} is not a multiple of {WAN_HEAD_DIM}, so the head count "
                 "cannot be inferred", "put the config.json published with it (num_heads) beside it")
-        if in_dim != head_out // patch_volume:
+        if in_dim not in _inputs_for(head_out // patch_volume):
             raise CheckpointError(
                 f"{source}: a Wan DiT with {in_dim} input channels (image-to-video) is not "
                 "supported", _HINT_SUPPORTED,
@@ -208,6 +211,12 @@ def _build(values: dict[str, Any], source: str = "the Wan DiT") -> WanDiTConfig:
         return WanDiTConfig(**values)
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{source}: invalid Wan DiT config ({exc})", _HINT_SUPPORTED) from exc
+
+
+def _inputs_for(out_dim: int) -> tuple[int, ...]:
+    """Input channel counts a DiT with ``out_dim`` output channels may take: the latent, and
+    for the Wan 2.1 latent also latent + 4 mask + 16 image-latent channels (I2V)."""
+    return (out_dim, out_dim + 20) if out_dim == 16 else (out_dim,)
 
 
 WAN21_T2V_1_3B = WanDiTConfig(dim=1536, ffn_dim=8960, num_heads=12, num_layers=30)

@@ -19,6 +19,7 @@ from studio.engine.model import FamilyDefaults, FewStepPreset, LoadedModel
 from studio.models.bench_config import BenchConfig
 from studio.models.family import Component, FamilyBase, FolderFindings, ModelSet
 from studio.models.wan import sets
+from studio.models.wan.expert_model import expert_memory
 from studio.models.wan.identify import (
     FAMILY_NAME,
     TOKENIZER_FILES,
@@ -58,6 +59,9 @@ class WanFamily(FamilyBase):
         return variant.defaults if variant is not None else None
 
     def planned_memory(self, model_set: ModelSet, dtype: torch.dtype) -> ModelMemory | None:
+        variant = VARIANTS.get(model_set.variant)
+        if variant is not None and variant.experts:
+            return expert_memory(variant, dtype)
         return published_memory(model_set.variant, dtype)
 
     def load(self, model_set: ModelSet, device: torch.device, dtype: torch.dtype,

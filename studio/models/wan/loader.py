@@ -17,6 +17,7 @@ import torch
 from studio.engine.cancel import NEVER, CancelToken
 from studio.engine.memory_model import TextEncoderShape
 from studio.engine.model import (
+    DIT_LOW,
     AttentionShape,
     Capabilities,
     LoadedModel,
@@ -29,10 +30,11 @@ from studio.models.family import Component, ModelSet
 from studio.models.loading import load_module
 from studio.models.wan.dit import FP32_PARAMETERS, WanDiT
 from studio.models.wan.dit_config import WanDiTConfig, dit_config
+from studio.models.wan.expert_model import with_experts
 from studio.models.wan.identify import FAMILY_NAME
 from studio.models.wan.keys import DIT, TEXT_ENCODER, TOKENIZER, VAE, identify_layout, key_map
 from studio.models.wan.memory import loaded_memory
-from studio.models.wan.presets import VARIANTS, WanVariant, variant_for
+from studio.models.wan.presets import T2V_CUSTOM, VARIANTS, WanVariant, variant_for
 from studio.models.wan.text import UMT5TextEncoder, load_umt5_encoder
 from studio.models.wan.vae import CausalVideoVAE
 from studio.models.wan.vae_config import vae_config_from_shapes
@@ -62,27 +64,51 @@ def load_wan_model(
     dit_weights, dit_map = mapped_part(model_set, DIT)
     config = dit_config(mapped_shapes(dit_weights, dit_map), dit_weights.paths[0].parent,
                         dit_weights.label)
-    variant = _variant(config, dit_weights)
+    variant = _variant(config, dit_weights, model_set)
     vae_weights, vae_map = mapped_part(model_set, VAE)
     vae_config = vae_config_from_shapes(mapped_shapes(vae_weights, vae_map),
                                         vae_weights.label)
-    if vae_config.z_dim != config.in_dim:
+    if vae_config.z_dim != config.out_dim:
         raise CheckpointError(
             f"the VAE in {vae_weights.label} has {vae_config.z_dim} latent channels but the DiT "
-            f"in {dit_weights.label} takes {config.in_dim}",
+            f"in {dit_weights.label} makes {config.out_dim}",
             f"{variant.title} needs the Wan {variant.vae_version} VAE ({variant.vae_file})",
         )
     encoder = _load_encoder(model_set, config, dit_weights.label, device, dtype, cancel)
-    dit = load_module(lambda: WanDiT(config), dit_weights, dit_map, device=device, dtype=dtype,
-                      keep_float32=_keeps_float32, what=f"{variant.title} DiT", cancel=cancel)
+    dit = _load_dit(config, dit_weights, dit_map, device, dtype, f"{variant.title} DiT", cancel)
+    low = _load_low_expert(model_set, config, variant, device, dtype, cancel)
     vae: CausalVideoVAE = load_module(
         lambda: build_vae(vae_config), vae_weights, vae_map, device=device, dtype=torch.float32,
         what=f"Wan {vae_config.version} VAE", cancel=cancel,
     )
     vae.requires_grad_(False)
-    dit.requires_grad_(False)
     log.info("loaded %s (%s) from %s", variant.title, variant.name, model_set.id)
-    return _assembled(model_set, variant, encoder, dit, vae, device, dtype)
+    model = _assembled(model_set, variant, encoder, dit, vae, device, dtype)
+    return with_experts(model, variant, dit, low, model_set) if low is not None else model
+
+
+def _load_dit(config: WanDiTConfig, weights: WeightFiles, mapping: dict[str, str],
+              device: torch.device, dtype: torch.dtype, what: str, cancel: CancelToken) -> WanDiT:
+    dit = load_module(lambda: WanDiT(config), weights, mapping, device=device, dtype=dtype,
+                      keep_float32=_keeps_float32, what=what, cancel=cancel)
+    return dit.requires_grad_(False)
+
+
+def _load_low_expert(model_set: ModelSet, config: WanDiTConfig, variant: WanVariant,
+                     device: torch.device, dtype: torch.dtype, cancel: CancelToken
+                     ) -> WanDiT | None:
+    """An A14B set's low-noise expert (None for one-DiT releases); it must be shaped as the
+    high-noise one."""
+    if not variant.experts:
+        return None
+    weights, mapping = mapped_part(model_set, DIT_LOW)
+    low_config = dit_config(mapped_shapes(weights, mapping), weights.paths[0].parent,
+                            weights.label)
+    if low_config != config:
+        raise CheckpointError(f"the low-noise expert in {weights.label} is not shaped as the "
+                              "high-noise one", "use the two experts of one A14B release")
+    return _load_dit(config, weights, mapping, device, dtype,
+                     f"{variant.title} low-noise DiT", cancel)
 
 
 def _load_encoder(model_set: ModelSet, config: WanDiTConfig, dit_label: str,
@@ -132,8 +158,9 @@ def _check_usable(model_set: ModelSet) -> None:
     if model_set.problems:
         raise CheckpointError(f"the Wan set in {model_set.id} cannot be loaded: "
                               + "; ".join(model_set.problems), _FIX_SET)
-    missing = [role for role in (DIT, VAE, TEXT_ENCODER, TOKENIZER)
-               if model_set.component(role) is None]
+    roles = (DIT, VAE, TEXT_ENCODER, TOKENIZER) + ((DIT_LOW,) if VARIANTS.get(
+        model_set.variant, T2V_CUSTOM).experts else ())
+    missing = [role for role in roles if model_set.component(role) is None]
     if missing or not model_set.complete:
         raise CheckpointError(f"the Wan set in {model_set.id} is incomplete: no "
                               + ", ".join(missing or ["part"]), _FIX_SET)
@@ -146,10 +173,11 @@ def _part(model_set: ModelSet, role: str) -> Component:
 
 
 def mapped_part(model_set: ModelSet, role: str) -> tuple[WeightFiles, dict[str, str]]:
-    """Probe a part again (headers only) and map its keys to the internal layout."""
+    """Probe a part again (headers only) and map its keys to the internal layout (the
+    low-noise expert's file holds a DiT)."""
     weights = probe_weights(_part(model_set, role).path)
     layout = identify_layout(weights.tensors())
-    if layout is None or layout.role != role:
+    if layout is None or layout.role != (DIT if role == DIT_LOW else role):
         found = layout.role if layout else "no Wan part"
         raise CheckpointError(f"{weights.label} should hold the {role} but holds {found}",
                               _FIX_SET)
@@ -164,8 +192,11 @@ def _keeps_float32(key: str) -> bool:
     return any(fragment in key for fragment in FP32_PARAMETERS)
 
 
-def _variant(config: WanDiTConfig, weights: WeightFiles) -> WanVariant:
-    variant = variant_for(config.in_dim, config.dim, config.num_layers, image_branch=False)
+def _variant(config: WanDiTConfig, weights: WeightFiles, model_set: ModelSet) -> WanVariant:
+    """The release: the set's (an A14B pair was recognised when scanning), else the DiT's."""
+    listed = VARIANTS.get(model_set.variant)
+    variant = listed if listed is not None and listed.experts else variant_for(
+        config.in_dim, config.dim, config.num_layers, image_branch=False)
     if variant is None or not variant.supported:
         raise CheckpointError(f"{weights.label}: a Wan DiT with {config.in_dim} latent channels "
                               "is not supported", "use Wan 2.1 T2V or Wan 2.2 TI2V-5B")

@@ -67,6 +67,15 @@ TI2V_5B_DEFAULTS = FamilyDefaults(
     sizes=((1280, 704), (704, 1280)), negative_prompt=NEGATIVE_PROMPT,
 )  # fmt: skip
 
+# Wan 2.2 A14B (docs/families/wan.md §10): the high-noise expert's guidance is ``guidance``.
+_A14B_SIZES = T2V_14B_DEFAULTS.sizes
+T2V_A14B_DEFAULTS = FamilyDefaults(steps=40, guidance=4.0, guidance_low=3.0, shift=12.0,
+                                   fps=16.0, frames=81, sizes=_A14B_SIZES,
+                                   negative_prompt=NEGATIVE_PROMPT)  # fmt: skip
+I2V_A14B_DEFAULTS = FamilyDefaults(steps=40, guidance=3.5, guidance_low=3.5, shift=5.0,
+                                   fps=16.0, frames=81, sizes=_A14B_SIZES,
+                                   negative_prompt=NEGATIVE_PROMPT)  # fmt: skip
+
 WAN21_GEOMETRY = LatentGeometry(channels=16, temporal_factor=4, spatial_factor=8)
 WAN22_GEOMETRY = LatentGeometry(channels=48, temporal_factor=4, spatial_factor=16)
 
@@ -84,6 +93,10 @@ class WanVariant:
         defaults / preview / geometry: what :class:`~studio.engine.model.LoadedModel` carries.
         supports_image: first-frame conditioning through the engine's mask (TI2V only).
         supported: False for releases recognised but not runnable (I2V-14B with CLIP).
+        boundary: t where a two-expert release (A14B) switches from its high-noise to its
+            low-noise DiT (0: one DiT).
+        image_channels: the reference image enters as extra DiT input channels (I2V A14B:
+            16 noise + 4 mask + 16 image-latent channels).
     """
 
     name: str
@@ -96,12 +109,21 @@ class WanVariant:
     geometry: LatentGeometry
     supports_image: bool = False
     supported: bool = True
+    boundary: float = 0.0
+    image_channels: bool = False
 
     @property
     def conditioning(self) -> tuple[str, ...]:
         """The engine's conditioning modes this release supports (TI2V: first frame and
-        keyframes through the per-token mask; T2V: none)."""
+        keyframes through the per-token mask; I2V: the first frame as input channels; T2V:
+        none)."""
+        if self.image_channels:
+            return (FIRST_FRAME,)
         return (FIRST_FRAME, KEYFRAME) if self.supports_image else ()
+
+    @property
+    def experts(self) -> bool:
+        return self.boundary > 0.0
 
 
 _WAN21 = dict(latent_channels=16, vae_version="2.1", vae_file="Wan2.1_VAE.pth",
@@ -118,12 +140,19 @@ TI2V_CUSTOM = WanVariant("ti2v-custom", "Wan 2.2 TI2V (non-standard size)",
                          defaults=TI2V_5B_DEFAULTS, **_WAN22)  # fmt: skip
 I2V_14B = WanVariant("i2v-14b", "Wan 2.1 I2V/FLF2V 14B", defaults=T2V_14B_DEFAULTS,
                      supported=False, **_WAN21)  # fmt: skip
+T2V_A14B = WanVariant("t2v-a14b", "Wan 2.2 T2V A14B", defaults=T2V_A14B_DEFAULTS,
+                      boundary=0.875, **_WAN21)  # fmt: skip
+I2V_A14B = WanVariant("i2v-a14b", "Wan 2.2 I2V A14B", defaults=I2V_A14B_DEFAULTS,
+                      boundary=0.900, image_channels=True, **_WAN21)  # fmt: skip
+#: A two-expert release by its experts' single-DiT variant.
+EXPERT_RELEASES = {"t2v-14b": T2V_A14B, "t2v-custom": T2V_A14B, "i2v-a14b": I2V_A14B}
 
 #: (in_dim, dim, num_layers) of each published text-to-video DiT → its variant.
 _PUBLISHED = {(16, 1536, 30): T2V_1_3B, (16, 5120, 40): T2V_14B, (48, 3072, 30): TI2V_5B}
 
 VARIANTS: Mapping[str, WanVariant] = {
-    v.name: v for v in (T2V_1_3B, T2V_14B, TI2V_5B, T2V_CUSTOM, TI2V_CUSTOM, I2V_14B)
+    v.name: v for v in (T2V_1_3B, T2V_14B, TI2V_5B, T2V_CUSTOM, TI2V_CUSTOM, I2V_14B, T2V_A14B,
+                        I2V_A14B)
 }
 
 
@@ -133,8 +162,10 @@ def variant_for(in_dim: int, dim: int, num_layers: int, image_branch: bool) -> W
     Sizes other than the published ones with 16 or 48 channels are "custom" variants (the test
     models, pruned or distilled checkpoints): same VAE, defaults and previews as their release.
     """
-    if image_branch or in_dim == 36:
+    if image_branch:
         return I2V_14B
+    if in_dim == 36:  # 16 noise + 4 mask + 16 image channels, no CLIP branch: an I2V expert
+        return I2V_A14B
     published = _PUBLISHED.get((in_dim, dim, num_layers))
     if published is not None:
         return published
