@@ -183,3 +183,16 @@ def test_the_cli_runs_a14b_end_to_end_and_records_both_guidances(tmp_path: Path)
     assert recipe["model"]["variant"] == "t2v-a14b"
     assert recipe["request"]["guidance"] == 4.0 and recipe["request"]["guidance_low"] == 2.5
     assert recipe["experts"] == {"boundary": 0.7, "guidance_low": 2.5}
+
+
+def test_an_fp8_a14b_set_is_planned_at_one_byte_per_projection() -> None:
+    from studio.models.family import ModelSet
+
+    wan = family("wan")
+    plans = {dtype: wan.planned_memory(ModelSet("x", "wan", "t2v-a14b", dtype=dtype),
+                                       torch.bfloat16) for dtype in ("BF16", "fp8_scaled")}
+    bf16, fp8 = plans["BF16"], plans["fp8_scaled"]
+    assert bf16.dit_experts == fp8.dit_experts == 2
+    assert 0.45 < fp8.dit_bytes / bf16.dit_bytes < 0.55  # projections 1 byte instead of 2
+    cpu = wan.planned_memory(ModelSet("x", "wan", "t2v-a14b", dtype="fp8_scaled"), torch.float32)
+    assert cpu.dit_bytes > bf16.dit_bytes  # dequantized to float32 on the CPU

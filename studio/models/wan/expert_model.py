@@ -63,8 +63,9 @@ def i2v_channels(vae: VideoVAE, temporal_factor: int) -> ImageChannels:
     return build
 
 
-def expert_memory(variant: WanVariant, dtype: torch.dtype) -> ModelMemory | None:
-    """Forecast inputs of a published A14B release: two 14B experts (Wan 2.1 14B's shape) with
-    the Wan 2.1 VAE and UMT5-XXL."""
-    single = published_memory("t2v-14b", dtype)
+def expert_memory(variant: WanVariant, dtype: torch.dtype, fp8: bool = False
+                  ) -> ModelMemory | None:
+    """Forecast inputs of a published A14B release: two 14B experts (Wan 2.1 14B's shape, their
+    projections in fp8 when ``fp8``) with the Wan 2.1 VAE and UMT5-XXL."""
+    single = published_memory("t2v-14b", dtype, fp8_weights=fp8)
     return replace(single, dit_experts=2) if single is not None and variant.experts else None

@@ -18,6 +18,7 @@ from studio.engine.memory_model import ModelMemory
 from studio.engine.model import FamilyDefaults, FewStepPreset, LoadedModel
 from studio.models.bench_config import BenchConfig
 from studio.models.family import Component, FamilyBase, FolderFindings, ModelSet
+from studio.models.fp8 import is_fp8_precision
 from studio.models.wan import sets
 from studio.models.wan.expert_model import expert_memory
 from studio.models.wan.identify import (
@@ -59,10 +60,12 @@ class WanFamily(FamilyBase):
         return variant.defaults if variant is not None else None
 
     def planned_memory(self, model_set: ModelSet, dtype: torch.dtype) -> ModelMemory | None:
+        """Published figures; an fp8 set keeps its projections in fp8 off the CPU."""
+        fp8 = is_fp8_precision(model_set.dtype) and dtype != torch.float32
         variant = VARIANTS.get(model_set.variant)
         if variant is not None and variant.experts:
-            return expert_memory(variant, dtype)
-        return published_memory(model_set.variant, dtype)
+            return expert_memory(variant, dtype, fp8)
+        return published_memory(model_set.variant, dtype, fp8_weights=fp8)
 
     def load(self, model_set: ModelSet, device: torch.device, dtype: torch.dtype,
              cancel: CancelToken = NEVER) -> LoadedModel:
