@@ -1,7 +1,7 @@
 """A loaded Wan 2.2 A14B: the two experts behind one denoiser, and I2V's image channels.
 
 The high-noise expert runs while t ≥ boundary, the low-noise one below (docs/families/wan.md
-§10); each is a model part of its own (:data:`~studio.engine.model.DIT`,
+§13); each is a model part of its own (:data:`~studio.engine.model.DIT`,
 :data:`~studio.engine.model.DIT_LOW`), so the ``model`` and ``blocks`` offload policies keep
 only the expert a step needs on the device. I2V A14B takes the reference image as 20 extra
 input channels: a 4-channel frame mask and the VAE latent of the image followed by blank frames.

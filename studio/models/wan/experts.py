@@ -1,7 +1,7 @@
 """Wan 2.2 A14B's two experts on disk: which DiT is the high-noise one, which the low-noise one,
 and where the experts switch.
 
-Published layouts (docs/families/wan.md §10): the original release keeps them in
+Published layouts (docs/families/wan.md §13): the original release keeps them in
 ``high_noise_model/`` and ``low_noise_model/``; diffusers in ``transformer/`` (high) and
 ``transformer_2/`` (low) with ``boundary_ratio`` in ``model_index.json``; single-file
 repackagings name them ``…high_noise…`` and ``…low_noise…``.

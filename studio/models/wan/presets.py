@@ -67,7 +67,7 @@ TI2V_5B_DEFAULTS = FamilyDefaults(
     sizes=((1280, 704), (704, 1280)), negative_prompt=NEGATIVE_PROMPT,
 )  # fmt: skip
 
-# Wan 2.2 A14B (docs/families/wan.md §10): the high-noise expert's guidance is ``guidance``.
+# Wan 2.2 A14B (docs/families/wan.md §13): the high-noise expert's guidance is ``guidance``.
 _A14B_SIZES = T2V_14B_DEFAULTS.sizes
 T2V_A14B_DEFAULTS = FamilyDefaults(steps=40, guidance=4.0, guidance_low=3.0, shift=12.0,
                                    fps=16.0, frames=81, sizes=_A14B_SIZES,
