@@ -309,7 +309,8 @@ class MainWindow(JobEventsMixin, QMainWindow):
 
     def apply_settings(self, settings: Settings) -> None:
         """Save ``settings`` and hand them to the worker (used from the next job on)."""
-        rescan = settings.model_folders != self.settings.model_folders
+        rescan = (settings.model_folders, settings.shared_model_folders) != (
+            self.settings.model_folders, self.settings.shared_model_folders)
         self.settings = settings
         try:
             save_settings(settings)

@@ -1,4 +1,5 @@
-"""The settings dialog: output folder, device, preview cadence, sampling checkpoints.
+"""The settings dialog: output folder, device, preview cadence, sampling checkpoints, and the
+UMT5 tokenizer folder Wan sets made of ComfyUI files need (they come without one).
 
 Model folders are edited in the model manager. The dialog edits a copy of the frozen
 :class:`~studio.service.settings.Settings`; the window saves and applies it when accepted.
@@ -14,13 +15,18 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
+    QLabel,
     QLineEdit,
     QPushButton,
     QSpinBox,
     QWidget,
 )
 
-from studio.service.settings import DEVICES, Settings
+from studio.service.settings import DEVICES, Settings, umt5_tokenizer_problem
+
+_TOKENIZER_WHY = ("Wan's text encoder reads prompts through the google/umt5-xxl tokenizer "
+                  "(tokenizer.json / spiece.model). ComfyUI's Wan files come without it: choose "
+                  "that folder once and every Wan set that lacks one uses it.")
 
 
 class SettingsDialog(QDialog):
@@ -52,6 +58,7 @@ class SettingsDialog(QDialog):
         folder_row = QHBoxLayout()
         folder_row.addWidget(self.output_dir, 1)
         folder_row.addWidget(browse)
+        tokenizer_row = self._tokenizer_row(settings)
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self)
         buttons.accepted.connect(self.accept)
@@ -61,7 +68,25 @@ class SettingsDialog(QDialog):
         form.addRow("Device", self.device)
         form.addRow("Live preview every", self.preview_every)
         form.addRow("Sampling checkpoint every", self.checkpoint_every)
+        form.addRow("UMT5 tokenizer", tokenizer_row)
+        form.addRow("", self.tokenizer_problem)
         form.addRow(buttons)
+
+    def _tokenizer_row(self, settings: Settings) -> QHBoxLayout:
+        """The tokenizer folder field, its chooser, and the line that says what is wrong."""
+        self.umt5_tokenizer = QLineEdit(settings.umt5_tokenizer, self)
+        self.umt5_tokenizer.setPlaceholderText("google/umt5-xxl folder (for ComfyUI's Wan files)")
+        self.umt5_tokenizer.setToolTip(_TOKENIZER_WHY)
+        choose = QPushButton("Choose…", self)
+        choose.setToolTip(_TOKENIZER_WHY)
+        choose.clicked.connect(self._choose_tokenizer)
+        self.tokenizer_problem = QLabel("", self)
+        self.tokenizer_problem.setWordWrap(True)
+        self.tokenizer_problem.setVisible(False)
+        row = QHBoxLayout()
+        row.addWidget(self.umt5_tokenizer, 1)
+        row.addWidget(choose)
+        return row
 
     def settings(self) -> Settings:
         """The settings as edited (model folders and default model unchanged)."""
@@ -70,10 +95,28 @@ class SettingsDialog(QDialog):
             device=self.device.currentText(),
             preview_every=self.preview_every.value(),
             checkpoint_every=self.checkpoint_every.value(),
+            umt5_tokenizer=self.umt5_tokenizer.text().strip(),
         )
+
+    @Slot()
+    def accept(self) -> None:
+        """Close with the edits, unless the tokenizer folder is not one (then say why)."""
+        folder = self.umt5_tokenizer.text().strip()
+        problem = umt5_tokenizer_problem(folder) if folder else ""
+        self.tokenizer_problem.setText(problem)
+        self.tokenizer_problem.setVisible(bool(problem))
+        if not problem:
+            super().accept()
 
     @Slot()
     def _choose_output(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Output folder", self.output_dir.text())
         if folder:
             self.output_dir.setText(folder)
+
+    @Slot()
+    def _choose_tokenizer(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "google/umt5-xxl tokenizer folder",
+                                                  self.umt5_tokenizer.text())  # fmt: skip
+        if folder:
+            self.umt5_tokenizer.setText(folder)

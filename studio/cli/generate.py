@@ -64,6 +64,10 @@ def add_models(sub: argparse._SubParsersAction) -> None:
     scan.set_defaults(func=cmd_models_scan)
     lst = msub.add_parser("list", help="list the demo model and the configured folders' sets")
     lst.set_defaults(func=cmd_models_list)
+    tok = msub.add_parser("tokenizer", help="choose the google/umt5-xxl tokenizer folder for Wan "
+                          "sets that have none (ComfyUI's files)")  # fmt: skip
+    tok.add_argument("folder", type=Path, help="the folder holding tokenizer.json / spiece.model")
+    tok.set_defaults(func=cmd_models_tokenizer)
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -154,11 +158,28 @@ def _progress_bar() -> Iterator[Callable[[object], None]]:
 def cmd_models_scan(args: argparse.Namespace) -> int:
     from studio.models.registry import scan
     from studio.models.scan_table import format_scan_table
+    from studio.service.settings import load_settings
 
     for folder in args.folders:
         if not folder.is_dir():
             raise StudioError(f"{folder} is not a folder", "pass folders that hold model files")
-    print(format_scan_table(scan(list(args.folders))))
+    shared = load_settings().shared_model_folders  # the UMT5 tokenizer, when chosen
+    print(format_scan_table(scan(list(args.folders), shared=shared)))
+    return 0
+
+
+def cmd_models_tokenizer(args: argparse.Namespace) -> int:
+    """Check a folder as the UMT5 tokenizer Wan sets without one use, and save it."""
+    from studio.service.settings import load_settings, save_settings, umt5_tokenizer_problem
+
+    folder = args.folder.expanduser().resolve()
+    problem = umt5_tokenizer_problem(folder)
+    if problem:
+        raise StudioError(problem, "choose the google/umt5-xxl folder: the one beside a Wan "
+                          "release's models_t5_umt5-xxl-enc-bf16.pth, or the tokenizer files of "
+                          "huggingface.co/google/umt5-xxl")  # fmt: skip
+    save_settings(load_settings().with_changes(umt5_tokenizer=str(folder)))
+    print(f"UMT5 tokenizer: {folder} (saved; Wan sets without a tokenizer folder use it)")
     return 0
 
 

@@ -125,11 +125,14 @@ class ModelSet:
 
 @dataclass
 class FolderFindings:
-    """What a scan found under one set folder: recognised parts, damaged files, ignored files."""
+    """What a scan found under one set folder: recognised parts, damaged files, ignored files,
+    and ``shared`` parts (from the scan's shared folders, such as a tokenizer chosen in the
+    settings) that a set may use for a role it has no part of its own for."""
 
     components: list[Component] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
+    shared: list[Component] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

@@ -83,21 +83,42 @@ def default_model_id() -> str:
     return sets[0].id
 
 
-def scan(folders: Iterable[str | os.PathLike[str]]) -> list[ModelSet]:
+def scan(folders: Iterable[str | os.PathLike[str]],
+         shared: Iterable[str | os.PathLike[str]] = ()) -> list[ModelSet]:
     """Every model set found in ``folders`` (recursively), sorted by id.
 
-    A file given instead of a folder scans the folder it is in. Never raises for what is on
-    disk: unreadable folders are skipped, damaged files are reported on their set.
+    A file given instead of a folder scans the set folder it belongs to. ``shared`` folders
+    (not searched below; "" is none) hold parts any set may use for a role it has no part of
+    its own for — the UMT5 tokenizer chosen in the settings, which ComfyUI's Wan files lack.
+    Never raises for what is on disk: unreadable folders are skipped, damaged files are
+    reported on their set.
     """
     found: dict[Path, FolderFindings] = {}
     visited: set[str] = set()
     for folder in folders:
         folder = Path(folder).expanduser()
-        top = folder if folder.is_dir() or not folder.exists() else folder.parent
+        top = folder if folder.is_dir() or not folder.exists() else _set_root(folder.parent)
         for directory, names in _walk(top, visited):
             _scan_directory(directory, names, found)
-    sets = [s for root, items in found.items() for s in _assemble(root, items)]
+    common = _shared_parts(shared)
+    sets = [s for root, items in found.items() for s in _assemble(root, items, common)]
     return sorted(sets, key=lambda s: s.id)
+
+
+def _shared_parts(folders: Iterable[str | os.PathLike[str]]) -> list[Component]:
+    """The parts identified in each shared folder itself; a folder that is gone, unreadable or
+    holds no part adds nothing (the sets then say which part they lack)."""
+    found: dict[Path, FolderFindings] = {}
+    for folder in folders:
+        if not str(folder).strip():
+            continue  # Path("") would be the working folder
+        path = Path(folder).expanduser()
+        try:
+            names = sorted(os.listdir(path))
+        except OSError:
+            continue
+        _scan_directory(path, names, found)
+    return [c for items in found.values() for c in items.components]
 
 
 def _walk(top: Path, visited: set[str]) -> Iterator[tuple[Path, list[str]]]:
@@ -206,8 +227,9 @@ def _identify(weights: WeightFiles) -> Component | None:
     return None
 
 
-def _assemble(root: Path, items: FolderFindings) -> list[ModelSet]:
-    """Each family assembles its own parts; damaged files go with them (or stand alone)."""
+def _assemble(root: Path, items: FolderFindings, shared: list[Component]) -> list[ModelSet]:
+    """Each family assembles its own parts (and the shared ones of its family); damaged files
+    go with them (or stand alone)."""
     if not items.components and not items.errors:
         return []
     present = list(dict.fromkeys(c.family for c in items.components))
@@ -217,6 +239,7 @@ def _assemble(root: Path, items: FolderFindings) -> list[ModelSet]:
     sets = []
     for name in present:
         own = FolderFindings([c for c in items.components if c.family == name],
-                             items.errors, items.ignored)  # fmt: skip
+                             items.errors, items.ignored,
+                             [c for c in shared if c.family == name])  # fmt: skip
         sets.extend(family(name).assemble(root, own))
     return sets

@@ -43,11 +43,12 @@ def pick_device(setting: str = "auto") -> torch.device:
 
 
 def list_models(settings: Settings) -> list[ModelSet]:
-    """The built-in sets first, then every set found in ``settings.model_folders``."""
+    """The built-in sets first, then every set found in ``settings.model_folders`` (a set
+    without a tokenizer folder uses the one chosen in the settings)."""
     sets = builtin_sets()
     folders = [Path(f) for f in settings.model_folders]
     if folders:
-        sets.extend(scan(folders))
+        sets.extend(scan(folders, shared=settings.shared_model_folders))
     return sets
 
 
@@ -62,7 +63,8 @@ def find_model(settings: Settings, model_id: str) -> ModelSet:
     if builtin:
         return _usable(builtin[0])
     path = Path(model_id).expanduser()
-    candidates = [s for s in list_models(settings) if s.id == str(path)] or scan([path])
+    candidates = [s for s in list_models(settings) if s.id == str(path)] or scan(
+        [path], shared=settings.shared_model_folders)
     if not candidates:
         raise CheckpointError(
             f"no model set was found in {path}",

@@ -1,4 +1,5 @@
-"""Domain settings (model folders, outputs, device, preview cadence) as versioned JSON.
+"""Domain settings (model folders, outputs, device, preview cadence, the UMT5 tokenizer) as
+versioned JSON.
 
 Each key is validated on load and falls back to its default when invalid, so a damaged settings
 file never stops the studio from starting. Saves are atomic.
@@ -7,6 +8,7 @@ file never stops the studio from starting. Saves are atomic.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,8 @@ class Settings:
         offload: where weights live on a GPU: "auto" (the fastest policy whose memory
             forecast fits the free VRAM), "none", "text-encoder", "model" or "blocks"
             (see :mod:`studio.engine.offload`).
+        umt5_tokenizer: a ``google/umt5-xxl`` tokenizer folder for Wan sets that have none —
+            ComfyUI's Wan files come without one ("" = none chosen).
     """
 
     model_folders: tuple[str, ...] = ()
@@ -48,12 +52,19 @@ class Settings:
     preview_every: int = 1
     checkpoint_every: int = 5
     offload: str = "auto"
+    umt5_tokenizer: str = ""
 
     @property
     def outputs(self) -> Path:
         path = Path(self.output_dir) if self.output_dir else studio_home() / "outputs"
         path.mkdir(parents=True, exist_ok=True)
         return path
+
+    @property
+    def shared_model_folders(self) -> tuple[str, ...]:
+        """Folders whose parts every scanned set may use when it lacks them (registry
+        ``scan(..., shared=...)``): the UMT5 tokenizer, when one is chosen."""
+        return (self.umt5_tokenizer,) if self.umt5_tokenizer else ()
 
     def with_changes(self, **changes: Any) -> Settings:
         return replace(self, **changes)
@@ -84,7 +95,7 @@ class Settings:
 def _valid(name: str, value: object) -> bool:
     if name == "model_folders":
         return isinstance(value, list | tuple) and all(isinstance(v, str) for v in value)
-    if name in ("output_dir", "default_model"):
+    if name in ("output_dir", "default_model", "umt5_tokenizer"):
         return isinstance(value, str)
     if name == "device":
         return value in DEVICES
@@ -95,6 +106,26 @@ def _valid(name: str, value: object) -> bool:
     if name == "checkpoint_every":
         return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 1000
     return False
+
+
+def umt5_tokenizer_problem(folder: str | Path) -> str:
+    """Why ``folder`` cannot be the ``umt5_tokenizer`` setting ("" when it can): a model family
+    must identify it as a tokenizer folder, as scans do, and find nothing wrong with it."""
+    from studio.models.family import TOKENIZER  # these import torch: only when asked
+    from studio.models.registry import families
+
+    path = Path(folder).expanduser()
+    try:
+        names = sorted(os.listdir(path)) if path.is_dir() else None
+    except OSError as exc:
+        return f"{path} cannot be read ({exc.strerror or exc})"
+    if names is None:
+        return f"{path} is not a folder"
+    parts = [f.identify_folder(path, names) for f in families()]
+    part = next((p for p in parts if p is not None and p.role == TOKENIZER), None)
+    if part is None:
+        return f"{path} is not a tokenizer folder: it holds neither tokenizer.json nor spiece.model"
+    return part.problem
 
 
 def settings_path() -> Path:

@@ -45,7 +45,10 @@ def expert_pairs(dits: list[Component]) -> tuple[list[tuple[Component, Component
     lows = [d for d in dits if expert_of(d) == LOW]
     pairs = []
     for high in highs:
-        low = next((d for d in lows if _same_shape(high, d)), None)
+        matching = [d for d in lows if _same_shape(high, d)]
+        # Named partner first: a ComfyUI folder may hold the fp16 and the fp8 pair side by side.
+        low = next((d for d in matching if _named_partner(high, d)), None) or next(
+            iter(matching), None)
         if low is not None:
             lows.remove(low)
             pairs.append((high, low))
@@ -66,6 +69,12 @@ def boundary_in(root: Path) -> float | None:
     value = index.get("boundary_ratio") if isinstance(index, dict) else None
     ok = isinstance(value, int | float) and not isinstance(value, bool) and 0.0 < value < 1.0
     return float(value) if ok else None
+
+
+def _named_partner(high: Component, low: Component) -> bool:
+    """Whether ``low``'s file is ``high``'s with ``high_noise`` → ``low_noise`` (same folder)."""
+    partner = high.path.name.lower().replace("high_noise", "low_noise", 1)
+    return low.path.parent == high.path.parent and low.path.name.lower() == partner
 
 
 def _same_shape(a: Component, b: Component) -> bool:

@@ -15,6 +15,7 @@ from pathlib import Path
 from studio.errors import CheckpointError
 from studio.models.family import Component
 from studio.models.hf_folder import folder_problem
+from studio.models.wan.comfy import without_embedded_tokenizer
 from studio.models.wan.dit_config import dit_config
 from studio.models.wan.keys import DIT, TEXT_ENCODER, TOKENIZER, VAE, identify_layout, key_map
 from studio.models.wan.presets import UMT5_XXL_SIZES, VAE_VARIANTS, variant_for
@@ -26,6 +27,8 @@ FAMILY_NAME = "wan"
 FLOAT_DTYPES = frozenset({"F16", "BF16", "F32", "F64", "F8_E4M3", "F8_E5M2"})
 #: Files that make a folder a tokenizer folder.
 TOKENIZER_FILES = ("tokenizer.json", "spiece.model", "tokenizer_config.json")
+#: The files a tokenizer is read from (a ``tokenizer_config.json`` alone loads nothing).
+VOCABULARY_FILES = ("tokenizer.json", "spiece.model")
 
 _DIT_BLOCK = re.compile(r"^blocks\.(\d+)\.modulation$")
 _T5_BLOCK = re.compile(r"^encoder\.block\.(\d+)\.layer\.0\.layer_norm\.weight$")
@@ -33,6 +36,7 @@ _T5_BLOCK = re.compile(r"^encoder\.block\.(\d+)\.layer\.0\.layer_norm\.weight$")
 
 def describe_weights(weights: WeightFiles) -> Component | None:
     """The Wan part these files hold, or None when they are not a Wan DiT, VAE or UMT5 encoder."""
+    weights = without_embedded_tokenizer(weights)
     tensors = weights.tensors()
     layout = identify_layout(tensors)
     if layout is None:
@@ -107,5 +111,8 @@ def describe_tokenizer(folder: Path, names: Sequence[str]) -> Component:
         except OSError:
             continue
     variant = "umt5" if "umt5" in str(folder).lower() else ""
+    problem = "" if any(name in VOCABULARY_FILES for name in names) else (
+        f"{folder} is not a tokenizer folder: it holds neither tokenizer.json nor spiece.model")
     return Component(family=FAMILY_NAME, role=TOKENIZER, path=folder, files=files, layout="hf",
-                     variant=variant, dtype="-", size=size, problem=folder_problem(folder))
+                     variant=variant, dtype="-", size=size,
+                     problem=folder_problem(folder) or problem)

@@ -30,6 +30,7 @@ from studio.errors import CheckpointError
 from studio.media.json_file import read_small_json
 from studio.models import hf_folder
 from studio.models.loading import load_module
+from studio.models.wan.comfy import without_embedded_tokenizer
 from studio.models.wan.keys import TEXT_ENCODER, UMT5_TIED, identify_layout, key_map
 from studio.models.weight_files import WeightFiles
 
@@ -160,6 +161,7 @@ def load_umt5_encoder(
         CheckpointError: the files are no UMT5 encoder, do not fit it, or the tokenizer's
             vocabulary is larger than the encoder's.
     """
+    weights = without_embedded_tokenizer(weights)  # ComfyUI's spiece_model bytes: no weight
     layout = identify_layout(weights.tensors())
     if layout is None or layout.role != TEXT_ENCODER:
         raise CheckpointError(f"{weights.label} is not a UMT5 text encoder", _USE_UMT5)
