@@ -34,12 +34,18 @@ def request_from_args(args: argparse.Namespace, service: Any) -> GenerationReque
     changes = option_changes(args)
     if args.cache is not None:
         changes["step_cache"] = parse_cache(args.cache)
-    if args.image is not None:  # the queue stores it absolute (recipe_check.absolute_paths)
-        changes["conditioning"] = (
-            ConditioningItem(str(args.image), args.image_frame, args.strength, args.fit),
-        )
+    if args.image:  # the queue stores them absolute (recipe_check.absolute_paths)
+        changes["conditioning"] = tuple(_image_item(text, args) for text in args.image)
     changes.update(lora_changes(args, service, base))
     return base.with_changes(**changes).validate()
+
+
+def _image_item(text: str, args: argparse.Namespace) -> ConditioningItem:
+    """``PATH`` (at ``--image-frame``) or ``PATH@FRAME``, with ``--strength`` and ``--fit``."""
+    path, sep, frame = text.rpartition("@")
+    if sep and path and frame.lstrip("-").isdigit():
+        return ConditioningItem(path, int(frame), args.strength, args.fit)
+    return ConditioningItem(text, args.image_frame, args.strength, args.fit)
 
 
 def option_changes(args: argparse.Namespace) -> dict[str, Any]:
@@ -68,7 +74,7 @@ def _recipe_request(args: argparse.Namespace, settings: Any) -> GenerationReques
             "model folders",
         )
     request = check.original if args.trust_recipe_paths else check.request
-    if check.outside_images and not args.trust_recipe_paths and args.image is None:
+    if check.outside_images and not args.trust_recipe_paths and not args.image:
         raise InvalidRequest(
             "conditioning.image", f"the recipe's reference image {check.outside_images[0]} is "
             f"not beside the recipe {args.recipe}",

@@ -25,9 +25,10 @@ class ExpertDenoiser:
     def __init__(self, high: Denoiser, low: Denoiser, switch: ExpertSwitch) -> None:
         self.high, self.low, self.switch = high, low, switch
 
-    def __call__(self, x: torch.Tensor, t_tok: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, t_tok: torch.Tensor, context: torch.Tensor,
+                 **image: torch.Tensor) -> torch.Tensor:
         expert = self.high if self.switch.part_for(step_time(t_tok)) == DIT else self.low
-        return expert(x, t_tok, context)
+        return expert(x, t_tok, context, **image)
 
 
 def guidance_for(guidance: float, guidance_low: float | None,

@@ -73,9 +73,10 @@ class ScopedDenoiser:
         self.inner = inner
         self.backends = tuple(backends)
 
-    def __call__(self, x: torch.Tensor, t_tok: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, t_tok: torch.Tensor, context: torch.Tensor,
+                 **image: torch.Tensor) -> torch.Tensor:
         with attention_backends(self.backends):
-            return self.inner(x, t_tok, context)
+            return self.inner(x, t_tok, context, **image)
 
     def __getattr__(self, name: str) -> object:
         return getattr(self.inner, name)

@@ -26,8 +26,8 @@ This module knows no file format; :mod:`studio.models.lora_file` reads them.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -115,6 +115,47 @@ class WeightPatch:
 
     def __bool__(self) -> bool:
         return bool(self.changes)
+
+
+@dataclass(slots=True)
+class DenoiserPatch:
+    """A job's patches, one per denoiser part: :data:`~studio.engine.model.DIT`, and for a
+    two-expert model :data:`~studio.engine.model.DIT_LOW` (a LoRA may be made for one expert).
+
+    Attributes:
+        parts: part name → its patch.
+        fingerprint: identifies the whole (files, strengths, experts).
+    """
+
+    parts: dict[str, WeightPatch] = field(default_factory=dict)
+    fingerprint: str = ""
+
+    def part(self, name: str) -> WeightPatch:
+        return self.parts.setdefault(name, WeightPatch(fingerprint=self.fingerprint))
+
+    def moved(self, device: torch.device) -> DenoiserPatch:
+        return DenoiserPatch({name: patch.moved(device) for name, patch in self.parts.items()},
+                             self.fingerprint)
+
+    def __bool__(self) -> bool:
+        return any(self.parts.values())
+
+
+def merge_parts(modules: Mapping[str, nn.Module], patch: DenoiserPatch) -> None:
+    """Merge each part's patch into ``modules[part]``."""
+    for name, part_patch in patch.parts.items():
+        merge_patch(modules[name], part_patch)
+
+
+@contextmanager
+def parts_on_the_fly(modules: Mapping[str, nn.Module], blocks: Mapping[str, Sequence[nn.Module]],
+                     patch: DenoiserPatch) -> Iterator[None]:
+    """:func:`patched_on_the_fly` for every part of ``patch`` at once."""
+    with ExitStack() as stack:
+        for name, part_patch in patch.parts.items():
+            stack.enter_context(patched_on_the_fly(modules[name], blocks.get(name, ()),
+                                                   part_patch))
+        yield
 
 
 def _real_weight(weight: torch.Tensor, owner: nn.Module | None

@@ -37,13 +37,16 @@ class TextEncoder(Protocol):
 
 
 class Denoiser(Protocol):
-    def __call__(self, x: torch.Tensor, t_tok: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, t_tok: torch.Tensor, context: torch.Tensor,
+                 **image: torch.Tensor) -> torch.Tensor:
         """Predict the velocity.
 
         Args:
             x: noisy latent ``[B, C, T', H', W']`` (model space: normalised latents).
             t_tok: per-position time ``[B, T', H', W']``, t ∈ [0, 1], 1 = noise.
             context: text context ``[B, L, D]``.
+            image: ``image_context=`` image features ``[B, N, D_img]``, passed only to models
+                that have :attr:`LoadedModel.image_context`.
 
         Returns:
             v ≈ ε − x₀, ``[B, C, T', H', W']``.
@@ -108,6 +111,11 @@ class ExpertSwitch:
     def part_for(self, t: float) -> str:
         return DIT if t >= self.boundary else DIT_LOW
 
+
+ImageContext = Callable[[Mapping[int, torch.Tensor]], torch.Tensor]
+"""``image_context(images)`` → image features ``[1, N, D_img]`` on the model's device that the
+denoiser reads beside the text (Wan 2.1 I2V's CLIP tokens); ``images`` as for
+:data:`ImageChannels`."""
 
 ImageChannels = Callable[[Mapping[int, torch.Tensor], int, int, int], torch.Tensor]
 """``image_channels(images, frames, height, width)`` → extra denoiser input ``[1, C_y, T', H',
@@ -217,6 +225,8 @@ class LoadedModel:
             routes each call itself; offload keeps the expert a call needs on the device.
         image_channels: how reference images become extra denoiser input channels (None: they
             are pinned into the latent through the conditioning mask instead).
+        image_context: how reference images become image features the denoiser takes as
+            ``image_context=`` (None: it takes none).
     """
 
     id: str
@@ -239,6 +249,7 @@ class LoadedModel:
     cache_calibration: CacheCalibration | None = None
     experts: ExpertSwitch | None = None
     image_channels: ImageChannels | None = None
+    image_context: ImageContext | None = None
 
     @property
     def supports_image(self) -> bool:

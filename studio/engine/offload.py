@@ -205,10 +205,11 @@ class OffloadedDenoiser:
         self.residency = residency
         self.experts = experts
 
-    def __call__(self, x: torch.Tensor, t_tok: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, t_tok: torch.Tensor, context: torch.Tensor,
+                 **image: torch.Tensor) -> torch.Tensor:
         part = DIT if self.experts is None else self.experts.part_for(step_time(t_tok))
         self.residency.use(part)
-        return self.inner(x, t_tok, context)
+        return self.inner(x, t_tok, context, **image)
 
 
 class OffloadedVAE:

@@ -28,7 +28,7 @@ from studio.engine.conditioning import (
 from studio.engine.decode import decode_video
 from studio.engine.experts import guidance_for
 from studio.engine.guidance import guided_velocity
-from studio.engine.image_channels import check_channel_items, image_channels, with_channels
+from studio.engine.image_channels import check_channel_items, image_inputs, with_image
 from studio.engine.model import FIRST_FRAME, KEYFRAME, LoadedModel, ShiftRule
 from studio.engine.noise import make_noise
 from studio.engine.request import GenerationRequest
@@ -195,7 +195,8 @@ def sample_plan(
         on_stage(ENCODING)
     cancel.check()
     context, uncond = encode_prompts(model, plan)
-    cond, channels = build_conditioning(model, plan, cancel), image_channels(model, request)
+    cond = build_conditioning(model, plan, cancel)
+    channels, features = image_inputs(model, request)
     if on_stage is not None:
         on_stage(SAMPLING)
     if cond is not None:
@@ -210,7 +211,8 @@ def sample_plan(
             f"{plan.latent_shape}"
         x = x.to(model.device, torch.float32)
     scale = guidance_for(request.guidance, plan.guidance_low, model.experts)
-    velocity = guided_velocity(with_channels(model.denoiser, channels), context, uncond, scale)
+    velocity = guided_velocity(with_image(model.denoiser, channels, features), context, uncond,
+                               scale)
     if wrap is not None:
         velocity = wrap(velocity)
     with torch.inference_mode():

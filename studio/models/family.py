@@ -210,6 +210,11 @@ class ModelFamily(Protocol):
         """The settings step-distillation LoRAs of this family are made for (None: none)."""
         ...
 
+    def lora_parts(self, model_set: ModelSet, file_name: str) -> tuple[tuple[str, ...], str]:
+        """(the denoiser parts a LoRA file goes to, in words for its report; "" with one DiT):
+        a two-expert model's LoRAs are often made for one expert."""
+        ...
+
     def commands(self) -> Sequence[FamilyCommand]:
         """Commands the family adds to the command line."""
         ...
@@ -251,6 +256,9 @@ class FamilyBase:
 
     def few_step_preset(self, model_set: ModelSet) -> FewStepPreset | None:
         return None
+
+    def lora_parts(self, model_set: ModelSet, file_name: str) -> tuple[tuple[str, ...], str]:
+        return (DIT,), ""
 
     def commands(self) -> Sequence[FamilyCommand]:
         return ()

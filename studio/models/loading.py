@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -269,6 +269,18 @@ def _check_float(weights: WeightFiles, reads: Mapping[str, list[str]], module: n
 def _is_float_name(dtype: str) -> bool:
     torch_dtype = SAFETENSORS_DTYPES.get(dtype, (0, None))[1]
     return torch_dtype is not None and torch_dtype.is_floating_point
+
+
+def read_tensors(weights: WeightFiles, keys: Iterable[str], cancel: CancelToken = NEVER
+                 ) -> dict[str, torch.Tensor]:
+    """The tensors named ``keys`` (file key names), read as :func:`load_module` reads them, for
+    parts whose keys do not map one to one onto a module (fused projections split on load)."""
+    wanted = set(keys)
+    out: dict[str, torch.Tensor] = {}
+    for header in weights.headers:
+        mine = {key: None for key in header.tensors if key in wanted}
+        out.update(_read_tensors(header, mine, cancel))
+    return out
 
 
 def _read_tensors(

@@ -45,6 +45,7 @@ class LoraReport:
         unsupported: keys of adapter kinds the studio does not apply.
         problem: why the LoRA is refused ("" when it can be used).
         few_step: it looks like a step-distillation LoRA, and why ("" when not).
+        applies_to: which part of a two-expert model it changes, in words ("" with one DiT).
     """
 
     file: str
@@ -57,6 +58,7 @@ class LoraReport:
     unsupported: list[str] = field(default_factory=list)
     problem: str = ""
     few_step: str = ""
+    applies_to: str = ""
 
     @property
     def matched(self) -> int:
@@ -73,6 +75,8 @@ class LoraReport:
             out.append(f"  not in this model (skipped): {_few(self.unmatched)}")
         if self.unsupported:
             out.append(f"  other adapter keys (not applied): {_few(self.unsupported)}")
+        if self.applies_to:
+            out.append(f"  applies to: {self.applies_to}")
         if self.few_step:
             out.append(f"  step-distillation LoRA ({self.few_step}): few-step settings offered")
         if self.problem:
@@ -82,8 +86,12 @@ class LoraReport:
 
 @dataclass(slots=True)
 class MatchedLora:
+    """The report, the deltas, and the denoiser parts they go to (``"dit"``; an A14B's
+    ``"dit_low"`` too)."""
+
     report: LoraReport
     deltas: list[WeightDelta]
+    parts: tuple[str, ...] = ("dit",)
 
 
 def match_lora(lora: LoraFile, targets: Mapping[str, tuple[int, ...]], model: str,

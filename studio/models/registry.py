@@ -25,7 +25,8 @@ from studio.safe_files import kind_of
 
 log = logging.getLogger(__name__)
 
-_DIFFUSERS_DIRS = {"transformer", "transformer_2", "vae", "text_encoder", "tokenizer"}
+_DIFFUSERS_DIRS = {"transformer", "transformer_2", "vae", "text_encoder", "tokenizer",
+                   "image_encoder"}
 _WEIGHT_SUFFIXES = SAFETENSORS_SUFFIXES + TORCH_SUFFIXES
 _MAX_DEPTH = 8
 _registered: dict[str, ModelFamily] = {}

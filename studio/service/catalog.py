@@ -14,7 +14,7 @@ import torch
 from studio.engine.cancel import NEVER, CancelToken
 from studio.engine.fastpath import accelerate
 from studio.engine.lora import AUTO as LORA_AUTO
-from studio.engine.lora import WeightPatch, merge_patch
+from studio.engine.lora import DenoiserPatch, merge_parts
 from studio.engine.model import LoadedModel
 from studio.engine.offload import AUTO, OffloadPolicy, apply_offload
 from studio.errors import CheckpointError
@@ -24,7 +24,7 @@ from studio.models.registry import builtin_sets, default_model_id, family, scan
 __all__ = ["ModelCache", "default_model_id", "find_model", "list_models", "load_model",
            "pick_device"]
 from studio.service.forecast import plan_offload
-from studio.service.lora_apply import check_patch, denoiser_module, merge_wanted
+from studio.service.lora_apply import check_patch, denoiser_modules, merge_wanted
 from studio.service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -150,7 +150,7 @@ class ModelCache:
         return (self._finder or find_model)(self.settings, model_id)
 
     def get(self, model_id: str, cancel: CancelToken = NEVER, *,
-            patch: WeightPatch | None = None, lora_mode: str = LORA_AUTO,
+            patch: DenoiserPatch | None = None, lora_mode: str = LORA_AUTO,
             keep_patch: bool = False) -> LoadedModel:
         """The loaded model for ``model_id``, loading it (one scan) when the key changed.
 
@@ -181,12 +181,11 @@ class ModelCache:
         """The fingerprint of the LoRA patch merged into the loaded weights ("" = none)."""
         return self._merged
 
-    def _merge_locked(self, patch: WeightPatch) -> None:
+    def _merge_locked(self, patch: DenoiserPatch) -> None:
         assert self._model is not None
-        module = denoiser_module(self._model)
-        check_patch(module, patch)
+        check_patch(self._model, patch)
         self._merged = "(merging)"  # a failure half-way leaves weights to be reloaded
-        merge_patch(module, patch)
+        merge_parts(denoiser_modules(self._model, patch), patch)
         self._merged = patch.fingerprint
         log.info("merged LoRA patch %s into %s", patch.fingerprint, self._model.id)
 

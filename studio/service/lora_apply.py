@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from studio.engine.lora import MERGE, ON_THE_FLY, WeightPatch, check_targets
-from studio.engine.model import DIT, LoadedModel
+from studio.engine.lora import MERGE, ON_THE_FLY, DenoiserPatch, check_targets
+from studio.engine.model import LoadedModel
 from studio.engine.offload import OffloadPolicy
 from studio.errors import CheckpointError
 
@@ -27,20 +27,27 @@ def merge_wanted(mode: str, offload: str) -> bool:
     return resident
 
 
-def check_patch(module: nn.Module, patch: WeightPatch) -> None:
-    """:func:`~studio.engine.lora.check_targets` with the studio's error."""
+def check_patch(model: LoadedModel, patch: DenoiserPatch) -> None:
+    """:func:`~studio.engine.lora.check_targets` for every part, with the studio's error."""
+    modules = denoiser_modules(model, patch)
     try:
-        check_targets(module, patch)
+        for name, part_patch in patch.parts.items():
+            check_targets(modules[name], part_patch)
     except ValueError as exc:
         raise CheckpointError(f"a LoRA does not fit the loaded denoiser: {exc}",
                               "rescan the model folder; the checkpoint changed since the "
                               "report") from exc
 
 
-def denoiser_module(model: LoadedModel) -> nn.Module:
-    """The module LoRAs patch (``modules.parts["dit"]``)."""
-    module = model.modules.parts.get(DIT)
-    if module is None:
-        raise CheckpointError(f"{model.name} exposes no denoiser module to apply a LoRA to",
-                              "remove the LoRAs from the job")
-    return module
+def denoiser_modules(model: LoadedModel, patch: DenoiserPatch) -> dict[str, nn.Module]:
+    """The modules the patch's parts change (``modules.parts["dit"]``, an A14B's
+    ``"dit_low"`` too)."""
+    missing = [name for name in patch.parts if name not in model.modules.parts]
+    if missing:
+        raise CheckpointError(f"{model.name} has no {', '.join(missing)} part to apply a LoRA "
+                              "to", "remove the LoRAs from the job")
+    return {name: model.modules.parts[name] for name in patch.parts}
+
+
+def denoiser_blocks(model: LoadedModel, patch: DenoiserPatch) -> dict[str, list[nn.Module]]:
+    return {name: model.modules.block_list(name) or [] for name in patch.parts}

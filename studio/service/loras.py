@@ -19,11 +19,11 @@ from typing import Any
 from studio.engine.lora import (
     MERGE,
     ON_THE_FLY,
-    WeightPatch,
+    DenoiserPatch,
+    parts_on_the_fly,
     patch_fingerprint,
-    patched_on_the_fly,
 )
-from studio.engine.model import DIT, FewStepPreset, LoadedModel
+from studio.engine.model import FewStepPreset, LoadedModel
 from studio.engine.request import GenerationRequest, LoraItem
 from studio.errors import CheckpointError, StudioError
 from studio.models.family import ModelSet
@@ -33,7 +33,7 @@ from studio.models.registry import family
 from studio.safe_files import require_regular_file
 from studio.service.catalog import find_model
 from studio.service.hashing import sha256_file
-from studio.service.lora_apply import check_patch, denoiser_module
+from studio.service.lora_apply import check_patch, denoiser_blocks, denoiser_modules
 from studio.service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -44,19 +44,21 @@ class PreparedLoras:
 
     Attributes:
         request: the request with every LoRA's sha256 filled in.
-        patch: all their deltas with strengths (fingerprint = files and strengths).
+        patch: all their deltas with strengths, per denoiser part (fingerprint = files and
+            strengths).
         reports: one per LoRA, in order.
     """
 
     request: GenerationRequest
-    patch: WeightPatch
+    patch: DenoiserPatch
     reports: list[LoraReport] = field(default_factory=list)
 
     def record(self, applied: str) -> list[dict[str, Any]]:
         """What the recipe keeps about each LoRA (beside the request's path/strength/hash)."""
         return [{"file": item.path, "sha256": item.sha256, "strength": item.strength,
                  "applied": applied, "modules": report.matched,
-                 "not_matched": len(report.unmatched), "few_step": report.few_step}
+                 "not_matched": len(report.unmatched), "few_step": report.few_step,
+                 "applies_to": report.applies_to or "the denoiser"}
                 for item, report in zip(self.request.loras, self.reports, strict=True)]
 
 
@@ -103,7 +105,7 @@ def prepare_loras(request: GenerationRequest, model_set: ModelSet) -> PreparedLo
     """
     if not request.loras:
         return None
-    items, patch, reports = [], WeightPatch(), []
+    items, patch, reports = [], DenoiserPatch(), []
     for item in request.loras:
         path = Path(item.path).expanduser()
         digest = _checked_hash(path, item)
@@ -111,8 +113,9 @@ def prepare_loras(request: GenerationRequest, model_set: ModelSet) -> PreparedLo
         if matched.report.problem:
             raise CheckpointError(f"the LoRA {path} cannot be used: {matched.report.problem}",
                                   "remove it from the job, or load the model it was made for")
-        for delta in matched.deltas:
-            patch.add(delta, float(item.strength))
+        for part in matched.parts:
+            for delta in matched.deltas:
+                patch.part(part).add(delta, float(item.strength))
         items.append(LoraItem(str(path), item.strength, digest))
         reports.append(matched.report)
     patch.fingerprint = patch_fingerprint([(i.sha256, i.strength) for i in items])
@@ -130,10 +133,9 @@ def loras_applied(model: LoadedModel, loras: PreparedLoras | None, merged: str
     if merged == loras.patch.fingerprint:
         yield MERGE
         return
-    module = denoiser_module(model)
     patch = loras.patch.moved(model.device)  # small factors: copied to the device once
-    check_patch(module, patch)
-    with patched_on_the_fly(module, model.modules.block_list(DIT) or [], patch):
+    check_patch(model, patch)
+    with parts_on_the_fly(denoiser_modules(model, patch), denoiser_blocks(model, patch), patch):
         yield ON_THE_FLY
 
 
@@ -160,4 +162,6 @@ def _matched(model_set: ModelSet, path: Path) -> MatchedLora:
                               "use a LoRA with a model family that has a DiT (Wan, demo)")
     lora = read_lora(path)
     model = model_set.name or f"{owner.title} {model_set.variant}"
-    return match_lora(lora, targets, model, owner.lora_module_name)
+    matched = match_lora(lora, targets, model, owner.lora_module_name)
+    matched.parts, matched.report.applies_to = owner.lora_parts(model_set, path.name)
+    return matched

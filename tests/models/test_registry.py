@@ -186,16 +186,15 @@ def test_shards_without_index(tmp_path: Path) -> None:
                "no index" in p for p in found.problems)
 
 
-def test_unsupported_image_to_video_dit(tmp_path: Path) -> None:
+def test_an_image_to_video_dit_needs_its_clip_encoder(tmp_path: Path) -> None:
     tiny = write_wan_set(tmp_path / "set", "t2v", "original")
     state = dict(dit_state(TINY_DIT_21))
     state["img_emb.proj.0.weight"] = torch.ones(4)
     save_file(state, tiny.dit)
     (found,) = scan([tmp_path])
-    assert found.variant == "i2v-14b"
-    assert found.problems == (f"{tiny.dit} is Wan 2.1 I2V/FLF2V 14B, which Flow Studio does not "
-                              "run (it needs a CLIP image encoder); use Wan 2.1 T2V or Wan 2.2 "
-                              "TI2V-5B",)
+    assert found.variant == "i2v-14b-720p"
+    assert (f"no CLIP image encoder in {tmp_path / 'set'}: Wan 2.1 I2V 14B 720P needs "
+            "models_clip_open-clip-xlm-roberta-large-vit-huge-14.pth") in found.problems
 
 
 def test_missing_folder_gives_nothing(tmp_path: Path) -> None:

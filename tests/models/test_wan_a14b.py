@@ -13,18 +13,21 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from safetensors.torch import save_file
 
 from studio.cli import run_cli
+from studio.engine.lora import merge_parts, parts_on_the_fly
 from studio.engine.memory_forecast import GIB, forecasts_by_policy
 from studio.engine.model import DIT, DIT_LOW
 from studio.engine.noise import make_noise
 from studio.engine.offload import OffloadPolicy, apply_offload, choose_policy
 from studio.engine.pipeline import encode_prompts, plan_generation, sample_plan
-from studio.engine.request import ConditioningItem, GenerationRequest
+from studio.engine.request import ConditioningItem, GenerationRequest, LoraItem
 from studio.media.image import image_to_tensor
 from studio.models.registry import family, scan
 from studio.models.wan.expert_model import expert_memory
 from studio.models.wan.presets import T2V_A14B
+from studio.service.loras import lora_report, prepare_loras
 from tests.models.test_wan_dit import diffusers_twin
 from tests.models.test_wan_vae import diffusers_twin as vae_twin
 from tests.models.tiny_a14b import write_a14b_set
@@ -196,3 +199,37 @@ def test_an_fp8_a14b_set_is_planned_at_one_byte_per_projection() -> None:
     assert 0.45 < fp8.dit_bytes / bf16.dit_bytes < 0.55  # projections 1 byte instead of 2
     cpu = wan.planned_memory(ModelSet("x", "wan", "t2v-a14b", dtype="fp8_scaled"), torch.float32)
     assert cpu.dit_bytes > bf16.dit_bytes  # dequantized to float32 on the CPU
+
+
+def test_a14b_loras_go_to_the_expert_their_file_names(tmp_path: Path) -> None:
+    root = tmp_path / "a14b"
+    write_a14b_set(root, "t2v", "original")
+    (model_set,) = scan([root])
+    torch.manual_seed(4)
+    lora = {"diffusion_model.blocks.0.self_attn.q.lora_down.weight": torch.randn(2, 128),
+            "diffusion_model.blocks.0.self_attn.q.lora_up.weight": torch.randn(128, 2)}
+    expected = {"wan22_high_noise_lora.safetensors": ({DIT}, "the high-noise expert"),
+                "wan22_low_noise_lora.safetensors": ({DIT_LOW}, "the low-noise expert"),
+                "style.safetensors": ({DIT, DIT_LOW}, "both experts")}
+    for name, (parts, words) in expected.items():
+        save_file(lora, tmp_path / name)
+        request = GenerationRequest(prompt="x", loras=(LoraItem(str(tmp_path / name)),))
+        prepared = prepare_loras(request, model_set)
+        assert set(prepared.patch.parts) == parts
+        report = lora_report(model_set, tmp_path / name)
+        assert report.applies_to.startswith(words) and f"applies to: {words}" in "\n".join(
+            report.lines())
+    _, model = load(root)
+    request = GenerationRequest(prompt="a fox", steps=4, shift=3.0, width=32, height=32,
+                                frames=5, guidance=4.0, guidance_low=2.0)
+    prepared = prepare_loras(request.with_changes(
+        loras=(LoraItem(str(tmp_path / "wan22_low_noise_lora.safetensors")),)), model_set)
+    plan = plan_generation(model, request)
+    plain = sample_plan(model, plan)
+    parts = {p: model.modules.parts[p] for p in prepared.patch.parts}
+    blocks = {p: model.modules.block_list(p) for p in prepared.patch.parts}
+    with parts_on_the_fly(parts, blocks, prepared.patch):
+        fly = sample_plan(model, plan)
+    merge_parts(parts, prepared.patch)
+    merged = sample_plan(model, plan)
+    assert (fly - plain).abs().max() > 1e-4 and torch.equal(fly, merged)

@@ -362,8 +362,13 @@ def test_image_to_video_checkpoints_are_read_or_refused_by_their_branch():
     shapes["patch_embedding.weight"] = (5120, 40, 1, 2, 2)
     with pytest.raises(CheckpointError, match="input channels"):
         WanDiTConfig.from_state_dict_shapes(shapes)
+    shapes["patch_embedding.weight"] = (5120, 36, 1, 2, 2)
     shapes["img_emb.proj.1.weight"] = (1280, 1280)  # Wan 2.1 I2V-14B's CLIP branch
-    with pytest.raises(CheckpointError, match="CLIP"):
+    assert WanDiTConfig.from_state_dict_shapes(shapes).image_dim == 1280
+    shapes["img_emb.emb_pos"] = (1, 514, 1280)  # FLF2V's two images
+    assert WanDiTConfig.from_state_dict_shapes(shapes).image_tokens == 514
+    shapes["vace_blocks.0.modulation"] = (1, 6, 5120)
+    with pytest.raises(CheckpointError, match="VACE"):
         WanDiTConfig.from_state_dict_shapes(shapes)
     with pytest.raises(CheckpointError, match="original-layout"):
         WanDiTConfig.from_state_dict_shapes({"proj_out.weight": (64, 1536)})

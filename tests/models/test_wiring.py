@@ -45,11 +45,12 @@ def _timesteps_seen(model: LoadedModel, request: GenerationRequest,
     dit = model.modules.parts[DIT]
     forward = dit.forward
 
-    def spy(x: torch.Tensor, timestep: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+    def spy(x: torch.Tensor, timestep: torch.Tensor, context: torch.Tensor,
+            image_context: torch.Tensor | None = None) -> torch.Tensor:
         seen.append(timestep.clone())
-        return forward(x, timestep, context)
+        return forward(x, timestep, context, image_context)
 
-    monkeypatch.setattr(dit, "forward", spy)  # the denoiser calls reach forward directly
+    monkeypatch.setattr(dit, "forward", spy)  # every denoiser call reaches forward
     sample_plan(model, plan_generation(model, request))
     return seen
 

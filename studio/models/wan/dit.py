@@ -31,6 +31,7 @@ from studio.models.wan.dit_config import (
     WAN22_TI2V_5B,
     WanDiTConfig,
 )
+from studio.models.wan.image_branch import ImageEmbedding
 from studio.models.wan.rope import RopeCache, timestep_embedding
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,8 @@ _FP8_WEIGHTS = re.compile(r"^(blocks\.\d+\.(self_attn|cross_attn)\.[qkvo]|blocks
 
 
 class WanDiT(nn.Module):
-    """The Wan DiT (T2V and TI2V; the I2V-14B CLIP branch is not part of it).
+    """The Wan DiT: T2V, TI2V, I2V (A14B: 36 input channels; 2.1 I2V/FLF2V-14B: also the CLIP
+    image branch ``img_emb`` and the cross-attentions' image keys).
 
     Build it on the ``meta`` device and load an original state dict with
     ``load_state_dict(sd, strict=True, assign=True)`` to avoid initialising weights twice.
@@ -71,6 +73,8 @@ class WanDiT(nn.Module):
             nn.Linear(config.freq_dim, dim), nn.SiLU(), nn.Linear(dim, dim)
         )
         self.time_projection = nn.Sequential(nn.SiLU(), nn.Linear(dim, 6 * dim))
+        if config.image_dim:  # Wan 2.1 I2V/FLF2V-14B: CLIP features as a second context
+            self.img_emb = ImageEmbedding(config.image_dim, dim, config.image_tokens)
         self.blocks = nn.ModuleList(WanBlock(config) for _ in range(config.num_layers))
         self.head = WanHead(config)
         self._rope = RopeCache(config.rope_pairs)
@@ -105,7 +109,8 @@ class WanDiT(nn.Module):
         return self
 
     def forward(
-        self, x: torch.Tensor, timestep: torch.Tensor, context: torch.Tensor
+        self, x: torch.Tensor, timestep: torch.Tensor, context: torch.Tensor,
+        image_context: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Predict the velocity for a batch of latent videos.
 
@@ -115,6 +120,8 @@ class WanDiT(nn.Module):
                 in (f, h, w) order; Wan units (1000·t, float, 1000 = noise).
             context: text context ``[B, L_ctx, text_dim]``, already zero-padded by the text
                 encoder (the DiT neither pads nor masks it).
+            image_context: CLIP features ``[B, N, image_dim]`` of the reference image(s), for
+                a DiT with an image branch (N = 257 per image; FLF2V: 514).
 
         Returns:
             float32 ``[B, out_dim, F, H, W]``.
@@ -131,12 +138,14 @@ class WanDiT(nn.Module):
         tokens = F.conv3d(x.to(dtype), emb.weight, emb.bias, stride=emb.stride)
         tokens = tokens.flatten(2).transpose(1, 2).float().contiguous()  # [B, L, dim]
         ctx = self._embedded_context(context)
+        image = self._embedded_image(image_context, batch)
         rope = self._rope.get(grid, x.device)
         for block in self.blocks:
-            tokens = block(tokens, e0, ctx, rope)
+            tokens = block(tokens, e0, ctx, rope, image)
         return self._unpatchify(self.head(tokens, e), grid)
 
-    def velocity(self, x: torch.Tensor, t_tok: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+    def velocity(self, x: torch.Tensor, t_tok: torch.Tensor, context: torch.Tensor,
+                 image_context: torch.Tensor | None = None) -> torch.Tensor:
         """The engine's :class:`~studio.engine.model.Denoiser` call.
 
         Args:
@@ -144,6 +153,7 @@ class WanDiT(nn.Module):
             t_tok: ``[B, T', H', W']`` per-position time, t ∈ [0, 1] (1 = noise); subsampled to
                 the token grid (one value per patch: its first position), ×1000.
             context: ``[B, L_ctx, text_dim]``.
+            image_context: CLIP features for a DiT with an image branch (see :meth:`forward`).
 
         Returns:
             float32 v ``[B, C, T', H', W']``.
@@ -153,10 +163,12 @@ class WanDiT(nn.Module):
         pt, ph, pw = self.config.patch_size
         wide = torch.float32 if x.device.type == "mps" else torch.float64
         timestep = t_tok[:, ::pt, ::ph, ::pw].flatten(1).to(wide) * 1000.0
-        return self(x.to(self.dtype), timestep, context.to(self.dtype))  # hooks run (LoRA)
+        return self(x.to(self.dtype), timestep, context.to(self.dtype),
+                    image_context)  # called as a module: hooks run (LoRA)
 
     def velocity_uniform(
-        self, x: torch.Tensor, t_tok: torch.Tensor, context: torch.Tensor
+        self, x: torch.Tensor, t_tok: torch.Tensor, context: torch.Tensor,
+        image_context: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """:meth:`velocity` for callers whose ``t_tok`` holds one time per sample.
 
@@ -171,7 +183,18 @@ class WanDiT(nn.Module):
             raise ValueError(f"t_tok {tuple(t_tok.shape)} does not match latent {tuple(x.shape)}")
         wide = torch.float32 if x.device.type == "mps" else torch.float64
         timestep = t_tok.flatten(1)[:, 0].to(wide) * 1000.0
-        return self(x.to(self.dtype), timestep, context.to(self.dtype))  # hooks run (LoRA)
+        return self(x.to(self.dtype), timestep, context.to(self.dtype),
+                    image_context)  # called as a module: hooks run (LoRA)
+
+    def _embedded_image(self, features: torch.Tensor | None, batch: int) -> torch.Tensor | None:
+        """``img_emb(features)`` in the model dtype; None for a DiT without an image branch."""
+        if not self.config.image_dim:
+            return None
+        if features is None or features.ndim != 3 or features.shape[0] != batch:
+            shown = None if features is None else tuple(features.shape)
+            raise ValueError(f"this DiT takes CLIP image features [{batch}, N, "
+                             f"{self.config.image_dim}], got {shown}")
+        return self.img_emb(features).to(self.dtype)
 
     def _embedded_context(self, context: torch.Tensor) -> torch.Tensor:
         """``text_embedding(context)``: ``[B, L_ctx, text_dim]`` → ``[B, L_ctx, dim]``.

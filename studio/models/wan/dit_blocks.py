@@ -54,10 +54,11 @@ class WanAttention(nn.Module):
     """Multi-head attention with q/k RMSNorm over the full width (``self_attn`` / ``cross_attn``).
 
     Parameters: ``q``, ``k``, ``v``, ``o`` (Linear dim → dim) and ``norm_q``, ``norm_k``
-    (RMSNorm weights ``[dim]``).
+    (RMSNorm weights ``[dim]``); with ``image`` (the cross-attention of Wan 2.1 I2V/FLF2V-14B)
+    also ``k_img``, ``v_img`` and ``norm_k_img`` for the CLIP image tokens.
     """
 
-    def __init__(self, dim: int, num_heads: int, eps: float) -> None:
+    def __init__(self, dim: int, num_heads: int, eps: float, image: bool = False) -> None:
         super().__init__()
         self.num_heads = num_heads
         self.q = nn.Linear(dim, dim)
@@ -66,14 +67,22 @@ class WanAttention(nn.Module):
         self.o = nn.Linear(dim, dim)
         self.norm_q = nn.RMSNorm(dim, eps=eps)
         self.norm_k = nn.RMSNorm(dim, eps=eps)
+        if image:
+            self.k_img = nn.Linear(dim, dim)
+            self.v_img = nn.Linear(dim, dim)
+            self.norm_k_img = nn.RMSNorm(dim, eps=eps)
 
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, L, dim]`` → ``[B, n, L, d]`` (a view)."""
         return x.unflatten(-1, (self.num_heads, -1)).transpose(1, 2)
 
-    def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        """Scaled dot-product attention on ``[B, n, L, d]`` heads, then the output projection."""
+    def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                image: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """Scaled dot-product attention on ``[B, n, L, d]`` heads (plus the attention over the
+        image keys and values, when given), then the output projection."""
         y = F.scaled_dot_product_attention(q, k, v)
+        if image is not None:
+            y = y + F.scaled_dot_product_attention(q, *image)
         return linear(y.transpose(1, 2).flatten(2), self.o)
 
     def self_attention(self, x: torch.Tensor, rope: torch.Tensor) -> torch.Tensor:
@@ -93,8 +102,10 @@ class WanAttention(nn.Module):
         v = self._heads(linear(x, self.v))
         return self._attend(q, k, v)
 
-    def cross_attention(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        """Unmasked attention of ``x`` ``[B, L, dim]`` over ``context`` ``[B, L_ctx, dim]``.
+    def cross_attention(self, x: torch.Tensor, context: torch.Tensor,
+                        image: torch.Tensor | None = None) -> torch.Tensor:
+        """Unmasked attention of ``x`` ``[B, L, dim]`` over ``context`` ``[B, L_ctx, dim]``, and
+        over the embedded image tokens ``image`` ``[B, N, dim]`` when given.
 
         Returns ``[B, L, dim]`` in the weights' dtype.
         """
@@ -102,7 +113,11 @@ class WanAttention(nn.Module):
         q = self._heads(_rms_norm(linear(x, self.q), self.norm_q)).to(dtype)
         k = self._heads(_rms_norm(linear(context, self.k), self.norm_k)).to(dtype)
         v = self._heads(linear(context, self.v))
-        return self._attend(q, k, v)
+        image_kv = None
+        if image is not None:
+            k_img = _rms_norm(linear(image, self.k_img), self.norm_k_img)
+            image_kv = (self._heads(k_img).to(dtype), self._heads(linear(image, self.v_img)))
+        return self._attend(q, k, v, image_kv)
 
 
 class WanBlock(nn.Module):
@@ -119,7 +134,8 @@ class WanBlock(nn.Module):
         self.eps = config.eps
         self.self_attn = WanAttention(dim, config.num_heads, config.eps)
         self.norm3 = nn.LayerNorm(dim, eps=config.eps, elementwise_affine=True)
-        self.cross_attn = WanAttention(dim, config.num_heads, config.eps)
+        self.cross_attn = WanAttention(dim, config.num_heads, config.eps,
+                                       image=config.image_dim > 0)
         self.ffn = nn.Sequential(
             nn.Linear(dim, config.ffn_dim),
             nn.GELU(approximate="tanh"),
@@ -133,6 +149,7 @@ class WanBlock(nn.Module):
         e0: torch.Tensor,
         context: torch.Tensor,
         rope: torch.Tensor,
+        image: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Advance the residual stream.
 
@@ -142,6 +159,7 @@ class WanBlock(nn.Module):
                 ``[B, L, 6, dim]`` (per-token t).
             context: embedded text ``[B, L_ctx, dim]``.
             rope: complex64 RoPE rotation table ``[L, d/2]``.
+            image: embedded CLIP image tokens ``[B, N, dim]`` (I2V/FLF2V-14B only).
 
         Returns:
             float32 ``[B, L, dim]``.
@@ -157,7 +175,7 @@ class WanBlock(nn.Module):
         h = F.layer_norm(
             x, norm3.normalized_shape, norm3.weight.float(), norm3.bias.float(), norm3.eps
         )
-        x = x + self.cross_attn.cross_attention(h, context).float()
+        x = x + self.cross_attn.cross_attention(h, context, image).float()
         h = modulated_norm(x, mod(3), mod(4), self.eps)
         y = linear(F.gelu(linear(h, self.ffn[0]), approximate="tanh"), self.ffn[2])
         return torch.addcmul(x, y.float(), mod(5))

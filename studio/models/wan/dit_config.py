@@ -3,8 +3,8 @@
 Three ways in: the presets below, the original checkpoint's ``config.json``
 (:meth:`WanDiTConfig.from_wan_config_json`) and the tensor shapes of an original-layout state
 dict (:meth:`WanDiTConfig.from_state_dict_shapes`, for files that come without a config).
-Image-to-video DiTs that take the reference as extra input channels (Wan 2.2 I2V A14B: 16 + 20
-= 36 in, 16 out) are accepted; the Wan 2.1 I2V models' CLIP branch and VACE are refused with a
+Image-to-video DiTs take the reference as extra input channels (16 + 20 = 36 in, 16 out), and
+Wan 2.1 I2V/FLF2V-14B also CLIP features through an image branch; VACE is refused with a
 :class:`~studio.errors.CheckpointError`.
 """
 
@@ -24,13 +24,12 @@ from studio.media.json_file import read_small_json
 #: head count, so :meth:`WanDiTConfig.from_state_dict_shapes` derives it from this.
 WAN_HEAD_DIM = 128
 
-#: "i2v" covers Wan 2.2 I2V A14B; Wan 2.1 I2V-14B is refused by its CLIP branch's keys.
-_SUPPORTED_MODEL_TYPES = ("t2v", "t2i", "ti2v", "i2v")
+#: "i2v" is Wan 2.1 I2V-14B (with the CLIP image branch) and Wan 2.2 I2V A14B (without).
+_SUPPORTED_MODEL_TYPES = ("t2v", "t2i", "ti2v", "i2v", "flf2v")
+#: CLIP ViT-H/14 features: 257 tokens (class + 16·16 patches) of width 1280 per image.
+CLIP_WIDTH, CLIP_TOKENS = 1280, 257
 _HINT_SUPPORTED = "use a Wan 2.1 T2V (1.3B or 14B) or Wan 2.2 TI2V-5B checkpoint"
-_UNSUPPORTED_KEYS = (
-    ("img_emb.", "Wan image-to-video (I2V/FLF2V-14B) with a CLIP image branch"),
-    ("vace_", "Wan VACE"),
-)
+_UNSUPPORTED_KEYS = (("vace_", "Wan VACE"),)
 _BLOCK_KEY = re.compile(r"^blocks\.(\d+)\.modulation$")
 
 
@@ -49,6 +48,10 @@ class WanDiTConfig:
         text_len: context rows the text encoder pads to (the DiT itself does not pad).
         patch_size: (p_t, p_h, p_w) of the patch embedding.
         eps: epsilon of every LayerNorm / RMSNorm.
+        image_dim: width of the CLIP image features the image branch takes (Wan 2.1 I2V and
+            FLF2V-14B: 1280; 0 = no image branch).
+        image_tokens: length of FLF2V's learned position table over its two images' features
+            (514; 0 = none).
     """
 
     dim: int
@@ -62,6 +65,8 @@ class WanDiTConfig:
     text_len: int = 512
     patch_size: tuple[int, int, int] = (1, 2, 2)
     eps: float = 1e-6
+    image_dim: int = 0
+    image_tokens: int = 0
 
     def __post_init__(self) -> None:
         positive = ("dim", "ffn_dim", "num_heads", "num_layers", "in_dim", "out_dim", "text_dim")
@@ -202,6 +207,8 @@ class WanDiTConfig:
             "text_dim": text_dim,
             "freq_dim": freq_dim,
             "patch_size": tuple(patch),
+            "image_dim": shapes.get("img_emb.proj.1.weight", (0,))[0],
+            "image_tokens": shapes.get("img_emb.emb_pos", (0, 0))[1],
         }
         return _build(values, source)
 

@@ -33,11 +33,9 @@ def with_experts(model: LoadedModel, variant: WanVariant, high: WanDiT, low: Wan
     modules = replace(model.modules, parts={**model.modules.parts, DIT_LOW: low},
                       blocks={**model.modules.blocks, DIT_LOW: "blocks"})
     memory = replace(model.memory, dit_experts=2) if model.memory is not None else None
-    channels = i2v_channels(model.vae, model.geometry.temporal_factor) \
-        if variant.image_channels else None
     return replace(model, denoiser=ExpertDenoiser(high.velocity_uniform, low.velocity_uniform,
                                                   switch),
-                   modules=modules, memory=memory, experts=switch, image_channels=channels)
+                   modules=modules, memory=memory, experts=switch)
 
 
 def i2v_channels(vae: VideoVAE, temporal_factor: int) -> ImageChannels:

@@ -20,6 +20,7 @@ from studio.models.bench_config import BenchConfig
 from studio.models.family import Component, FamilyBase, FolderFindings, ModelSet
 from studio.models.fp8 import is_fp8_precision
 from studio.models.wan import sets
+from studio.models.wan.clip_model import clip_memory
 from studio.models.wan.expert_model import expert_memory
 from studio.models.wan.identify import (
     FAMILY_NAME,
@@ -29,7 +30,7 @@ from studio.models.wan.identify import (
 )
 from studio.models.wan.keys import diffusers_module_name
 from studio.models.wan.loader import load_wan_model
-from studio.models.wan.lora import WAN_FEW_STEP, wan_lora_targets
+from studio.models.wan.lora import WAN_FEW_STEP, wan_lora_parts, wan_lora_targets
 from studio.models.wan.memory import published_memory
 from studio.models.wan.presets import VARIANTS
 from studio.models.weight_files import WeightFiles
@@ -65,6 +66,8 @@ class WanFamily(FamilyBase):
         variant = VARIANTS.get(model_set.variant)
         if variant is not None and variant.experts:
             return expert_memory(variant, dtype, fp8)
+        if variant is not None and variant.clip:
+            return clip_memory(variant, dtype, fp8)
         return published_memory(model_set.variant, dtype, fp8_weights=fp8)
 
     def load(self, model_set: ModelSet, device: torch.device, dtype: torch.dtype,
@@ -79,6 +82,9 @@ class WanFamily(FamilyBase):
 
     def few_step_preset(self, model_set: ModelSet) -> FewStepPreset | None:
         return WAN_FEW_STEP
+
+    def lora_parts(self, model_set: ModelSet, file_name: str) -> tuple[tuple[str, ...], str]:
+        return wan_lora_parts(model_set, file_name)
 
     def bench_configs(self) -> Sequence[BenchConfig]:
         from studio.models.wan.bench_configs import BENCH_CONFIGS

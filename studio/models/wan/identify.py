@@ -16,8 +16,16 @@ from studio.errors import CheckpointError
 from studio.models.family import Component
 from studio.models.hf_folder import folder_problem
 from studio.models.wan.comfy import without_embedded_tokenizer
-from studio.models.wan.dit_config import dit_config
-from studio.models.wan.keys import DIT, TEXT_ENCODER, TOKENIZER, VAE, identify_layout, key_map
+from studio.models.wan.dit_config import CLIP_WIDTH, dit_config
+from studio.models.wan.keys import (
+    DIT,
+    IMAGE_ENCODER,
+    TEXT_ENCODER,
+    TOKENIZER,
+    VAE,
+    identify_layout,
+    key_map,
+)
 from studio.models.wan.presets import UMT5_XXL_SIZES, VAE_VARIANTS, variant_for
 from studio.models.weight_files import WeightFiles
 
@@ -53,8 +61,10 @@ def describe_weights(weights: WeightFiles) -> Component | None:
         if not _dims(patch, 5) or not _dims(text, 2):
             return None
         layers = sum(1 for key in shapes if _DIT_BLOCK.match(key))
-        image = any(key.startswith("img_emb.") for key in shapes)
-        variant = variant_for(patch[1], patch[0], layers, image)
+        image = "flf2v" if "img_emb.emb_pos" in shapes else (
+            "i2v" if any(key.startswith("img_emb.") for key in shapes) else "")
+        variant = variant_for(patch[1], patch[0], layers, image,
+                              f"{path.parent.name}/{path.name}")
         return Component(role=DIT, variant=variant.name if variant else f"{patch[1]}-channel",
                          channels=patch[1], context_dim=text[1], config=config,
                          **{**common, "problem": common["problem"] or _config_problem(shapes,
@@ -65,6 +75,8 @@ def describe_weights(weights: WeightFiles) -> Component | None:
             return None
         name = VAE_VARIANTS.get(conv2[0], (f"{conv2[0]}-channel-vae", ""))[0]
         return Component(role=VAE, variant=name, channels=conv2[0], **common)
+    if layout.role == IMAGE_ENCODER:
+        return _image_encoder(shapes, common)
     embedding = shapes.get("shared.weight") or shapes.get("encoder.embed_tokens.weight")
     if not _dims(embedding, 2):
         return None
@@ -73,6 +85,16 @@ def describe_weights(weights: WeightFiles) -> Component | None:
     xxl = all(UMT5_XXL_SIZES[name] == value for name, value in sizes.items())
     return Component(role=TEXT_ENCODER, variant="umt5-xxl" if xxl else "umt5-custom",
                      channels=embedding[1], config=config, **common)
+
+
+def _image_encoder(shapes: dict[str, tuple[int, ...]], common: dict) -> Component | None:
+    """The CLIP image encoder (Wan's open-clip file or a transformers one), by its width."""
+    patch = shapes.get("visual.patch_embedding.weight") or shapes.get(
+        "vision_model.embeddings.patch_embedding.weight")
+    if not _dims(patch, 4):
+        return None
+    variant = "clip-vit-h-14" if patch[0] == CLIP_WIDTH else "clip-custom"
+    return Component(role=IMAGE_ENCODER, variant=variant, channels=patch[0], **common)
 
 
 def _dtype_problem(weights: WeightFiles) -> str:

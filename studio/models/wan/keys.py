@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from studio.models.weight_files import strip_prefix
 
 DIT, VAE, TEXT_ENCODER, TOKENIZER = "dit", "vae", "text_encoder", "tokenizer"
+#: Wan 2.1 I2V/FLF2V-14B's CLIP image encoder (its vision tower is what the studio runs).
+IMAGE_ENCODER = "image_encoder"
 
 #: Prefixes single-file repackagings put in front of the DiT's own keys.
 DIT_PREFIXES = ("model.diffusion_model.",)
@@ -58,6 +60,10 @@ _MARKERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     (TEXT_ENCODER, "wan", ("token_embedding.weight", "blocks.0.ffn.gate.0.weight")),
     (TEXT_ENCODER, "hf", ("encoder.block.0.layer.1.DenseReluDense.wi_0.weight",
                           "encoder.final_layer_norm.weight")),
+    (IMAGE_ENCODER, "original", ("visual.transformer.0.attn.to_qkv.weight",
+                                 "visual.pos_embedding")),
+    (IMAGE_ENCODER, "hf", ("vision_model.encoder.layers.0.self_attn.q_proj.weight",
+                           "vision_model.embeddings.patch_embedding.weight")),
 )
 
 

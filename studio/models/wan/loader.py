@@ -28,11 +28,20 @@ from studio.errors import CheckpointError
 from studio.models.calibrations import load_calibration
 from studio.models.family import Component, ModelSet
 from studio.models.loading import load_module
+from studio.models.wan.clip_model import with_clip
 from studio.models.wan.dit import FP32_PARAMETERS, WanDiT
 from studio.models.wan.dit_config import WanDiTConfig, dit_config
-from studio.models.wan.expert_model import with_experts
+from studio.models.wan.expert_model import i2v_channels, with_experts
 from studio.models.wan.identify import FAMILY_NAME
-from studio.models.wan.keys import DIT, TEXT_ENCODER, TOKENIZER, VAE, identify_layout, key_map
+from studio.models.wan.keys import (
+    DIT,
+    IMAGE_ENCODER,
+    TEXT_ENCODER,
+    TOKENIZER,
+    VAE,
+    identify_layout,
+    key_map,
+)
 from studio.models.wan.memory import loaded_memory
 from studio.models.wan.presets import T2V_CUSTOM, VARIANTS, WanVariant, variant_for
 from studio.models.wan.text import UMT5TextEncoder, load_umt5_encoder
@@ -84,6 +93,8 @@ def load_wan_model(
     vae.requires_grad_(False)
     log.info("loaded %s (%s) from %s", variant.title, variant.name, model_set.id)
     model = _assembled(model_set, variant, encoder, dit, vae, device, dtype)
+    if variant.clip:
+        model = with_clip(model, model_set, dtype, cancel)
     return with_experts(model, variant, dit, low, model_set) if low is not None else model
 
 
@@ -148,6 +159,8 @@ def _assembled(model_set: ModelSet, variant: WanVariant, encoder: UMT5TextEncode
         capabilities=Capabilities(conditioning=variant.conditioning,
                                   shift_rule=ResolutionShift()),
         cache_calibration=load_calibration(FAMILY_NAME, variant.name),
+        image_channels=i2v_channels(vae, variant.geometry.temporal_factor)
+        if variant.image_channels else None,
     )  # fmt: skip
 
 
@@ -158,8 +171,9 @@ def _check_usable(model_set: ModelSet) -> None:
     if model_set.problems:
         raise CheckpointError(f"the Wan set in {model_set.id} cannot be loaded: "
                               + "; ".join(model_set.problems), _FIX_SET)
-    roles = (DIT, VAE, TEXT_ENCODER, TOKENIZER) + ((DIT_LOW,) if VARIANTS.get(
-        model_set.variant, T2V_CUSTOM).experts else ())
+    listed = VARIANTS.get(model_set.variant, T2V_CUSTOM)
+    roles = (DIT, VAE, TEXT_ENCODER, TOKENIZER) + ((DIT_LOW,) if listed.experts else ()) + (
+        (IMAGE_ENCODER,) if listed.clip else ())
     missing = [role for role in roles if model_set.component(role) is None]
     if missing or not model_set.complete:
         raise CheckpointError(f"the Wan set in {model_set.id} is incomplete: no "
@@ -195,9 +209,11 @@ def _keeps_float32(key: str) -> bool:
 def _variant(config: WanDiTConfig, weights: WeightFiles, model_set: ModelSet) -> WanVariant:
     """The release: the set's (an A14B pair was recognised when scanning), else the DiT's."""
     listed = VARIANTS.get(model_set.variant)
-    variant = listed if listed is not None and listed.experts else variant_for(
-        config.in_dim, config.dim, config.num_layers, image_branch=False)
-    if variant is None or not variant.supported:
+    branch = "flf2v" if config.image_tokens else "i2v" if config.image_dim else ""
+    variant = listed if listed is not None and (listed.experts or listed.clip) else variant_for(
+        config.in_dim, config.dim, config.num_layers, branch,
+        f"{weights.paths[0].parent.name}/{weights.paths[0].name}")
+    if variant is None:
         raise CheckpointError(f"{weights.label}: a Wan DiT with {config.in_dim} latent channels "
                               "is not supported", "use Wan 2.1 T2V or Wan 2.2 TI2V-5B")
     return VARIANTS[variant.name]

@@ -76,6 +76,18 @@ I2V_A14B_DEFAULTS = FamilyDefaults(steps=40, guidance=3.5, guidance_low=3.5, shi
                                    fps=16.0, frames=81, sizes=_A14B_SIZES,
                                    negative_prompt=NEGATIVE_PROMPT)  # fmt: skip
 
+# Wan 2.1 I2V-14B (480P, 720P) and FLF2V-14B (docs/families/wan.md §7, §15): the negative
+# prompt gains the originals' "camera shake" (and for FLF2V "shot change") terms.
+_I2V_NEGATIVE = "镜头晃动，" + NEGATIVE_PROMPT
+I2V_480P_DEFAULTS = FamilyDefaults(steps=40, guidance=5.0, shift=3.0, fps=16.0, frames=81,
+                                   sizes=((832, 480), (480, 832)), negative_prompt=_I2V_NEGATIVE)
+I2V_720P_DEFAULTS = FamilyDefaults(steps=40, guidance=5.0, shift=5.0, fps=16.0, frames=81,
+                                   sizes=((1280, 720), (720, 1280)),
+                                   negative_prompt=_I2V_NEGATIVE)  # fmt: skip
+FLF2V_DEFAULTS = FamilyDefaults(steps=50, guidance=5.0, shift=16.0, fps=16.0, frames=81,
+                                sizes=((1280, 720), (720, 1280)),
+                                negative_prompt="镜头切换，" + _I2V_NEGATIVE)  # fmt: skip
+
 WAN21_GEOMETRY = LatentGeometry(channels=16, temporal_factor=4, spatial_factor=8)
 WAN22_GEOMETRY = LatentGeometry(channels=48, temporal_factor=4, spatial_factor=16)
 
@@ -92,11 +104,12 @@ class WanVariant:
         vae_file: the published VAE file name, for hints.
         defaults / preview / geometry: what :class:`~studio.engine.model.LoadedModel` carries.
         supports_image: first-frame conditioning through the engine's mask (TI2V only).
-        supported: False for releases recognised but not runnable (I2V-14B with CLIP).
         boundary: t where a two-expert release (A14B) switches from its high-noise to its
             low-noise DiT (0: one DiT).
-        image_channels: the reference image enters as extra DiT input channels (I2V A14B:
-            16 noise + 4 mask + 16 image-latent channels).
+        image_channels: the reference image enters as extra DiT input channels (I2V: 16 noise
+            + 4 mask + 16 image-latent channels).
+        clip: the DiT also reads CLIP features of the reference image(s) (Wan 2.1 I2V/FLF2V).
+        last_frame: the last frame takes a reference image too (FLF2V).
     """
 
     name: str
@@ -108,17 +121,18 @@ class WanVariant:
     preview: PreviewFactors
     geometry: LatentGeometry
     supports_image: bool = False
-    supported: bool = True
     boundary: float = 0.0
     image_channels: bool = False
+    clip: bool = False
+    last_frame: bool = False
 
     @property
     def conditioning(self) -> tuple[str, ...]:
         """The engine's conditioning modes this release supports (TI2V: first frame and
-        keyframes through the per-token mask; I2V: the first frame as input channels; T2V:
-        none)."""
+        keyframes through the per-token mask; I2V: the first frame as input channels, FLF2V
+        also the last; T2V: none)."""
         if self.image_channels:
-            return (FIRST_FRAME,)
+            return (FIRST_FRAME, KEYFRAME) if self.last_frame else (FIRST_FRAME,)
         return (FIRST_FRAME, KEYFRAME) if self.supports_image else ()
 
     @property
@@ -138,8 +152,13 @@ T2V_CUSTOM = WanVariant("t2v-custom", "Wan 2.1 T2V (non-standard size)",
                         defaults=T2V_1_3B_DEFAULTS, **_WAN21)  # fmt: skip
 TI2V_CUSTOM = WanVariant("ti2v-custom", "Wan 2.2 TI2V (non-standard size)",
                          defaults=TI2V_5B_DEFAULTS, **_WAN22)  # fmt: skip
-I2V_14B = WanVariant("i2v-14b", "Wan 2.1 I2V/FLF2V 14B", defaults=T2V_14B_DEFAULTS,
-                     supported=False, **_WAN21)  # fmt: skip
+_CLIP = dict(image_channels=True, clip=True)
+I2V_14B_480P = WanVariant("i2v-14b-480p", "Wan 2.1 I2V 14B 480P", defaults=I2V_480P_DEFAULTS,
+                          **_CLIP, **_WAN21)  # fmt: skip
+I2V_14B_720P = WanVariant("i2v-14b-720p", "Wan 2.1 I2V 14B 720P", defaults=I2V_720P_DEFAULTS,
+                          **_CLIP, **_WAN21)  # fmt: skip
+FLF2V_14B = WanVariant("flf2v-14b", "Wan 2.1 FLF2V 14B", defaults=FLF2V_DEFAULTS,
+                       last_frame=True, **_CLIP, **_WAN21)  # fmt: skip
 T2V_A14B = WanVariant("t2v-a14b", "Wan 2.2 T2V A14B", defaults=T2V_A14B_DEFAULTS,
                       boundary=0.875, **_WAN21)  # fmt: skip
 I2V_A14B = WanVariant("i2v-a14b", "Wan 2.2 I2V A14B", defaults=I2V_A14B_DEFAULTS,
@@ -151,19 +170,25 @@ EXPERT_RELEASES = {"t2v-14b": T2V_A14B, "t2v-custom": T2V_A14B, "i2v-a14b": I2V_
 _PUBLISHED = {(16, 1536, 30): T2V_1_3B, (16, 5120, 40): T2V_14B, (48, 3072, 30): TI2V_5B}
 
 VARIANTS: Mapping[str, WanVariant] = {
-    v.name: v for v in (T2V_1_3B, T2V_14B, TI2V_5B, T2V_CUSTOM, TI2V_CUSTOM, I2V_14B, T2V_A14B,
-                        I2V_A14B)
+    v.name: v for v in (T2V_1_3B, T2V_14B, TI2V_5B, T2V_CUSTOM, TI2V_CUSTOM, T2V_A14B, I2V_A14B,
+                        I2V_14B_480P, I2V_14B_720P, FLF2V_14B)
 }
 
 
-def variant_for(in_dim: int, dim: int, num_layers: int, image_branch: bool) -> WanVariant | None:
+def variant_for(in_dim: int, dim: int, num_layers: int, image_branch: str | bool,
+                name: str = "") -> WanVariant | None:
     """The variant of a DiT with these sizes, or None for channel counts no Wan VAE produces.
 
     Sizes other than the published ones with 16 or 48 channels are "custom" variants (the test
     models, pruned or distilled checkpoints): same VAE, defaults and previews as their release.
+    ``image_branch`` is "flf2v" (a CLIP branch with FLF2V's position table), "i2v"/True (a
+    CLIP branch) or ""/False; the 480P and 720P I2V releases share their shapes, so ``name``
+    (the file's folder and name) tells them apart, 720P when it does not say "480p".
     """
+    if image_branch == "flf2v":
+        return FLF2V_14B
     if image_branch:
-        return I2V_14B
+        return I2V_14B_480P if "480p" in name.lower() else I2V_14B_720P
     if in_dim == 36:  # 16 noise + 4 mask + 16 image channels, no CLIP branch: an I2V expert
         return I2V_A14B
     published = _PUBLISHED.get((in_dim, dim, num_layers))

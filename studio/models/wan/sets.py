@@ -19,11 +19,14 @@ from studio.models.family import Component, FolderFindings, ModelSet
 from studio.models.wan import comfy
 from studio.models.wan.experts import as_low_expert, claims_expert, expert_pairs
 from studio.models.wan.identify import FAMILY_NAME
-from studio.models.wan.keys import DIT, TEXT_ENCODER, TOKENIZER, VAE
+from studio.models.wan.keys import DIT, IMAGE_ENCODER, TEXT_ENCODER, TOKENIZER, VAE
 from studio.models.wan.presets import EXPERT_RELEASES, VARIANTS, WanVariant
 
 ROLES = (DIT, VAE, TEXT_ENCODER, TOKENIZER)
+#: The CLIP file Wan 2.1 I2V/FLF2V-14B are published with.
+CLIP_FILE = "models_clip_open-clip-xlm-roberta-large-vit-huge-14.pth"
 _ROLE_NAMES = {DIT: "Wan DiT", VAE: "VAE", TEXT_ENCODER: "UMT5 text encoder",
+               IMAGE_ENCODER: "CLIP image encoder",
                TOKENIZER: "tokenizer folder"}  # fmt: skip
 
 
@@ -75,7 +78,8 @@ def _choose(found: FolderFindings, dit: Component | None) -> list[Component]:
     """The best VAE, text encoder and tokenizer for ``dit``: the folder's own, else a shared
     one."""
     chosen = []
-    for role in (VAE, TEXT_ENCODER, TOKENIZER):
+    roles = (VAE, TEXT_ENCODER, TOKENIZER) + ((IMAGE_ENCODER,) if _takes_clip(dit) else ())
+    for role in roles:
         candidates = [c for c in found.components if c.role == role] or [
             c for c in found.shared if c.role == role]
         if candidates:
@@ -94,8 +98,7 @@ def _make_set(set_id: str, where: _Where, dit: Component | None, found: FolderFi
         chosen.append(as_low_expert(replace(low, variant=variant.name if variant else "-")))
     chosen += _choose(found, dit)
     problems = pairing_problems(where, dit, variant, chosen)
-    roles = (*ROLES, DIT_LOW) if variant is not None and variant.experts else ROLES
-    complete = all(any(c.role == role for c in chosen) for role in roles)
+    complete = all(any(c.role == role for c in chosen) for role in _roles(variant))
     notes = list(found.ignored) + _spare_notes(where, found, chosen)
     (problems if not complete or problems else notes).extend(found.errors)
     return ModelSet(
@@ -104,6 +107,18 @@ def _make_set(set_id: str, where: _Where, dit: Component | None, found: FolderFi
         size=sum(c.size for c in chosen), complete=complete, problems=tuple(problems),
         notes=tuple(notes), name=_name(where, dit, variant),
     )  # fmt: skip
+
+
+def _takes_clip(dit: Component | None) -> bool:
+    variant = VARIANTS.get(dit.variant) if dit is not None else None
+    return variant is not None and variant.clip
+
+
+def _roles(variant: WanVariant | None) -> tuple[str, ...]:
+    """The parts a set of ``variant`` needs: an A14B's second expert, I2V-14B's CLIP."""
+    extra = (DIT_LOW,) if variant is not None and variant.experts else ()
+    extra += (IMAGE_ENCODER,) if variant is not None and variant.clip else ()
+    return ROLES + extra
 
 
 def _spare_notes(where: _Where, found: FolderFindings, chosen: list[Component]) -> list[str]:
@@ -143,6 +158,9 @@ def pairing_problems(
                         f"UMT5-XXL encoder ({_text_files(where)})")
     if TOKENIZER not in parts:
         problems.append(_missing(where, TOKENIZER))
+    if variant is not None and variant.clip and IMAGE_ENCODER not in parts:
+        problems.append(f"no CLIP image encoder in {where.root}: {variant.title} needs "
+                        f"{CLIP_FILE}")
     problems += [c.problem for c in chosen if c.problem and c.role != DIT]
     return problems
 
@@ -191,9 +209,6 @@ def _variant_problems(dit: Component, variant: WanVariant | None) -> list[str]:
     if variant is None:
         return [f"the DiT in {dit.path} takes {dit.channels} latent channels, which no Wan VAE "
                 "produces"]
-    if not variant.supported:
-        return [f"{dit.path} is {variant.title}, which Flow Studio does not run (it needs a "
-                "CLIP image encoder); use Wan 2.1 T2V or Wan 2.2 TI2V-5B"]
     return [dit.problem] if dit.problem else []
 
 
