@@ -4,14 +4,21 @@ implementation of the original ViT-H/14 forward."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
+from PIL import Image
 
+from studio.cli import run_cli
+from studio.models.registry import family, scan
+from studio.models.wan.clip import MEAN, STD, load_wan_clip
 from studio.models.wan.dit import WanDiT
 from studio.models.wan.dit_config import WanDiTConfig
 from studio.models.wan.keys import identify_layout, key_map
+from studio.models.weight_files import probe_weights
 from tests.models.test_wan_dit import random_dit, rel_err
-from tests.models.tiny_a14b import CLIP_FILE, wan_clip_state, write_i2v14b_set
+from tests.models.tiny_a14b import CLIP_FILE, wan_clip_state, write_a14b_set, write_i2v14b_set
 
 diffusers = pytest.importorskip("diffusers")
 
@@ -91,9 +98,6 @@ def original_vit(state: dict[str, torch.Tensor], pixels: torch.Tensor, heads: in
 
 
 def test_the_clip_tower_equals_the_original_forward(tmp_path) -> None:
-    from studio.models.wan.clip import MEAN, STD, load_wan_clip
-    from studio.models.weight_files import probe_weights
-
     state = wan_clip_state()
     path = tmp_path / "models_clip_open-clip-xlm-roberta-large-vit-huge-14.pth"
     torch.save(state, path)
@@ -114,8 +118,6 @@ def test_the_clip_tower_equals_the_original_forward(tmp_path) -> None:
     ("Wan2.1-FLF2V-14B-720P", True, "flf2v-14b")])  # fmt: skip
 def test_i2v14b_sets_are_found_named_and_loaded(tmp_path, folder: str, flf2v: bool,
                                                   variant: str) -> None:
-    from studio.models.registry import family, scan
-
     write_i2v14b_set(tmp_path / folder, flf2v)
     (model_set,) = scan([tmp_path / folder])
     assert (model_set.variant, model_set.usable) == (variant, True), model_set.problems
@@ -127,8 +129,6 @@ def test_i2v14b_sets_are_found_named_and_loaded(tmp_path, folder: str, flf2v: bo
 
 
 def test_an_i2v14b_dit_without_its_clip_file_is_refused(tmp_path) -> None:
-    from studio.models.registry import scan
-
     write_i2v14b_set(tmp_path / "i2v", clip=False)
     (model_set,) = scan([tmp_path / "i2v"])
     assert not model_set.usable
@@ -136,11 +136,6 @@ def test_an_i2v14b_dit_without_its_clip_file_is_refused(tmp_path) -> None:
 
 
 def test_flf2v_runs_from_the_command_line_with_first_and_last_frames(tmp_path) -> None:
-    import json
-
-    from PIL import Image
-
-    from studio.cli import run_cli
 
     root = tmp_path / "Wan2.1-FLF2V-14B-720P"
     write_i2v14b_set(root, flf2v=True)
@@ -156,3 +151,20 @@ def test_flf2v_runs_from_the_command_line_with_first_and_last_frames(tmp_path) -
     assert recipe["model"]["variant"] == "flf2v-14b"
     middle = [*args[:-2], "--image", f"{tmp_path / 'first.png'}@2", "--out", str(out)]
     assert run_cli(middle) == 2  # a frame in between is refused: first or last only
+
+
+@pytest.mark.parametrize("kind", ["i2v-a14b", "i2v-14b-480p"])
+def test_image_to_video_runs_from_the_command_line(tmp_path, kind: str) -> None:
+    root = tmp_path / ("Wan2.1-I2V-14B-480P" if kind == "i2v-14b-480p" else "Wan2.2-I2V-A14B")
+    if kind == "i2v-a14b":
+        write_a14b_set(root, "i2v", "original")
+    else:
+        write_i2v14b_set(root)
+    Image.new("RGB", (48, 32), (40, 200, 90)).save(tmp_path / "ref.png")
+    out = tmp_path / "clip.mp4"
+    assert run_cli(["generate", "--model", str(root), "--prompt", "a frog", "--steps", "2",
+                    "--width", "32", "--height", "32", "--frames", "5", "--image",
+                    str(tmp_path / "ref.png"), "--out", str(out)]) == 0
+    recipe = json.loads(out.with_suffix(".json").read_text())
+    assert recipe["model"]["variant"] == kind
+    assert recipe["request"]["conditioning"][0]["frame_index"] == 0
