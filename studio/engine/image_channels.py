@@ -22,10 +22,14 @@ _STRENGTH_HINT = "set the reference strength to 1"
 
 
 def check_channel_items(model: LoadedModel, request: GenerationRequest) -> None:
-    """Channel conditioning has no strength (only 1 is accepted) and takes the first frame and,
-    where the model has keyframes (FLF2V), the last one."""
+    """A model that takes reference images as channels needs one; it has no strength (only 1
+    is accepted) and takes the first frame and, where the model has keyframes (FLF2V), the
+    last one."""
     if model.image_channels is None:
         return
+    if not request.conditioning:
+        raise InvalidRequest("conditioning", f"{model.name} makes video from an image and got "
+                             "none", "give it a reference image (the first frame)")
     for item in request.conditioning:
         if item.frame_index % request.frames not in (0, request.frames - 1):
             raise InvalidRequest("conditioning.frame_index", f"{model.name} takes reference "

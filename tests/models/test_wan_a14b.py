@@ -23,6 +23,7 @@ from studio.engine.noise import make_noise
 from studio.engine.offload import OffloadPolicy, apply_offload, choose_policy
 from studio.engine.pipeline import encode_prompts, plan_generation, sample_plan
 from studio.engine.request import ConditioningItem, GenerationRequest, LoraItem
+from studio.errors import InvalidRequest
 from studio.media.image import image_to_tensor
 from studio.models.registry import family, scan
 from studio.models.wan.expert_model import expert_memory
@@ -138,9 +139,12 @@ def test_an_i2v_job_runs_and_refuses_soft_references(tmp_path: Path) -> None:
     latent = sample_plan(model, plan_generation(model, request))
     assert latent.shape == (1, 16, 2, 4, 4) and torch.isfinite(latent).all()
     soft = request.with_changes(conditioning=(ConditioningItem(str(image), 0, 0.5),))
-    with pytest.raises(Exception, match="full strength") as refused:
+    with pytest.raises(InvalidRequest, match="full strength") as refused:
         plan_generation(model, soft)
     assert refused.value.field == "conditioning.strength"
+    with pytest.raises(InvalidRequest, match="makes video from an image") as refused:
+        plan_generation(model, request.with_changes(conditioning=()))
+    assert refused.value.field == "conditioning"
 
 
 def test_the_model_policy_keeps_one_expert_on_the_device(tmp_path: Path) -> None:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -26,16 +28,18 @@ from gpu_check_common import (
     Row,
     verdict,
 )
+from PIL import Image
 
 from studio.bench.measure import denoiser_inputs, vae_latent
 from studio.engine.fastpath import accelerate
+from studio.engine.image_channels import image_inputs, with_image
 from studio.engine.model import DIT, TEXT_ENCODER, LoadedModel
 from studio.engine.offload import OffloadPolicy, apply_offload
 from studio.engine.pipeline import generate
-from studio.engine.request import GenerationRequest
+from studio.engine.request import ConditioningItem, GenerationRequest
 from studio.models.demo.analysis import psnr
 from studio.models.demo.loader import load_demo_model
-from studio.models.registry import families
+from studio.models.registry import families, family, scan
 from studio.models.wan.bench_sizes import SIZES, WanBenchSizes
 from studio.models.wan.dit_config import WanDiTConfig
 from studio.models.wan.presets import WAN22_GEOMETRY
@@ -55,6 +59,7 @@ class TinySet:
     size: tuple[int, int, int]
     dry_size: tuple[int, int, int]
     steps: int = 3
+    image: str = ""  # a reference image for models that make video from one
 
     def at(self, ctx: Context) -> TinySet:
         return replace(self, size=self.dry_size, steps=2) if ctx.dry else self
@@ -65,8 +70,10 @@ class TinySet:
 
     def request(self) -> GenerationRequest:
         width, height, frames = self.size
+        references = (ConditioningItem(self.image),) if self.image else ()
         return GenerationRequest(prompt=PROMPT, steps=self.steps, guidance=5.0, shift=3.0,
-                                 width=width, height=height, frames=frames)
+                                 width=width, height=height, frames=frames,
+                                 conditioning=references)
 
 
 #: The Wan 2.2 TI2V-5B architecture (48 latent channels, per-token times, the 2.2 VAE) shrunk
@@ -91,7 +98,27 @@ def wan_tiny(spec: WanBenchSizes, device: torch.device, dtype: torch.dtype) -> L
     return apply_offload(model, OffloadPolicy.NONE, device)
 
 
+@functools.cache
+def written_sets() -> Path:
+    """A folder with the tiny A14B and I2V-14B sets and a reference image (written once; the
+    files give every device the same weights)."""
+    from tests.models.tiny_a14b import write_a14b_set, write_i2v14b_set
+
+    root = Path(tempfile.mkdtemp(prefix="gpu-check-sets-"))
+    write_a14b_set(root / "a14b", "t2v", "original")
+    write_i2v14b_set(root / "i2v-14b")
+    Image.new("RGB", (64, 64), (200, 60, 40)).save(root / "reference.png")
+    return root
+
+
+def wan_files(folder: str, device: torch.device, dtype: torch.dtype) -> LoadedModel:
+    """A tiny set from :func:`written_sets`, loaded by the Wan family as a scanned set is."""
+    (model_set,) = scan([written_sets() / folder])
+    return family("wan").load(model_set, device, dtype)
+
+
 def tiny_sets() -> list[TinySet]:
+    reference = str(written_sets() / "reference.png")
     return [
         TinySet("demo", "demo", lambda device, dtype: load_demo_model(None, device, dtype),
                 (128, 128, 17), (32, 32, 5)),
@@ -99,6 +126,10 @@ def tiny_sets() -> list[TinySet]:
                 (32, 32, 5)),
         TinySet("wan ti2v", "wan", functools.partial(wan_tiny, TINY_TI2V), (128, 128, 5),
                 (64, 64, 5)),
+        TinySet("wan a14b", "wan", functools.partial(wan_files, "a14b"), (64, 64, 5),
+                (32, 32, 5), steps=4),
+        TinySet("wan i2v-14b", "wan", functools.partial(wan_files, "i2v-14b"), (64, 64, 5),
+                (32, 32, 5), image=reference),
     ]  # fmt: skip
 
 
@@ -130,8 +161,9 @@ def run_outputs(model: LoadedModel, tiny: TinySet, decode: bool = True) -> Outpu
     inputs = denoiser_inputs(tiny.latent_shape(model, batch=2), tuple(context.shape[1:]), CPU,
                              torch.float32)  # fmt: skip
     at = model.device
+    denoise = with_image(model.denoiser, *image_inputs(model, tiny.request()))  # I2V's inputs
     with torch.inference_mode():
-        velocity = model.denoiser(inputs.x.to(at), inputs.t_tok.to(at), inputs.context.to(at))
+        velocity = denoise(inputs.x.to(at), inputs.t_tok.to(at), inputs.context.to(at))
         pixels = (model.vae.decode(vae_latent(tiny.latent_shape(model), at)) if decode
                   else torch.empty(0))  # fmt: skip
     return Outputs(velocity.float().cpu(), pixels.float().cpu(),
