@@ -17,6 +17,7 @@ Nothing here knows a model: module names stay as the file spells them (prefix re
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -112,7 +113,27 @@ def read_lora(path: Path) -> LoraFile:
         raise CheckpointError(
             f"{path} is not a LoRA: none of its {len(tensors)} tensors is a lora_A/lora_B, "
             "lora_down/lora_up or diff key", "choose a LoRA file (.safetensors)")
+    for module, pieces in lora.modules.items():
+        problem = _pieces_problem(pieces)
+        if problem:
+            raise damaged(path, f"the LoRA's {module} {problem}", _HINT)
     return lora
+
+
+def _pieces_problem(pieces: ModulePieces) -> str:
+    """Why one module's tensors cannot be applied ("" when they can): factors that do not
+    multiply, an odd alpha, values that are not finite."""
+    up, down = pieces.up, pieces.down
+    if up is not None and down is not None and (
+            up.ndim < 2 or down.ndim < 2 or up.shape[1] != down.shape[0] or down.shape[0] < 1):
+        return (f"has factors that do not multiply (lora_up {tuple(up.shape)}, lora_down "
+                f"{tuple(down.shape)})")
+    if pieces.alpha is not None and not (math.isfinite(pieces.alpha) and pieces.alpha > 0):
+        return f"has alpha {pieces.alpha!r}; it must be a positive number"
+    tensors = [t for t in (up, down, pieces.diff, pieces.diff_b, pieces.diff_m) if t is not None]
+    if any(not torch.isfinite(t.float()).all() for t in tensors):
+        return "holds values that are not finite (NaN or infinity)"
+    return ""
 
 
 def _load_tensors(path: Path, fmt: str) -> dict[str, torch.Tensor]:

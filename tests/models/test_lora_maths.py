@@ -19,6 +19,7 @@ import torch
 from safetensors.torch import save_file
 
 from studio.engine.lora import WeightPatch, merge_patch, patched_on_the_fly
+from studio.errors import CheckpointError
 from studio.models.lora_file import read_lora
 from studio.models.lora_match import match_lora
 from studio.models.wan.keys import diffusers_module_name
@@ -218,3 +219,20 @@ def test_on_the_fly_works_while_blocks_are_streamed(tmp_path: Path) -> None:
     assert streamer.loads > 2 * len(streamed.blocks)  # the blocks really were streamed
     assert released == 0  # the last block was released after its forward, patch undone first
     assert torch.equal(plain, dit.velocity(x, t, ctx))  # and its host copy never changed
+
+
+@pytest.mark.parametrize(("tensors", "words"), [
+    ({"m.lora_down.weight": torch.zeros(4, 8), "m.lora_up.weight": torch.zeros(8, 2)},
+     "factors that do not multiply"),
+    ({"m.lora_down.weight": torch.zeros(4, 8), "m.lora_up.weight": torch.zeros(8, 4),
+      "m.alpha": torch.tensor(-1.0)}, "alpha -1.0"),
+    ({"m.diff": torch.tensor([1.0, float("nan")])}, "not finite"),
+    ({"something.else": torch.zeros(2)}, "is not a LoRA"),
+])  # fmt: skip
+def test_damaged_lora_files_are_refused_naming_the_module(tmp_path: Path, tensors: dict,
+                                                          words: str) -> None:
+    path = tmp_path / "bad.safetensors"
+    save_file(tensors, str(path))
+    with pytest.raises(CheckpointError, match=words) as refused:
+        read_lora(path)
+    assert str(path) in refused.value.message
