@@ -28,7 +28,7 @@ from studio.engine.conditioning import (
 from studio.engine.decode import decode_video
 from studio.engine.experts import guidance_for
 from studio.engine.guidance import guided_velocity
-from studio.engine.image_channels import check_channel_items, image_inputs, with_image
+from studio.engine.image_inputs import check_channel_items, image_inputs, with_image
 from studio.engine.model import FIRST_FRAME, KEYFRAME, LoadedModel, ShiftRule
 from studio.engine.noise import make_noise
 from studio.engine.request import GenerationRequest
@@ -147,7 +147,7 @@ def build_conditioning(
     model: LoadedModel, plan: GenerationPlan, cancel: CancelToken = NEVER
 ) -> Conditioning | None:
     """VAE-encode each reference image into its latent frame; None without conditioning items
-    or for a model that takes them as input channels (:mod:`studio.engine.image_channels`).
+    or for a model that takes them as input channels (:mod:`studio.engine.image_inputs`).
 
     Frame 0 is encoded as a single image (what a causal VAE's first latent frame holds). A later
     keyframe is encoded as a still clip of 1 + r frames and latent frame 1 of it is used, which is

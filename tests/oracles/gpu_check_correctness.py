@@ -32,7 +32,7 @@ from PIL import Image
 
 from studio.bench.measure import denoiser_inputs, vae_latent
 from studio.engine.fastpath import accelerate
-from studio.engine.image_channels import image_inputs, with_image
+from studio.engine.image_inputs import image_inputs, with_image
 from studio.engine.model import DIT, TEXT_ENCODER, LoadedModel
 from studio.engine.offload import OffloadPolicy, apply_offload
 from studio.engine.pipeline import generate
