@@ -95,6 +95,9 @@ class FamilyDefaults:
     sizes: tuple[tuple[int, int], ...]
     negative_prompt: str = ""
     guidance_low: float | None = None  # a two-expert model's low-noise expert (None: one DiT)
+    guidance_image: float | None = None  # image guidance (Open-Sora 2.0 i2v; None: none)
+    oscillation: tuple[str, ...] = ()  # guidance oscillation the model was tuned with
+    prompt_suffix: str = ""  # text the model's training appended to every prompt
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +114,40 @@ class ExpertSwitch:
     def part_for(self, t: float) -> str:
         return DIT if t >= self.boundary else DIT_LOW
 
+
+@dataclass(frozen=True, slots=True)
+class GuidanceInputs:
+    """What a model's own guidance rule (:attr:`LoadedModel.guidance_rule`) works from.
+
+    Attributes:
+        denoise: the model's denoiser (image inputs not applied: the rule decides how).
+        context / uncond: prompt and negative-prompt contexts ``[1, L, D]`` (uncond None when
+            no pass needs it).
+        channels / features: the job's image input channels and image features (None: none).
+        guidance / guidance_image: text and image guidance scales of the request (resolved).
+        oscillation: the guidance oscillation options in effect ("text", "image", "temporal").
+        schedule: the N + 1 sampling times, t ∈ [0, 1] (1 = noise).
+    """
+
+    denoise: Callable[..., torch.Tensor]
+    context: torch.Tensor
+    uncond: torch.Tensor | None
+    channels: torch.Tensor | None
+    features: torch.Tensor | None
+    guidance: float
+    guidance_image: float | None
+    oscillation: tuple[str, ...]
+    schedule: tuple[float, ...]
+
+
+GuidanceRule = Callable[[GuidanceInputs], Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]
+"""``rule(inputs)`` → the guided velocity ``v(x, t_tok)`` the sampler calls, for models whose
+guidance is not plain classifier-free guidance (Open-Sora 2.0: text and image scales over a
+three-pass batch, oscillating between steps)."""
+
+FinishLatent = Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
+"""``finish(latent, channels)`` → the sampled latent ``[1, C, T', H', W']`` as the model's
+pipeline leaves it (Open-Sora 2.0 writes the reference latents back into their frames)."""
 
 ImageContext = Callable[[Mapping[int, torch.Tensor]], torch.Tensor]
 """``image_context(images)`` → image features ``[1, N, D_img]`` on the model's device that the
@@ -192,12 +229,14 @@ class ModelModules:
     attention: AttentionShape | None = None
 
     def block_list(self, part: str) -> list[nn.Module] | None:
-        """The repeated blocks of ``part`` (None when it has none)."""
-        path = self.blocks.get(part)
+        """The repeated blocks of ``part`` in the order they run (None when it has none);
+        ``blocks`` may name several lists, comma-separated (Open-Sora 2.0's double- then
+        single-stream blocks)."""
+        paths = self.blocks.get(part)
         module = self.parts.get(part)
-        if path is None or module is None:
+        if paths is None or module is None:
             return None
-        return list(module.get_submodule(path))
+        return [block for path in paths.split(",") for block in module.get_submodule(path)]
 
 
 @dataclass(slots=True)
@@ -227,6 +266,8 @@ class LoadedModel:
             are pinned into the latent through the conditioning mask instead).
         image_context: how reference images become image features the denoiser takes as
             ``image_context=`` (None: it takes none).
+        guidance_rule: the model's own guidance (None: classifier-free guidance).
+        finish_latent: what the model's pipeline does to the sampled latent (None: nothing).
     """
 
     id: str
@@ -250,6 +291,8 @@ class LoadedModel:
     experts: ExpertSwitch | None = None
     image_channels: ImageChannels | None = None
     image_context: ImageContext | None = None
+    guidance_rule: GuidanceRule | None = None
+    finish_latent: FinishLatent | None = None
 
     @property
     def supports_image(self) -> bool:

@@ -139,7 +139,7 @@ class Residency:
             blocks = modules.block_list(name) if policy is OffloadPolicy.BLOCKS else None
             if blocks is not None and len(blocks) > 1:
                 self.streamers[name] = BlockStreamer(blocks, device)
-                skip = (modules.blocks[name],)
+                skip = tuple(modules.blocks[name].split(","))
             self.homes[name] = ModuleHome(module, device, pin=device.type == "cuda", skip=skip)
             self.homes[name].park()
 

@@ -29,7 +29,7 @@ from studio.engine.decode import decode_video
 from studio.engine.experts import guidance_for
 from studio.engine.guidance import guided_velocity
 from studio.engine.image_inputs import check_channel_items, image_inputs, with_image
-from studio.engine.model import FIRST_FRAME, KEYFRAME, LoadedModel, ShiftRule
+from studio.engine.model import FIRST_FRAME, KEYFRAME, GuidanceInputs, LoadedModel, ShiftRule
 from studio.engine.noise import make_noise
 from studio.engine.request import GenerationRequest
 from studio.engine.sampler import StepCallback, Velocity
@@ -57,6 +57,8 @@ class GenerationPlan:
         schedule: the N + 1 sampling times, t ∈ [0, 1], from 1 (noise) to 0.
         guidance_low: a two-expert model's low-noise guidance (the request's, else the model's
             default; None for models with one DiT).
+        guidance_image / oscillation / prompt_suffix: the request's, else the model's defaults
+            (:class:`~studio.engine.model.FamilyDefaults`).
     """
 
     request: GenerationRequest
@@ -64,10 +66,14 @@ class GenerationPlan:
     shift: float
     schedule: tuple[float, ...]
     guidance_low: float | None = None
+    guidance_image: float | None = None
+    oscillation: tuple[str, ...] = ()
+    prompt_suffix: str = ""
 
     def uses_negative(self) -> bool:
         """Whether any step runs the unconditional pass (some guidance ≠ 1)."""
-        return self.request.guidance != 1.0 or self.guidance_low not in (None, 1.0)
+        return self.request.guidance != 1.0 or self.guidance_low not in (None, 1.0) or \
+            self.guidance_image not in (None, 1.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,8 +132,14 @@ def plan_generation(model: LoadedModel, request: GenerationRequest) -> Generatio
         low = request.guidance_low if request.guidance_low is not None else (
             model.defaults.guidance_low if model.defaults.guidance_low is not None
             else request.guidance)
-    return GenerationPlan(request, shape, shift, tuple(make_schedule(request.steps, shift)),
-                          low)
+    d = model.defaults
+    return GenerationPlan(
+        request, shape, shift, tuple(make_schedule(request.steps, shift)), low,
+        guidance_image=d.guidance_image if request.guidance_image is None or
+        d.guidance_image is None else request.guidance_image,
+        oscillation=d.oscillation if request.oscillation is None else request.oscillation,
+        prompt_suffix=d.prompt_suffix if request.prompt_suffix is None else request.prompt_suffix,
+    )  # fmt: skip
 
 
 def encode_prompts(
@@ -135,11 +147,12 @@ def encode_prompts(
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Contexts ``[1, L, D]`` for the prompt and (when some guidance ≠ 1) the negative prompt."""
     request = plan.request
+    prompt = request.prompt + plan.prompt_suffix
     with torch.inference_mode():
         if not plan.uses_negative():
-            return model.text_encoder.encode([request.prompt]), None
+            return model.text_encoder.encode([prompt]), None
         negative = request.negative_prompt or model.defaults.negative_prompt
-        both = model.text_encoder.encode([request.prompt, negative])
+        both = model.text_encoder.encode([prompt, negative])
     return both[:1], both[1:]
 
 
@@ -210,16 +223,31 @@ def sample_plan(
         assert tuple(x.shape) == plan.latent_shape, f"saved state {tuple(x.shape)} is not " \
             f"{plan.latent_shape}"
         x = x.to(model.device, torch.float32)
-    scale = guidance_for(request.guidance, plan.guidance_low, model.experts)
-    velocity = guided_velocity(with_image(model.denoiser, channels, features), context, uncond,
-                               scale)
+    velocity = _velocity(model, plan, context, uncond, channels, features)
     if wrap is not None:
         velocity = wrap(velocity)
     with torch.inference_mode():
         x = SAMPLERS[request.sampler](velocity, x, list(plan.schedule), cond=cond,
                                       on_step=on_step, cancel=cancel, seed=request.seed,
                                       start=start_step)  # fmt: skip
+        if model.finish_latent is not None:
+            x = model.finish_latent(x, channels)
     return x.float().cpu()
+
+
+def _velocity(model: LoadedModel, plan: GenerationPlan, context: torch.Tensor,
+              uncond: torch.Tensor | None, channels: torch.Tensor | None,
+              features: torch.Tensor | None) -> Velocity:
+    """The guided velocity: the model's own guidance rule, else classifier-free guidance
+    (per expert for a two-expert model) over the denoiser given its image inputs."""
+    request = plan.request
+    if model.guidance_rule is not None:
+        return model.guidance_rule(GuidanceInputs(
+            model.denoiser, context, uncond, channels, features, request.guidance,
+            plan.guidance_image, plan.oscillation, plan.schedule))  # fmt: skip
+    scale = guidance_for(request.guidance, plan.guidance_low, model.experts)
+    return guided_velocity(with_image(model.denoiser, channels, features), context, uncond,
+                           scale)
 
 
 def decode_latent(

@@ -22,6 +22,9 @@ FIT_MODES = ("fill", "fit")
 MAX_SEED = 2**63 - 1
 MAX_STEPS = 1000
 MAX_LORAS = 16
+#: Guidance oscillation options (Open-Sora 2.0): the text and image scales drop to 1 on odd
+#: steps after the first ten; "temporal" ramps the image scale over the latent frames.
+OSCILLATION = ("text", "image", "temporal")
 LORA_STRENGTH = 10.0
 
 ShiftMode = float | Literal["auto"]
@@ -123,6 +126,12 @@ class GenerationRequest:
             of a two-expert model, the high-noise expert's.
         guidance_low: a two-expert model's low-noise expert's scale (None = the model's default;
             ignored by models with one DiT).
+        guidance_image: the image guidance scale of a model that has one (Open-Sora 2.0
+            image-to-video; None = the model's default; ignored by others).
+        oscillation: guidance oscillation options, a subset of :data:`OSCILLATION` (None =
+            the model's default; ignored by models without oscillating guidance).
+        prompt_suffix: text appended to the prompt, as the model's training did (None = the
+            model's default, "" = none).
         shift: ``"auto"`` (Open-Sora's resolution/frames rule) or a fixed time-shift α > 0.
         width, height: pixels; multiples of the model's size multiple.
         frames: pixel frames; 1 + r·k for the model's temporal factor r.
@@ -147,6 +156,9 @@ class GenerationRequest:
     steps: int = 30
     guidance: float = 5.0
     guidance_low: float | None = None
+    guidance_image: float | None = None
+    oscillation: tuple[str, ...] | None = None
+    prompt_suffix: str | None = None
     shift: ShiftMode = "auto"
     width: int = 128
     height: int = 128
@@ -160,7 +172,7 @@ class GenerationRequest:
     lora_mode: str = "auto"
 
     def __post_init__(self) -> None:
-        for name in ("conditioning", "loras"):
+        for name in ("conditioning", "loras", "oscillation"):
             if isinstance(getattr(self, name), list):
                 object.__setattr__(self, name, tuple(getattr(self, name)))
 
@@ -175,7 +187,7 @@ class GenerationRequest:
                                      "type it again, or save the file it came from as UTF-8")
         _check_int("seed", self.seed, 0, MAX_SEED)
         _check_int("steps", self.steps, 1, MAX_STEPS)
-        for name in ("guidance", "guidance_low"):
+        for name in ("guidance", "guidance_low", "guidance_image"):
             value = getattr(self, name)
             if (value is not None or name == "guidance") and (
                     not _is_number(value) or not 0.0 <= value <= 50.0):
@@ -208,11 +220,23 @@ class GenerationRequest:
             raise InvalidRequest("step_cache", f"{_shown(self.step_cache)} is not allowed",
                                  "use 0 (off) … 1; 0.01 skips about 2 steps in 5")
         self._validate_loras()
+        self._validate_model_options()
         if not isinstance(self.model, str) or not _is_utf8(self.model):
             raise InvalidRequest(
                 "model", f"{self.model!r} is not a model id", 'use a model id or "" for the default'
             )
         return self
+
+    def _validate_model_options(self) -> None:
+        if self.oscillation is not None and (
+                not isinstance(self.oscillation, tuple)
+                or any(o not in OSCILLATION for o in self.oscillation)):
+            raise InvalidRequest("oscillation", f"{_shown(self.oscillation)} is not allowed",
+                                 f"use a list of {', '.join(OSCILLATION)} (or none)")
+        if self.prompt_suffix is not None and (not isinstance(self.prompt_suffix, str)
+                                               or not _is_utf8(self.prompt_suffix)):
+            raise InvalidRequest("prompt_suffix", f"{_shown(self.prompt_suffix)} is not text",
+                                 'use text, "" for none')
 
     def _validate_loras(self) -> None:
         if len(self.loras) > MAX_LORAS:
@@ -276,6 +300,8 @@ class GenerationRequest:
             raise InvalidRequest("conditioning", f"{items!r} is not a list", "use a list of items")
         values["conditioning"] = tuple(_parse_item(item) for item in items)
         values["loras"] = _parse_loras(values.get("loras", []))
+        if isinstance(values.get("oscillation"), list):
+            values["oscillation"] = tuple(values["oscillation"])
         if isinstance(values.get("shift"), int) and not isinstance(values["shift"], bool):
             values["shift"] = float(values["shift"])
         return cls(**values).validate()

@@ -39,6 +39,10 @@ def build_recipe(
     request = plan.request
     experts = {"experts": {"boundary": model.experts.boundary,
                            "guidance_low": plan.guidance_low}} if model.experts else {}
+    if plan.guidance_image is not None or plan.oscillation or plan.prompt_suffix:
+        experts["model_options"] = {"guidance_image": plan.guidance_image,
+                                    "oscillation": list(plan.oscillation),
+                                    "prompt_suffix": plan.prompt_suffix}
     return {
         "recipe_version": RECIPE_VERSION,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
