@@ -1,4 +1,5 @@
-"""The request editor: prompt, negative prompt, seed, steps, guidance, shift, sampler, size.
+"""The request editor: prompt, negative prompt, seed, steps, guidance, shift, sampler, size, and
+a model's own options (:mod:`studio.app.model_options`).
 
 It turns what is on screen into a :class:`~studio.engine.request.GenerationRequest` and back
 (recipes dropped onto the window restore it). It does no maths: the schedule plot and the
@@ -30,6 +31,7 @@ from PySide6.QtWidgets import (
 from studio.engine.request import MAX_STEPS, SAMPLERS, ConditioningItem, GenerationRequest
 from studio.service.model_info import ModelInfo
 
+from .model_options import ModelOptions
 from .size_editor import SizeEditor
 
 if TYPE_CHECKING:
@@ -123,6 +125,7 @@ class PromptPanel(QWidget):
         self.few_step.setObjectName("few-step")
         self.few_step.hide()
         self._preset: FewStepPreset | None = None
+        self.options = ModelOptions(self)  # image guidance, oscillation, prompt suffix
         self.size = SizeEditor(self)
         self._lay_out()
 
@@ -138,6 +141,7 @@ class PromptPanel(QWidget):
         form.addRow("Steps", self.steps)
         form.addRow("Guidance", self.guidance)
         form.addRow(self.guidance_low_label, self.guidance_low)
+        self.options.add_rows(form)
         form.addRow("Shift α", shift_row)
         form.addRow("Sampler", self.sampler)
         form.addRow("Step cache", self.step_cache)
@@ -160,6 +164,7 @@ class PromptPanel(QWidget):
         for spin in (self.steps, self.guidance, self.guidance_low, self.shift, self.step_cache):
             spin.valueChanged.connect(self._emit_changed)
         self.sampler.currentIndexChanged.connect(self._emit_changed)
+        self.options.changed.connect(self._emit_changed)
         self.size.changed.connect(self._emit_changed)
         self.size.validity_changed.connect(self.validity_changed)
 
@@ -173,7 +178,7 @@ class PromptPanel(QWidget):
         """Adopt a newly loaded model's defaults (the prompt text is kept)."""
         if self._info is not None and self._info.id == info.id:
             self._info = info
-            return
+            return  # the same model again: the options on screen are kept
         self._info = info
         self.guide.setText(info.prompt_guide)
         self.guide.setVisible(bool(info.prompt_guide))
@@ -182,6 +187,7 @@ class PromptPanel(QWidget):
         self.size.set_model(info)
         self.set_fields(steps=info.steps, guidance=info.guidance, shift=info.shift)
         self._show_guidance_low(info.guidance_low)
+        self.options.set_model(info)
 
     def _show_guidance_low(self, value: float | None) -> None:
         """The low-noise guidance field, for two-expert models only."""
@@ -236,6 +242,7 @@ class PromptPanel(QWidget):
         if request.guidance_low is not None and self._info is not None \
                 and self._info.guidance_low is not None:
             self._show_guidance_low(request.guidance_low)
+        self.options.set_request(request)
 
     def prepare_seed(self) -> None:
         """Before a run: draw a new seed unless the seed is locked."""
@@ -277,6 +284,7 @@ class PromptPanel(QWidget):
             conditioning=tuple(conditioning),
             model=self._info.id,
             step_cache=round(self.step_cache.value(), 4),
+            **self.options.request_fields(),
         )
 
     # --- reactions --------------------------------------------------------------------------

@@ -37,6 +37,15 @@ def add_generate(sub: argparse._SubParsersAction) -> None:
                    "expert's)")
     p.add_argument("--guidance-low", type=float,
                    help="guidance of a two-expert model's low-noise expert (Wan 2.2 A14B)")
+    p.add_argument("--guidance-image", type=float, metavar="G",
+                   help="image guidance, with a reference image (Open-Sora 2.0; default: the "
+                   "model's)")
+    p.add_argument("--oscillate", metavar="LIST",
+                   help='guidance oscillation: a comma-separated subset of text,image,temporal, '
+                   'or "none" (Open-Sora 2.0; default: the model\'s)')
+    p.add_argument("--prompt-suffix", metavar="TEXT",
+                   help='text appended to the prompt, as the model\'s training did ("" for none; '
+                   "default: the model's)")
     p.add_argument("--shift", help='"auto" or a number')
     p.add_argument("--width", type=int)
     p.add_argument("--height", type=int)

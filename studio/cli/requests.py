@@ -12,12 +12,13 @@ import argparse
 from typing import Any
 
 from studio.cli.lora import lora_changes
-from studio.engine.request import ConditioningItem, GenerationRequest
+from studio.engine.request import OSCILLATION, ConditioningItem, GenerationRequest
 from studio.engine.step_cache import DEFAULT_THRESHOLD
 from studio.errors import InvalidRequest
 
 _OPTION_FIELDS = ("prompt", "negative_prompt", "seed", "steps", "guidance", "guidance_low",
-                  "width", "height", "frames", "fps", "sampler")
+                  "guidance_image", "prompt_suffix", "width", "height", "frames", "fps",
+                  "sampler")
 
 
 def request_from_args(args: argparse.Namespace, service: Any) -> GenerationRequest:
@@ -55,7 +56,22 @@ def option_changes(args: argparse.Namespace) -> dict[str, Any]:
     }
     if args.shift is not None:
         changes["shift"] = _parse_shift(args.shift)
+    if args.oscillate is not None:
+        changes["oscillation"] = parse_oscillation(args.oscillate)
     return changes
+
+
+def parse_oscillation(text: str) -> tuple[str, ...]:
+    """``--oscillate``: a comma-separated subset of :data:`OSCILLATION`, or "none" → ()."""
+    if text.strip().lower() == "none":
+        return ()
+    names = [name.strip().lower() for name in text.split(",")]
+    for name in names:
+        if name not in OSCILLATION:
+            raise InvalidRequest("oscillation", f"{name!r} is not an oscillation option",
+                                 f"use a comma-separated subset of {','.join(OSCILLATION)}, "
+                                 'or "none"')
+    return tuple(name for name in OSCILLATION if name in names)
 
 
 def _recipe_request(args: argparse.Namespace, settings: Any) -> GenerationRequest:

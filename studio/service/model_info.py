@@ -39,6 +39,10 @@ class ModelInfo:
         offload: the offload policy the model runs under ("none" without a GPU).
         guidance_low: a two-expert model's default low-noise guidance (None: one DiT).
         expert_boundary: t where a two-expert model switches experts (None: one DiT).
+        guidance_image: the default image guidance of a model that has one (None: none).
+        oscillation: the guidance oscillation the model was tuned with (() for models
+            without oscillating guidance).
+        prompt_suffix: what the model's training appended to every prompt ("" = none).
     """
 
     id: str
@@ -62,6 +66,9 @@ class ModelInfo:
     prompt_guide: str = ""
     guidance_low: float | None = None
     expert_boundary: float | None = None
+    guidance_image: float | None = None
+    oscillation: tuple[str, ...] = ()
+    prompt_suffix: str = ""
 
 
 def model_info(model: LoadedModel) -> ModelInfo:
@@ -89,16 +96,24 @@ def model_info(model: LoadedModel) -> ModelInfo:
         prompt_guide=model.prompt_guide,
         guidance_low=d.guidance_low if model.experts is not None else None,
         expert_boundary=model.experts.boundary if model.experts is not None else None,
+        guidance_image=None if d.guidance_image is None else float(d.guidance_image),
+        oscillation=tuple(d.oscillation),
+        prompt_suffix=d.prompt_suffix,
     )
 
 
 def default_request(info: ModelInfo, prompt: str = "") -> GenerationRequest:
-    """A request with the model's default settings (not validated: the prompt may be empty)."""
+    """A request with the model's default settings (not validated: the prompt may be empty).
+
+    A model's own options (image guidance, oscillation, prompt suffix) are filled only for
+    models that have them; others leave them None, the model's default.
+    """
     width, height = info.sizes[0]
     return GenerationRequest(
         prompt=prompt, steps=info.steps, guidance=info.guidance, shift=info.shift, width=width,
         height=height, frames=info.frames, fps=info.fps, model=info.id,
-        guidance_low=info.guidance_low,
+        guidance_low=info.guidance_low, guidance_image=info.guidance_image,
+        oscillation=info.oscillation or None, prompt_suffix=info.prompt_suffix or None,
     )
 
 
