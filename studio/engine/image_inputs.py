@@ -27,7 +27,7 @@ def check_channel_items(model: LoadedModel, request: GenerationRequest) -> None:
     last one."""
     if model.image_channels is None:
         return
-    if not request.conditioning:
+    if not request.conditioning and model.image_required:
         raise InvalidRequest("conditioning", f"{model.name} makes video from an image and got "
                              "none", "give it a reference image (the first frame)")
     for item in request.conditioning:

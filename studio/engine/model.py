@@ -268,6 +268,8 @@ class LoadedModel:
             ``image_context=`` (None: it takes none).
         guidance_rule: the model's own guidance (None: classifier-free guidance).
         finish_latent: what the model's pipeline does to the sampled latent (None: nothing).
+        image_required: whether a model with ``image_channels`` refuses a request without a
+            reference image (Open-Sora 2.0 also makes video from text alone: False).
     """
 
     id: str
@@ -293,6 +295,7 @@ class LoadedModel:
     image_context: ImageContext | None = None
     guidance_rule: GuidanceRule | None = None
     finish_latent: FinishLatent | None = None
+    image_required: bool = True
 
     @property
     def supports_image(self) -> bool:

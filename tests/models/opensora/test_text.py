@@ -9,13 +9,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 from transformers import (
-    CLIPConfig,
-    CLIPModel,
     CLIPTextConfig,
     CLIPTextModel,
-    T5Config,
-    T5EncoderModel,
-    T5ForConditionalGeneration,
 )
 
 from studio.errors import CheckpointError
@@ -27,53 +22,9 @@ from studio.models.opensora.text import (
     prompt_with_suffix,
     split_context,
 )
-from tests.models.tiny_wan import write_tokenizer
+from tests.models.opensora.tiny_opensora import TINY_CLIP, TINY_T5, write_clip, write_t5
 
-TINY_T5 = dict(vocab_size=40, d_model=32, d_kv=8, d_ff=48, num_layers=2, num_heads=4,
-               feed_forward_proj="gated-gelu", dropout_rate=0.0,
-               decoder_start_token_id=0)  # fmt: skip
-_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789.,"
-_MERGES = ["r a", "ra i", "s e", "se a</w>", "c a", "ca t</w>"]
-TINY_CLIP = dict(vocab_size=96, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
-                 num_attention_heads=2, max_position_embeddings=CLIP_LEN, bos_token_id=0,
-                 eos_token_id=1, pad_token_id=1)  # fmt: skip
 PROMPTS = ["a cat runs in the snow", "raining, sea"]
-
-
-def write_clip_tokenizer(folder: Path) -> None:
-    """A byte-level BPE vocabulary of letters, digits and a few merges, as CLIP ships it."""
-    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
-    for token in [*_CHARS, *(c + "</w>" for c in _CHARS), *(m.replace(" ", "") for m in _MERGES)]:
-        vocab.setdefault(token, len(vocab))
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
-    (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(_MERGES) + "\n", "utf-8")
-    config = {"tokenizer_class": "CLIPTokenizer", "model_max_length": CLIP_LEN}
-    (folder / "tokenizer_config.json").write_text(json.dumps(config), encoding="utf-8")
-
-
-def write_t5(folder: Path, full: bool = False) -> torch.nn.Module:
-    """A tiny T5 folder (encoder only, or the whole encoder–decoder as Google publishes it)."""
-    torch.manual_seed(0)
-    config = T5Config(**TINY_T5)
-    model = T5ForConditionalGeneration(config) if full else T5EncoderModel(config)
-    model.save_pretrained(str(folder))
-    write_tokenizer(folder)
-    return model.eval()
-
-
-def write_clip(folder: Path, full: bool = False) -> torch.nn.Module:
-    """A tiny CLIP folder (text model only, or a whole CLIPModel as OpenAI publishes it)."""
-    torch.manual_seed(1)
-    if full:
-        vision = dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                      num_attention_heads=2, image_size=8, patch_size=4)  # fmt: skip
-        model = CLIPModel(CLIPConfig(text_config=TINY_CLIP, vision_config=vision))
-    else:
-        model = CLIPTextModel(CLIPTextConfig(**TINY_CLIP))
-    model.save_pretrained(str(folder))
-    write_clip_tokenizer(folder)
-    return model.eval()
 
 
 def ids(encoder_tokenizer, prompts: list[str], length: int) -> torch.Tensor:

@@ -1,0 +1,81 @@
+"""Open-Sora 2.0 as a family: scan, refusal of DC-AE, `studio generate` end to end on tiny sets."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import save_file
+
+from studio.cli import run_cli
+from studio.models.opensora.identify import DC_AE_PROBLEM
+from studio.models.registry import scan
+from tests.models.opensora.tiny_opensora import TINY_MMDIT, write_mmdit, write_set
+
+
+@pytest.fixture(scope="module")
+def tiny_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_set(tmp_path_factory.mktemp("os") / "Open-Sora-v2").root
+
+
+def test_scan_identifies_the_published_layout(tiny_set: Path) -> None:
+    sets = scan([tiny_set])
+    assert len(sets) == 1, [(s.family, s.problems) for s in sets]
+    found = sets[0]
+    assert found.family == "opensora" and found.variant == "open-sora-2.0"
+    assert found.usable, found.problems
+    roles = {c.role: c for c in found.components}
+    assert set(roles) == {"dit", "vae", "text_encoder", "clip_text"}
+    assert roles["dit"].channels == 64 and roles["vae"].channels == 16
+    assert roles["text_encoder"].channels == 32 and roles["clip_text"].channels == 16
+
+
+def test_prefixed_single_file_is_identified(tmp_path: Path, tiny_set: Path) -> None:
+    write_mmdit(tmp_path / "one.safetensors", prefix="model.diffusion_model.")
+    from studio.models.opensora.identify import describe_weights
+    from studio.models.weight_files import probe_weights
+
+    part = describe_weights(probe_weights(tmp_path / "one.safetensors"))
+    assert part is not None and part.role == "dit" and part.layout == "single-file"
+
+
+def test_dc_ae_files_are_refused_by_name(tmp_path: Path) -> None:
+    root = tmp_path / "dcae"
+    config = TINY_MMDIT.__class__(**{**{f: getattr(TINY_MMDIT, f) for f in (
+        "hidden_size", "num_heads", "depth", "depth_single_blocks", "axes_dim", "vec_in_dim",
+        "context_in_dim")}, "in_channels": 128, "patch_size": 1})
+    write_mmdit(root / "Open_Sora_v2_Video_DC_AE.safetensors", config)
+    save_file({"encoder.project_in.conv.weight": torch.zeros(4, 3, 3, 3)},
+              str(root / "F32T4C128_AE.safetensors"))
+    found = scan([root])[0]
+    assert not found.usable
+    assert any(DC_AE_PROBLEM in problem for problem in found.problems), found.problems
+
+
+def _pictures(folder: Path) -> tuple[Path, Path]:
+    first, last = folder / "a.png", folder / "b.png"
+    Image.new("RGB", (40, 32), (200, 40, 90)).save(first)
+    Image.new("RGB", (32, 48), (20, 140, 220)).save(last)
+    return first, last
+
+
+@pytest.mark.parametrize("mode", ["t2v", "head", "tail", "loop"])
+def test_generate_runs_end_to_end(tiny_set: Path, tmp_path: Path, mode: str) -> None:
+    first, last = _pictures(tmp_path)
+    images = {"t2v": [], "head": [f"{first}@0"], "tail": [f"{last}@-1"],
+              "loop": [f"{first}@0", f"{last}@-1"]}[mode]  # fmt: skip
+    out = tmp_path / "clip.mp4"
+    args = ["generate", "--model", str(tiny_set), "--prompt", "a cat runs.", "--steps", "3",
+            "--width", "32", "--height", "32", "--frames", "5", "--out", str(out)]
+    for image in images:
+        args += ["--image", image]
+    assert run_cli(args) == 0
+    recipe = json.loads(out.with_suffix(".json").read_text())
+    assert recipe["model"]["family"] == "opensora"
+    assert recipe["model"]["variant"] == "open-sora-2.0"
+    assert recipe["latent_shape"] == [1, 16, 2, 4, 4]
+    assert len(recipe["request"]["conditioning"]) == len(images)
+    assert out.stat().st_size > 0
