@@ -13,11 +13,13 @@ from pathlib import Path
 import torch
 
 from studio.engine.cancel import NEVER, CancelToken
+from studio.engine.memory_model import ModelMemory
 from studio.engine.model import FamilyDefaults, LoadedModel
 from studio.models.family import Component, FamilyBase, FolderFindings, ModelSet
 from studio.models.opensora import sets
 from studio.models.opensora.identify import FAMILY_NAME, describe_folder, describe_weights
 from studio.models.opensora.loader import load_opensora_model
+from studio.models.opensora.memory import published_memory
 from studio.models.opensora.presets import DEFAULTS
 from studio.models.weight_files import WeightFiles
 
@@ -42,6 +44,10 @@ class OpenSoraFamily(FamilyBase):
 
     def defaults_for(self, model_set: ModelSet) -> FamilyDefaults | None:
         return DEFAULTS
+
+    def planned_memory(self, model_set: ModelSet, dtype: torch.dtype) -> ModelMemory | None:
+        """The published figures (any Open-Sora 2.0 set has the published sizes)."""
+        return published_memory(dtype)
 
     def load(self, model_set: ModelSet, device: torch.device, dtype: torch.dtype,
              cancel: CancelToken = NEVER) -> LoadedModel:

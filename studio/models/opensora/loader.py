@@ -31,6 +31,7 @@ from studio.models.loading import read_tensors
 from studio.models.opensora import conditioning
 from studio.models.opensora.hunyuan_vae import HunyuanVAE, load_hunyuan_vae
 from studio.models.opensora.identify import CLIP, FAMILY_NAME, strip_prefix
+from studio.models.opensora.memory import loaded_memory
 from studio.models.opensora.mmdit import OpenSoraMMDiT, unfuse_qkv
 from studio.models.opensora.mmdit_config import MMDiTConfig, config_from_state_dict_shapes
 from studio.models.opensora.packing import PackedDenoiser
@@ -66,7 +67,7 @@ def load_opensora_model(model_set: ModelSet, device: torch.device | str, dtype: 
         id=model_set.id, name=model_set.name or TITLE, family=FAMILY_NAME, variant=VARIANT,
         geometry=GEOMETRY, defaults=DEFAULTS, preview=PREVIEW, text_encoder=text,
         denoiser=PackedDenoiser(mmdit, GEOMETRY.channels), vae=vae, device=device,
-        dtype=dtype, modules=modules,
+        dtype=dtype, modules=modules, memory=loaded_memory(mmdit, vae, text.t5, text.clip),
         capabilities=Capabilities(samplers=("euler",), conditioning=(FIRST_FRAME, KEYFRAME),
                                   shift_rule=ResolutionShift()),
         image_channels=conditioning.image_channels(vae, GEOMETRY, device),

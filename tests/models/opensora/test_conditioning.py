@@ -130,3 +130,16 @@ def test_block_offload_is_bit_identical(loaded) -> None:
     out = generate(model, request)
     assert torch.equal(out.latent, expected.latent)
     assert model.denoiser.residency.streamers["dit"].max_resident <= 2
+
+
+def test_memory_figures(loaded) -> None:
+    from studio.models.opensora.memory import VAE_PER_PIXEL, hunyuan_vae_per_pixel, published_memory
+
+    model_set, _ = loaded
+    model = load_opensora_model(model_set, "cpu", torch.float32)
+    assert model.memory is not None and model.memory.dit_bytes > model.memory.dit_block_bytes > 0
+    assert hunyuan_vae_per_pixel() == VAE_PER_PIXEL
+    published = published_memory(torch.bfloat16)
+    assert published.dit.num_layers == 19 + 38 and published.dit.dim == 3072
+    assert 20 * 2**30 < published.dit_bytes < 30 * 2**30  # 11.9B parameters, bf16 + fp32 mods
+    assert 8 * 2**30 < published.text_encoder_bytes < 10 * 2**30  # T5-XXL + CLIP-L in bf16
