@@ -79,3 +79,45 @@ def test_generate_runs_end_to_end(tiny_set: Path, tmp_path: Path, mode: str) -> 
     assert recipe["latent_shape"] == [1, 16, 2, 4, 4]
     assert len(recipe["request"]["conditioning"]) == len(images)
     assert out.stat().st_size > 0
+
+
+def _fused(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The fused layout: attention q/k/v as ``qkv``, single blocks' q/k/v_mlp as ``linear1``."""
+    out = dict(state)
+    for key in list(state):
+        if ".img_attn.q_proj." in key or ".txt_attn.q_proj." in key:
+            names = ("q_proj", "k_proj", "v_proj")
+            parts = [out.pop(key.replace("q_proj", name)) for name in names]
+            out[key.replace("q_proj", "qkv")] = torch.cat(parts)
+        elif key.startswith("single_blocks.") and ".q_proj." in key:
+            names = ("q_proj", "k_proj", "v_mlp")
+            parts = [out.pop(key.replace("q_proj", name)) for name in names]
+            out[key.replace("q_proj", "linear1")] = torch.cat(parts)
+    return out
+
+
+def test_prefixed_fused_file_loads_the_same_weights(tiny_set: Path, tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    from studio.models.opensora.loader import load_mmdit
+
+    root = tmp_path / "fused"
+    root.mkdir()
+    state = load_file(str(tiny_set / "Open_Sora_v2.safetensors"))
+    save_file({f"model.diffusion_model.{k}": v.contiguous() for k, v in _fused(state).items()},
+              str(root / "Open_Sora_v2.safetensors"))
+    for name in ("hunyuan_vae.safetensors", "google", "openai"):
+        (root / name).symlink_to(tiny_set / name)
+    found = scan([root])[0]
+    assert found.usable, found.problems
+    ours = load_mmdit(found, torch.device("cpu"), torch.float32).state_dict()
+    assert set(ours) == set(state)
+    assert all(torch.equal(ours[k], state[k]) for k in state)
+
+
+def test_default_suffix_gives_the_original_text_for_a_sentence() -> None:
+    from studio.models.opensora.presets import DEFAULTS
+    from studio.models.opensora.text import prompt_with_suffix
+
+    prompt = "A red fox runs through the snow."
+    assert prompt + DEFAULTS.prompt_suffix == prompt_with_suffix(prompt)
