@@ -34,6 +34,8 @@ class CausalConv3d(nn.Module):
         self.conv = nn.Conv3d(c_in, c_out, kernel, stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not any(self.padding):  # a 1×1×1 kernel: padding by nothing would still copy
+            return self.conv(x)
         return self.conv(F.pad(x, self.padding, mode="replicate"))
 
 
@@ -49,10 +51,10 @@ class ResnetBlock(nn.Module):
         self.conv_shortcut = CausalConv3d(c_in, c_out, kernel=1) if c_in != c_out else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.conv1(F.silu(self.norm1(x)))
-        h = self.conv2(F.silu(self.norm2(h)))
+        h = self.conv1(F.silu(self.norm1(x), inplace=True))  # in place: fresh norm outputs
+        h = self.conv2(F.silu(self.norm2(h), inplace=True))
         skip = x if self.conv_shortcut is None else self.conv_shortcut(x)
-        return skip + h
+        return h.add_(skip)
 
 
 class FrameCausalAttention(nn.Module):
@@ -208,7 +210,7 @@ class Encoder(nn.Module):
         for block in self.down_blocks:
             x = block(x)
         x = self.mid_block(x)
-        return self.conv_out(F.silu(self.conv_norm_out(x)))
+        return self.conv_out(F.silu(self.conv_norm_out(x), inplace=True))
 
 
 class Decoder(nn.Module):
@@ -233,4 +235,4 @@ class Decoder(nn.Module):
         x = self.mid_block(self.conv_in(z))
         for block in self.up_blocks:
             x = block(x)
-        return self.conv_out(F.silu(self.conv_norm_out(x)))
+        return self.conv_out(F.silu(self.conv_norm_out(x), inplace=True))

@@ -35,7 +35,7 @@ from studio.models.opensora.mmdit_layers import (
     split_heads,
 )
 
-Rope = tuple[torch.Tensor, torch.Tensor]
+Rope = torch.Tensor  # complex64 rotations [B, L, 1, head_dim/2] (rope_tables)
 
 
 class Modulation(nn.Module):
@@ -64,7 +64,7 @@ class SelfAttention(nn.Module):
         self.proj = nn.Linear(dim, dim)
 
     def qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Modulated ``[B, L, D]`` → normed float32 q, k and v, each ``[B, H, L, head_dim]``."""
+        """Modulated ``[B, L, D]`` → normed float32 q, k and v, each ``[B, L, H, head_dim]``."""
         q = split_heads(linear(x, self.q_proj), self.num_heads)
         k = split_heads(linear(x, self.k_proj), self.num_heads)
         v = split_heads(linear(x, self.v_proj), self.num_heads)
@@ -104,8 +104,8 @@ class DoubleStreamBlock(nn.Module):
         img_mod, txt_mod = self.img_mod(vec), self.txt_mod(vec)
         img_q, img_k, img_v = self.img_attn.qkv(modulate(img, img_mod[0], img_mod[1]))
         txt_q, txt_k, txt_v = self.txt_attn.qkv(modulate(txt, txt_mod[0], txt_mod[1]))
-        joint = attention(torch.cat((txt_q, img_q), dim=2), torch.cat((txt_k, img_k), dim=2),
-                          torch.cat((txt_v, img_v), dim=2), rope)  # fmt: skip
+        joint = attention(torch.cat((txt_q, img_q), dim=1), torch.cat((txt_k, img_k), dim=1),
+                          torch.cat((txt_v, img_v), dim=1), rope)  # fmt: skip
         txt_out, img_out = joint[:, : txt.shape[1]], joint[:, txt.shape[1] :]
         img = self._finish(img, img_out, img_mod, self.img_attn, self.img_mlp)
         txt = self._finish(txt, txt_out, txt_mod, self.txt_attn, self.txt_mlp)
@@ -117,8 +117,8 @@ class DoubleStreamBlock(nn.Module):
         attn: SelfAttention, mlp: nn.Sequential,
     ) -> torch.Tensor:  # fmt: skip
         """The gated attention output, then the gated MLP, added to one stream."""
-        x = x.float() + mod[2] * linear(attn_out, attn.proj).float()
-        return x + mod[5] * _run_mlp(mlp, modulate(x, mod[3], mod[4]))
+        x = torch.addcmul(x.float(), mod[2], linear(attn_out, attn.proj).float())
+        return torch.addcmul(x, mod[5], _run_mlp(mlp, modulate(x, mod[3], mod[4])))
 
 
 class SingleStreamBlock(nn.Module):
@@ -139,13 +139,18 @@ class SingleStreamBlock(nn.Module):
         """``x`` ``[B, L_txt + L_img, D]`` → updated ``x`` (float32)."""
         shift, scale, gate = self.modulation(vec)
         x_mod = modulate(x, shift, scale)
-        dim = x.shape[-1]
         q = self.norm.query_norm(split_heads(linear(x_mod, self.q_proj), self.num_heads))
         k = self.norm.key_norm(split_heads(linear(x_mod, self.k_proj), self.num_heads))
-        v, mlp = linear(x_mod, self.v_mlp).split([dim, self.v_mlp.out_features - dim], dim=-1)
+        v, mlp = self._v_and_mlp(x_mod)
         attn = attention(q, k, split_heads(v, self.num_heads), rope)
         out = linear(torch.cat((attn, F.gelu(mlp, approximate="tanh")), dim=-1), self.linear2)
-        return x.float() + gate * out.float()
+        return torch.addcmul(x.float(), gate, out.float())
+
+    def _v_and_mlp(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``v_mlp(x)`` as two products over its row halves (V, MLP input): each contiguous."""
+        dim, weight, bias = x.shape[-1], self.v_mlp.weight, self.v_mlp.bias
+        x = x.to(weight.dtype)
+        return F.linear(x, weight[:dim], bias[:dim]), F.linear(x, weight[dim:], bias[dim:])
 
 
 class LastLayer(nn.Module):

@@ -82,47 +82,43 @@ class QKNorm(nn.Module):
         self.key_norm = RMSNorm(head_dim)
 
 
-def rope_tables(
-    ids: torch.Tensor, axes_dim: tuple[int, ...], theta: float
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Float32 ``(cos, sin)``, each ``[B, 1, L, Σaxes_dim/2]``, for position ids ``[B, L, n]``."""
+def rope_tables(ids: torch.Tensor, axes_dim: tuple[int, ...], theta: float) -> torch.Tensor:
+    """Complex64 rotations ``[B, L, 1, Σaxes_dim/2]`` (``cos + i·sin`` of the angles) for
+    position ids ``[B, L, n]``; angles formed in float64 as the original."""
     dtype = torch.float64 if ids.device.type != "mps" else torch.float32
     angles = []
     for axis, dim in enumerate(axes_dim):
         exponent = torch.arange(0, dim, 2, dtype=dtype, device=ids.device) / dim
         omega = 1.0 / torch.pow(theta, exponent)
         angles.append(ids[..., axis].to(dtype)[..., None] * omega)
-    table = torch.cat(angles, dim=-1)[:, None]
-    return torch.cos(table).float(), torch.sin(table).float()
+    table = torch.cat(angles, dim=-1)[:, :, None]
+    return torch.complex(torch.cos(table).float(), torch.sin(table).float())
 
 
-def apply_rope(x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-    """Rotate adjacent channel pairs of ``x`` ``[B, H, L, D]`` (float32 in and out)."""
-    cos, sin = rope
-    pairs = x.reshape(*x.shape[:-1], -1, 2)
-    even, odd = pairs[..., 0], pairs[..., 1]
-    rotated = torch.stack([cos * even - sin * odd, sin * even + cos * odd], dim=-1)
-    return rotated.reshape(x.shape)
+def apply_rope(x: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
+    """Rotate adjacent channel pairs of ``x`` ``[B, L, H, D]`` (float32 in and out).
+
+    One complex multiply per pair: the arithmetic of ``(x₀·cos − x₁·sin, x₀·sin + x₁·cos)``.
+    """
+    pairs = torch.view_as_complex(x.float().unflatten(-1, (-1, 2)))
+    return torch.view_as_real(pairs * rotation).flatten(-2)
 
 
 def split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
-    """``[B, L, H·D]`` → ``[B, H, L, D]``."""
-    b, length, width = x.shape
-    return x.view(b, length, num_heads, width // num_heads).transpose(1, 2)
+    """``[B, L, H·D]`` → ``[B, L, H, D]`` (a view: norms and rotation work in this layout)."""
+    return x.unflatten(-1, (num_heads, -1))
 
 
-def attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor]
-) -> torch.Tensor:
-    """Rotary softmax attention: q, k (float32, normed), v ``[B, H, L, D]`` → ``[B, L, H·D]``.
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rotation: torch.Tensor
+              ) -> torch.Tensor:  # fmt: skip
+    """Rotary softmax attention: q, k (float32, normed), v ``[B, L, H, D]`` → ``[B, L, H·D]``.
 
     The rotated q and k are cast to v's dtype (the projection dtype) for the product.
     """
-    q = apply_rope(q, rope).to(v.dtype)
-    k = apply_rope(k, rope).to(v.dtype)
-    out = F.scaled_dot_product_attention(q, k, v)
-    b, heads, length, head_dim = out.shape
-    return out.transpose(1, 2).reshape(b, length, heads * head_dim)
+    q = apply_rope(q, rotation).to(v.dtype).transpose(1, 2)
+    k = apply_rope(k, rotation).to(v.dtype).transpose(1, 2)
+    out = F.scaled_dot_product_attention(q, k, v.transpose(1, 2))
+    return out.transpose(1, 2).flatten(-2)
 
 
 def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -131,4 +127,4 @@ def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch
     ``x`` is ``[B, L, D]``; ``shift`` / ``scale`` are ``[B, 1, D]``.
     """
     normed = F.layer_norm(x.float(), (x.shape[-1],), eps=1e-6)
-    return normed * (1 + scale) + shift
+    return torch.addcmul(shift, normed, 1 + scale)
