@@ -2,7 +2,8 @@
 
 Source: hpcaitech/Open-Sora @ 7ad6a96a135f, ``opensora/utils/sampling.py`` (``I2VDenoiser``,
 ``get_oscillation_gs``, ``prepare_api``) and ``opensora/utils/inference.py``
-(``prepare_inference_condition``). A reference image becomes a mask channel (1 at its latent
+(``prepare_inference_condition``, ``collect_references_batch``: each reference is read as one
+frame, resize-cropped, and encoded alone). A reference image becomes a mask channel (1 at its latent
 frame) and its VAE latent at that frame (zeros elsewhere): 17 extra channels that the MMDiT
 adds to its image tokens through ``cond_in``. Guidance runs three passes — prompt with the
 reference, negative prompt with it, negative prompt without it — and mixes them with a text and
@@ -96,7 +97,9 @@ def image_channels(vae: VideoVAE, geometry: LatentGeometry, device: torch.device
         _, c, t, h, w = geometry.latent_shape(frames, height, width)
         mask = torch.zeros(1, 1, t, h, w, device=device)
         ref = torch.zeros(1, c, t, h, w, device=device)
-        for index, image in images.items():
+        # The original pins nothing in a one-latent-frame video (``T > 1`` in
+        # ``prepare_inference_condition``): the image is then ignored, as there.
+        for index, image in images.items() if t > 1 else ():
             frame = 0 if index == 0 else geometry.latent_frames(index + 1) - 1
             latent = vae.encode(image.unsqueeze(2).to(device).float())
             ref[:, :, frame] = latent[:, :, 0].float()
