@@ -101,12 +101,22 @@ def image_channels(vae: VideoVAE, geometry: LatentGeometry, device: torch.device
         # ``prepare_inference_condition``): the image is then ignored, as there.
         for index, image in images.items() if t > 1 else ():
             frame = 0 if index == 0 else geometry.latent_frames(index + 1) - 1
-            latent = vae.encode(image.unsqueeze(2).to(device).float())
-            ref[:, :, frame] = latent[:, :, 0].float()
+            # Encode where the VAE's weights are now: an offload policy may have parked it
+            # on the CPU (this hook holds the VAE itself, not the offloaded wrapper).
+            where = _device_of(vae, device)
+            latent = vae.encode(image.unsqueeze(2).to(where).float())
+            ref[:, :, frame] = latent[:, :, 0].float().to(device)
             mask[:, :, frame] = 1.0
         return torch.cat([mask, ref], dim=1)
 
     return build
+
+
+def _device_of(module: object, default: torch.device) -> torch.device:
+    """The device of a module's first parameter (``default`` when it has none)."""
+    parameters = getattr(module, "parameters", None)
+    first = next(parameters(), None) if callable(parameters) else None
+    return first.device if first is not None else torch.device(default)
 
 
 def finish_latent() -> FinishLatent:

@@ -120,16 +120,18 @@ def test_image_channels_mark_the_first_and_last_latent_frames(loaded) -> None:
     torch.testing.assert_close(channels[:, 1:, 2], ref)
 
 
-def test_block_offload_is_bit_identical(loaded) -> None:
+@pytest.mark.parametrize("policy", [OffloadPolicy.MODEL, OffloadPolicy.BLOCKS])
+def test_offload_is_bit_identical(loaded, policy: OffloadPolicy) -> None:
     model_set, image = loaded
     request = GenerationRequest(prompt="a cat.", steps=2, width=32, height=32, frames=5,
                                 conditioning=(ConditioningItem(str(Path(image)), 0),))
     expected = generate(load_opensora_model(model_set, "cpu", torch.float32), request)
     model = apply_offload(load_opensora_model(model_set, "cpu", torch.float32),
-                          OffloadPolicy.BLOCKS, "cpu")
+                          policy, "cpu")
     out = generate(model, request)
     assert torch.equal(out.latent, expected.latent)
-    assert model.denoiser.residency.streamers["dit"].max_resident <= 2
+    if policy is OffloadPolicy.BLOCKS:
+        assert model.denoiser.residency.streamers["dit"].max_resident <= 2
 
 
 def test_memory_figures(loaded) -> None:
