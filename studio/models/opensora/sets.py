@@ -42,8 +42,9 @@ def assemble(root: Path, found: FolderFindings) -> list[ModelSet]:
     problems += _pairing(parts)
     complete = all(role in parts for role in ROLES)
     (problems if problems or not complete else []).extend(found.errors)
-    notes = list(found.ignored) + [f"{c.path}: spare part, not used" for c in unique
-                                   if c not in chosen]
+    notes = list(found.ignored) + [f"{c.path}: spare part, not used"
+                                   + (f" ({c.problem})" if c.problem else "")
+                                   for c in unique if c not in chosen]
     dit = parts.get(DIT)
     return [ModelSet(id=str(root), family=FAMILY_NAME, variant=VARIANT if dit else "-",
                      components=tuple(chosen), dtype=dit.dtype if dit else "-",

@@ -121,3 +121,22 @@ def test_default_suffix_gives_the_original_text_for_a_sentence() -> None:
 
     prompt = "A red fox runs through the snow."
     assert prompt + DEFAULTS.prompt_suffix == prompt_with_suffix(prompt)
+
+
+def test_models_scan_lists_the_set(tiny_set: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_cli(["models", "scan", str(tiny_set)]) == 0
+    out = capsys.readouterr().out
+    assert "opensora" in out and "open-sora-2.0" in out and "clip_text" in out
+
+
+def test_dc_ae_files_beside_the_published_ones_are_spare(tiny_set: Path, tmp_path: Path) -> None:
+    root = tmp_path / "both"
+    root.mkdir()
+    for name in ("Open_Sora_v2.safetensors", "hunyuan_vae.safetensors", "google", "openai"):
+        (root / name).symlink_to(tiny_set / name)
+    save_file({"encoder.project_in.conv.weight": torch.zeros(4, 3, 3, 3)},
+              str(root / "F32T4C128_AE.safetensors"))
+    found = scan([root])[0]
+    assert found.usable, found.problems
+    assert found.component("vae").path.name == "hunyuan_vae.safetensors"
+    assert any("F32T4C128_AE" in note and DC_AE_PROBLEM in note for note in found.notes)
