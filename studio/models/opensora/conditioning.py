@@ -97,9 +97,9 @@ def image_channels(vae: VideoVAE, geometry: LatentGeometry, device: torch.device
         _, c, t, h, w = geometry.latent_shape(frames, height, width)
         mask = torch.zeros(1, 1, t, h, w, device=device)
         ref = torch.zeros(1, c, t, h, w, device=device)
-        # The original pins nothing in a one-latent-frame video (``T > 1`` in
-        # ``prepare_inference_condition``): the image is then ignored, as there.
-        for index, image in images.items() if t > 1 else ():
+        if t == 1:  # the original pins nothing in a one-latent-frame video (``T > 1`` in
+            images = {}  # ``prepare_inference_condition``): the image is ignored, as there
+        for index, image in images.items():
             frame = 0 if index == 0 else geometry.latent_frames(index + 1) - 1
             # Encode where the VAE's weights are now: an offload policy may have parked it
             # on the CPU (this hook holds the VAE itself, not the offloaded wrapper).

@@ -9,6 +9,7 @@ in the requested dtype; the HunyuanVideo VAE runs in float32.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import torch
 
@@ -130,7 +131,7 @@ def _check_usable(model_set: ModelSet) -> None:
                               + "; ".join(model_set.problems or ("incomplete",)), _FIX)
 
 
-def _path(model_set: ModelSet, role: str):
+def _path(model_set: ModelSet, role: str) -> Path:
     component = model_set.component(role)
     assert component is not None, "checked by _check_usable"
     return component.path

@@ -27,9 +27,17 @@ DEFAULTS = FamilyDefaults(
     sizes=SIZES_256 + SIZES_768, negative_prompt="", guidance_image=3.0,
     oscillation=("text", "image", "temporal"), prompt_suffix=PROMPT_SUFFIX,
 )  # fmt: skip
-#: No fitted latent → RGB map is published for the HunyuanVideo VAE; a neutral grey-ish map
-#: from the first three channels keeps previews moving.
+#: Latent → RGB preview: ComfyUI's HunyuanVideo factors (``comfy/latent_formats.py`` @
+#: 9a9a69fd745d), made for latents scaled by 0.476986 — the normalised latents this VAE gives.
+#: Their fit to Open-Sora 2.0's videos is not measured; they only drive live previews.
 PREVIEW = PreviewFactors(
-    rgb_factors=((0.3, 0.0, 0.0), (0.0, 0.3, 0.0), (0.0, 0.0, 0.3)) + ((0.0, 0.0, 0.0),) * 13,
-    bias=(0.0, 0.0, 0.0),
+    rgb_factors=(
+        (-0.0395, -0.0331, 0.0445), (0.0696, 0.0795, 0.0518), (0.0135, -0.0945, -0.0282),
+        (0.0108, -0.0250, -0.0765), (-0.0209, 0.0032, 0.0224), (-0.0804, -0.0254, -0.0639),
+        (-0.0991, 0.0271, -0.0669), (-0.0646, -0.0422, -0.0400), (-0.0696, -0.0595, -0.0894),
+        (-0.0799, -0.0208, -0.0375), (0.1166, 0.1627, 0.0962), (0.1165, 0.0432, 0.0407),
+        (-0.2315, -0.1920, -0.1355), (-0.0270, 0.0401, -0.0821), (-0.0616, -0.0997, -0.0727),
+        (0.0249, -0.0469, -0.1703),
+    ),
+    bias=(0.0259, -0.0192, -0.0761),
 )
