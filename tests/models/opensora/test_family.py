@@ -140,3 +140,16 @@ def test_dc_ae_files_beside_the_published_ones_are_spare(tiny_set: Path, tmp_pat
     assert found.usable, found.problems
     assert found.component("vae").path.name == "hunyuan_vae.safetensors"
     assert any("F32T4C128_AE" in note and DC_AE_PROBLEM in note for note in found.notes)
+
+
+def test_presets_are_valid_sizes_and_auto_shift_is_open_soras() -> None:
+    from studio.engine.model import ResolutionShift
+    from studio.models.opensora.presets import DEFAULTS, GEOMETRY
+
+    for width, height in DEFAULTS.sizes:
+        GEOMETRY.check_video_size(DEFAULTS.frames, height, width)
+    assert DEFAULTS.sizes[0] == (336, 192) and (1024, 576) in DEFAULTS.sizes
+    alpha = ResolutionShift()(GEOMETRY.tokens_per_frame(192, 336), GEOMETRY.latent_frames(129))
+    assert alpha == pytest.approx(5.733, abs=1e-3)  # models.md §5.2's computed example
+    alpha = ResolutionShift()(GEOMETRY.tokens_per_frame(576, 1024), GEOMETRY.latent_frames(129))
+    assert alpha == pytest.approx(11.872, abs=1e-3)
