@@ -10,15 +10,18 @@ Both sides get the same seeded random weights through the parity tests' tables
 folded into ``x_embedder``; ``test_hunyuan_vae.py``: ``AutoencoderKLHunyuanVideo`` shares our
 names). The denoiser row is one MMDiT forward over a guidance batch (3: Open-Sora's three-pass
 image-to-video guidance) with an image condition; the VAE row one untiled decode. Runs are
-interleaved so that both see the same machine load; the rows carry the paired ratio
-(ours / diffusers, median over run pairs) and the max |Δ| of the outputs.
+interleaved (half the pairs with diffusers first) so that both see the same machine load; the
+rows carry the paired ratio (ours / diffusers, median over run pairs) and the max |Δ| of the
+outputs.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +31,7 @@ if str(ROOT) not in sys.path:
 
 import torch  # noqa: E402
 
-from studio.bench.timing import compare, paired_ratio  # noqa: E402
+from studio.bench.timing import Timing, compare, paired_ratio  # noqa: E402
 from studio.models.opensora.bench_sizes import SIZES, OpenSoraBenchSizes  # noqa: E402
 from studio.models.opensora.hunyuan_vae import load_hunyuan_vae  # noqa: E402
 from studio.models.opensora.hunyuan_vae_config import NO_TILING  # noqa: E402
@@ -43,6 +46,25 @@ def _row(times: dict[str, Any], difference: float, scale: float) -> dict[str, An
             "ratio": paired_ratio(times["ours"], times["diffusers"]),
             "ratio_of_medians": times["ours"].median / times["diffusers"].median,
             "max_abs_difference": difference, "output_max_abs": scale}  # fmt: skip
+
+
+def timed_pairs(
+    ours: Callable[[], object], theirs: Callable[[], object], device: torch.device,
+    repeat: int, warmup: int,
+) -> dict[str, Timing]:  # fmt: skip
+    """Interleaved runs (:func:`compare`), half of the pairs with diffusers going first, so that
+    neither side always runs in the other's wake; samples stay paired for :func:`paired_ratio`."""
+    first = compare({"ours": ours, "diffusers": theirs}, device, repeat=(repeat + 1) // 2,
+                    warmup=warmup)  # fmt: skip
+    if repeat < 2:
+        return first
+    second = compare({"diffusers": theirs, "ours": ours}, device, repeat=repeat // 2, warmup=0)
+    merged = {}
+    for name in ("ours", "diffusers"):
+        samples = first[name].samples + second[name].samples
+        merged[name] = Timing(statistics.median(samples), min(samples), samples,
+                              first[name].warmup)  # fmt: skip
+    return merged
 
 
 def _mmdit_inputs(spec: OpenSoraBenchSizes, device: torch.device) -> dict[str, torch.Tensor]:
@@ -83,9 +105,7 @@ def compare_mmdit(
 
     reference = run_theirs().float()
     difference = (run_ours().float() - reference).abs().max().item()
-    times = compare(
-        {"ours": run_ours, "diffusers": run_theirs}, device, repeat=repeat, warmup=warmup
-    )
+    times = timed_pairs(run_ours, run_theirs, device, repeat, warmup)
     row = _row(times, difference, reference.abs().max().item())
     row.update(batch=spec.batch, image_tokens=spec.tokens, text_tokens=spec.text_len)
     return row
@@ -117,9 +137,7 @@ def compare_vae(
 
     reference = run_theirs().float()
     difference = (run_ours() - reference).abs().max().item()
-    times = compare(
-        {"ours": run_ours, "diffusers": run_theirs}, device, repeat=repeat, warmup=warmup
-    )
+    times = timed_pairs(run_ours, run_theirs, device, repeat, warmup)
     row = _row(times, difference, reference.abs().max().item())
     row.update(latent_shape=list(spec.vae_latent_shape()),
                pixels=[spec.vae_frames, spec.vae_height, spec.vae_width])  # fmt: skip
