@@ -57,8 +57,8 @@ def test_a_perturbed_device_output_fails_the_checks_that_judge_it() -> None:
     ctx = Context(CPU, dry=True, perturb=0.05)  # 5 % off: every tolerance is tighter
     report = gpu_check.run_check(ctx, sections("correctness", "caching", "lora"))
     verdicts = {row.check: row.verdict for row in report.rows}
-    judged = [c for c in verdicts if c.startswith(("demo:", "wan "))]
-    assert len(judged) == 25 and all(verdicts[c] == FAIL for c in judged), verdicts
+    judged = [c for c in verdicts if c.startswith(("demo:", "wan ", "open-sora "))]
+    assert len(judged) == 30 and all(verdicts[c] == FAIL for c in judged), verdicts
     assert verdicts["families with a tiny set"] == PASS  # not a device output
     caching = {c.split(": ")[-1]: v for c, v in verdicts.items() if c.startswith("demo, 20")}
     assert caching["frame PSNR against no caching"] == FAIL

@@ -100,21 +100,23 @@ def wan_tiny(spec: WanBenchSizes, device: torch.device, dtype: torch.dtype) -> L
 
 @functools.cache
 def written_sets() -> Path:
-    """A folder with the tiny A14B and I2V-14B sets and a reference image (written once; the
-    files give every device the same weights)."""
+    """A folder with the tiny A14B, I2V-14B and Open-Sora 2.0 sets and a reference image
+    (written once; the files give every device the same weights)."""
+    from tests.models.opensora.tiny_opensora import write_set as write_opensora_set
     from tests.models.tiny_a14b import write_a14b_set, write_i2v14b_set
 
     root = Path(tempfile.mkdtemp(prefix="gpu-check-sets-"))
     write_a14b_set(root / "a14b", "t2v", "original")
     write_i2v14b_set(root / "i2v-14b")
+    write_opensora_set(root / "open-sora")
     Image.new("RGB", (64, 64), (200, 60, 40)).save(root / "reference.png")
     return root
 
 
-def wan_files(folder: str, device: torch.device, dtype: torch.dtype) -> LoadedModel:
-    """A tiny set from :func:`written_sets`, loaded by the Wan family as a scanned set is."""
+def from_files(folder: str, device: torch.device, dtype: torch.dtype) -> LoadedModel:
+    """A tiny set from :func:`written_sets`, loaded by its family as a scanned set is."""
     (model_set,) = scan([written_sets() / folder])
-    return family("wan").load(model_set, device, dtype)
+    return family(model_set.family).load(model_set, device, dtype)
 
 
 def tiny_sets() -> list[TinySet]:
@@ -126,10 +128,12 @@ def tiny_sets() -> list[TinySet]:
                 (32, 32, 5)),
         TinySet("wan ti2v", "wan", functools.partial(wan_tiny, TINY_TI2V), (128, 128, 5),
                 (64, 64, 5)),
-        TinySet("wan a14b", "wan", functools.partial(wan_files, "a14b"), (64, 64, 5),
+        TinySet("wan a14b", "wan", functools.partial(from_files, "a14b"), (64, 64, 5),
                 (32, 32, 5), steps=4),
-        TinySet("wan i2v-14b", "wan", functools.partial(wan_files, "i2v-14b"), (64, 64, 5),
+        TinySet("wan i2v-14b", "wan", functools.partial(from_files, "i2v-14b"), (64, 64, 5),
                 (32, 32, 5), image=reference),
+        TinySet("open-sora i2v", "opensora", functools.partial(from_files, "open-sora"),
+                (64, 64, 5), (32, 32, 5), image=reference),
     ]  # fmt: skip
 
 
