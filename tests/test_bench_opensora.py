@@ -1,7 +1,8 @@
-"""``tests/oracles/compare_opensora.py`` at its smallest size, run as ``studio bench`` runs the
-Wan comparison (a child process printing one JSON line): both rows come back, the outputs of the
-studio's Open-Sora 2.0 MMDiT / HunyuanVideo VAE and diffusers' stay at parity. Timings are not
-asserted (they go to docs/benchmarks.md)."""
+"""Open-Sora 2.0 benchmarks: ``studio bench --config opensora-tiny`` on the CPU (random weights
+assembled as the loader assembles a set), and ``tests/oracles/compare_opensora.py`` at its
+smallest size, run as ``studio bench`` runs the Wan comparison (a child process printing one JSON
+line): both rows come back, the outputs of the studio's Open-Sora 2.0 MMDiT / HunyuanVideo VAE
+and diffusers' stay at parity. Timings are not asserted (they go to docs/benchmarks.md)."""
 
 from __future__ import annotations
 
@@ -11,23 +12,25 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
+from studio.bench.configs import all_configs
+from studio.cli import run_cli
 from studio.models.opensora.bench_configs import BENCH_CONFIGS
 from studio.models.opensora.bench_sizes import SIZES
-
-pytest.importorskip("diffusers")
 
 SCRIPT = Path(__file__).resolve().parent / "oracles" / "compare_opensora.py"
 PARITY = 1e-4  # max |Δ| relative to the largest output value
 
 
 def test_tiny_comparison_reports_both_rows_at_parity() -> None:
-    command = [sys.executable, str(SCRIPT), "--config", "tiny", "--repeat", "1", "--warmup", "0",
-               "--threads", "1"]  # fmt: skip
+    pytest.importorskip("diffusers")
+    command = [sys.executable, str(SCRIPT), "--config", "opensora-tiny", "--repeat", "1",
+               "--warmup", "0", "--threads", "1"]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    assert result["config"] == "tiny" and result["threads"] == 1
+    assert result["config"] == "opensora-tiny" and result["threads"] == 1
     for row in ("denoiser", "vae"):
         data = result[row]
         assert data["ours"]["median_s"] > 0 and data["diffusers"]["median_s"] > 0
@@ -38,7 +41,8 @@ def test_tiny_comparison_reports_both_rows_at_parity() -> None:
 
 
 def test_cuda_only_size_is_refused_on_the_cpu() -> None:
-    command = [sys.executable, str(SCRIPT), "--config", "256px", "--device", "cpu"]
+    pytest.importorskip("diffusers")
+    command = [sys.executable, str(SCRIPT), "--config", "opensora-256px", "--device", "cpu"]
     done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=120)
     assert done.returncode == 2
     assert "CUDA" in json.loads(done.stdout.strip().splitlines()[-1])["error"]
@@ -54,3 +58,34 @@ def test_bench_configs_mirror_the_sizes() -> None:
         assert config.flops is not None
         flops = config.flops(sizes.tokens, sizes.text_len, sizes.batch, False)
         assert flops.total > 0 and 0 < flops.self_attention_share < 1
+
+
+def test_configs_are_registered_beside_wans() -> None:
+    """Every Open-Sora configuration is listed under its own name (none shadows another
+    family's)."""
+    configs = all_configs()
+    for config in BENCH_CONFIGS:
+        assert configs[config.name] is config
+    assert configs["tiny"] is not configs["opensora-tiny"]
+
+
+def test_studio_bench_opensora_tiny_on_the_cpu(tmp_path: Path, capsys) -> None:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    out = tmp_path / "bench.json"
+    try:
+        code = run_cli(["bench", "--config", "opensora-tiny", "--device", "cpu", "--repeat", "1",
+                        "--warmup", "0", "--json", str(out), "--out", str(tmp_path)])  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
+    assert code == 0
+    table = capsys.readouterr().out
+    for expected in ("text encode", "sampling (2 steps)", "decode", "export", "denoiser step",
+                     "VAE decode", "TFLOP/s"):  # fmt: skip
+        assert expected in table
+    result = json.loads(out.read_text())
+    assert set(result["generate"]["stages_s"]) == {"text encode", "sampling", "decode", "export"}
+    sizes = SIZES["opensora-tiny"]
+    flops = BENCH_CONFIGS[0].flops(sizes.tokens, sizes.text_len + 1, 2, True)
+    assert result["denoiser"]["flops"]["total"] == flops.total
+    assert result["vae"]["peak_bytes"] > 0

@@ -3,7 +3,7 @@
 diffusers is a test/bench extra and is never imported under ``studio/``, so this comparison lives
 here, like ``compare_diffusers.py`` (Wan) whose interface it shares: it prints one JSON line::
 
-    python tests/oracles/compare_opensora.py --config small --device cpu --repeat 5
+    python tests/oracles/compare_opensora.py --config opensora-small --device cpu --repeat 5
 
 Both sides get the same seeded random weights through the parity tests' tables
 (``tests/models/opensora/test_mmdit.py``: our names → ``FluxTransformer2DModel``'s, ``cond_in``
@@ -146,7 +146,7 @@ def compare_vae(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="small", choices=sorted(SIZES))
+    parser.add_argument("--config", default="opensora-small", choices=sorted(SIZES))
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
     parser.add_argument("--what", default="denoiser,vae")

@@ -1,16 +1,14 @@
 """The Open-Sora 2.0 family's ``studio bench`` configurations: random weights at the sizes of
 :mod:`~studio.models.opensora.bench_sizes`, with the MMDiT's FLOP count.
 
-The model set itself is built by the family's ``studio.models.opensora.random_model`` module
-(``random_model(sizes, device, dtype) -> LoadedModel``), imported when a configuration runs, so
-this table can be listed before that module exists. The diffusers comparison
-(``tests/oracles/compare_opensora.py``) uses the same sizes.
+The model is built by :func:`~studio.models.opensora.random_model.random_model` (the loader's
+assembly around random modules). The diffusers comparison (``tests/oracles/compare_opensora.py``)
+uses the same sizes.
 """
 
 from __future__ import annotations
 
 import functools
-import importlib
 
 import torch
 
@@ -18,13 +16,11 @@ from studio.engine.model import LoadedModel
 from studio.models.bench_config import BenchConfig, FlopCount
 from studio.models.opensora.bench_sizes import OPENSORA_GEOMETRY, SIZES, OpenSoraBenchSizes
 from studio.models.opensora.mmdit_config import MMDiTConfig
-
-RANDOM_MODEL_MODULE = "studio.models.opensora.random_model"
+from studio.models.opensora.random_model import random_model
 
 
 def _build(sizes: OpenSoraBenchSizes, device: torch.device, dtype: torch.dtype) -> LoadedModel:
-    module = importlib.import_module(RANDOM_MODEL_MODULE)
-    return module.random_model(sizes, device, dtype)
+    return random_model(sizes, device, dtype)
 
 
 def mmdit_flops(config: MMDiTConfig, tokens: int, context_len: int, batch: int) -> FlopCount:

@@ -1,10 +1,12 @@
 """The Open-Sora 2.0 architectures ``studio bench`` and the diffusers comparison time.
 
-``tiny`` is a toy (seconds on any CPU; the comparison's test runs it); ``small`` keeps the
-published MMDiT's 128-wide heads, RoPE split, text and vector widths with a 384-wide trunk and
-2 + 4 blocks, over a 256px-like clip scaled down (5 latent frames of 8×8 packed tokens), and a
-narrowed HunyuanVideo VAE with the published stage layout; ``256px`` is the published model at its
-native 256px size (CUDA only). ``tests/oracles/compare_opensora.py`` builds its models from here.
+Names carry the family (``--config`` names are global across families, and Wan's ``tiny`` and
+``small`` came first). ``opensora-tiny`` is a toy (seconds on any CPU; the tests run it);
+``opensora-small`` keeps the published MMDiT's 128-wide heads, RoPE split, text and vector widths
+with a 384-wide trunk and 2 + 4 blocks, over a 256px-like clip scaled down (5 latent frames of
+8×8 packed tokens), and a narrowed HunyuanVideo VAE with the published stage layout;
+``opensora-256px`` is the published model at its native 256px size (CUDA only).
+``tests/oracles/compare_opensora.py`` builds its models from here.
 """
 
 from __future__ import annotations
@@ -85,12 +87,14 @@ _SMALL_VAE = HunyuanVAEConfig(block_out_channels=(32, 64, 64, 64), norm_num_grou
 SIZES: dict[str, OpenSoraBenchSizes] = {
     sizes.name: sizes
     for sizes in (
-        OpenSoraBenchSizes("tiny", _TINY_MMDIT, _TINY_VAE, 64, 48, 5, 32, 32, 5, text_len=8),
         OpenSoraBenchSizes(
-            "small", _SMALL_MMDIT, _SMALL_VAE, 128, 128, 17, 128, 128, 9, text_len=64
+            "opensora-tiny", _TINY_MMDIT, _TINY_VAE, 64, 48, 5, 32, 32, 5, text_len=8
         ),
         OpenSoraBenchSizes(
-            "256px",
+            "opensora-small", _SMALL_MMDIT, _SMALL_VAE, 128, 128, 17, 128, 128, 9, text_len=64
+        ),
+        OpenSoraBenchSizes(
+            "opensora-256px",
             OPEN_SORA_V2,
             OPENSORA_HUNYUAN_VAE,
             256,

@@ -15,6 +15,7 @@ import torch
 from studio.engine.cancel import NEVER, CancelToken
 from studio.engine.memory_model import ModelMemory
 from studio.engine.model import FamilyDefaults, LoadedModel
+from studio.models.bench_config import BenchConfig
 from studio.models.family import Component, FamilyBase, FolderFindings, ModelSet
 from studio.models.opensora import sets
 from studio.models.opensora.identify import FAMILY_NAME, describe_folder, describe_weights
@@ -52,6 +53,12 @@ class OpenSoraFamily(FamilyBase):
     def load(self, model_set: ModelSet, device: torch.device, dtype: torch.dtype,
              cancel: CancelToken = NEVER) -> LoadedModel:
         return load_opensora_model(model_set, device, dtype, cancel)
+
+    def bench_configs(self) -> Sequence[BenchConfig]:
+        """``opensora-tiny``, ``opensora-small``, ``opensora-256px``: random weights."""
+        from studio.models.opensora.bench_configs import BENCH_CONFIGS
+
+        return BENCH_CONFIGS
 
 
 OPENSORA_FAMILY = OpenSoraFamily()

@@ -9,6 +9,7 @@ in the requested dtype; the HunyuanVideo VAE runs in float32.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -22,6 +23,7 @@ from studio.engine.model import (
     VAE,
     AttentionShape,
     Capabilities,
+    FamilyDefaults,
     LoadedModel,
     ModelModules,
     ResolutionShift,
@@ -59,16 +61,39 @@ def load_opensora_model(model_set: ModelSet, device: torch.device | str, dtype: 
     _check_text(mmdit.config, text, model_set)
     vae = _load_vae(model_set, device, cancel)
     log.info("loaded %s from %s", TITLE, model_set.id)
+    return assemble_opensora_model(
+        OpenSoraParts(mmdit, vae, text), model_id=model_set.id, name=model_set.name or TITLE,
+        device=device, dtype=dtype,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class OpenSoraParts:
+    """The loaded modules of one Open-Sora 2.0 model (any sizes, loaded or random)."""
+
+    mmdit: OpenSoraMMDiT
+    vae: HunyuanVAE
+    text: OpenSoraTextEncoder
+
+
+def assemble_opensora_model(parts: OpenSoraParts, *, model_id: str, name: str,
+                            device: torch.device, dtype: torch.dtype, variant: str = VARIANT,
+                            defaults: FamilyDefaults = DEFAULTS) -> LoadedModel:  # fmt: skip
+    """The engine's :class:`LoadedModel` around loaded modules: the MMDiT behind
+    :class:`PackedDenoiser` (reading the encoder's T5 rows), Open-Sora's conditioning, guidance
+    and shift rules, the memory forecast of the modules as held."""
+    mmdit, vae, text = parts.mmdit, parts.vae, parts.text
     modules = ModelModules(
         parts={TEXT_ENCODER: text.t5, DIT: mmdit, VAE: vae},
         blocks={DIT: "double_blocks,single_blocks"},
         attention=AttentionShape(mmdit.config.num_heads, mmdit.config.head_dim),
     )
+    memory = loaded_memory(mmdit, vae, text.t5, text.clip, text_len=text.t5_len)
     return LoadedModel(
-        id=model_set.id, name=model_set.name or TITLE, family=FAMILY_NAME, variant=VARIANT,
-        geometry=GEOMETRY, defaults=DEFAULTS, preview=PREVIEW, text_encoder=text,
-        denoiser=PackedDenoiser(mmdit, GEOMETRY.channels), vae=vae, device=device,
-        dtype=dtype, modules=modules, memory=loaded_memory(mmdit, vae, text.t5, text.clip),
+        id=model_id, name=name, family=FAMILY_NAME, variant=variant, geometry=GEOMETRY,
+        defaults=defaults, preview=PREVIEW, text_encoder=text,
+        denoiser=PackedDenoiser(mmdit, GEOMETRY.channels, text.t5_len), vae=vae,
+        device=device, dtype=dtype, modules=modules, memory=memory,
         capabilities=Capabilities(samplers=("euler",), conditioning=(FIRST_FRAME, KEYFRAME),
                                   shift_rule=ResolutionShift()),
         image_channels=conditioning.image_channels(vae, GEOMETRY, device),

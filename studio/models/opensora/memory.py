@@ -42,8 +42,9 @@ CLIP_L = dict(vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hid
 
 
 def loaded_memory(mmdit: OpenSoraMMDiT, vae: nn.Module, t5: nn.Module, clip: nn.Module,
-                  vae_per_pixel: tuple[float, float] | None = None) -> ModelMemory:
-    """The forecast inputs of loaded modules (bytes as they are held)."""
+                  vae_per_pixel: tuple[float, float] | None = None,
+                  text_len: int = T5_LEN) -> ModelMemory:
+    """The forecast inputs of loaded modules (bytes as they are held); ``text_len``: T5 rows."""
     config = mmdit.config
     decode, encode = vae_per_pixel or VAE_PER_PIXEL
     projections = mmdit.img_in.weight
@@ -53,9 +54,9 @@ def loaded_memory(mmdit: OpenSoraMMDiT, vae: nn.Module, t5: nn.Module, clip: nn.
                                                       *mmdit.single_blocks]),
         text_encoder_bytes=module_bytes(t5) + module_bytes(clip), vae_bytes=module_bytes(vae),
         dit=TransformerShape(config.hidden_size, config.mlp_hidden,
-                             config.depth + config.depth_single_blocks, T5_LEN),
+                             config.depth + config.depth_single_blocks, text_len),
         act_bytes=projections.element_size(), per_token_time=False,
-        text=TextEncoderShape(int(t5.config.d_model), int(t5.config.num_heads), T5_LEN),
+        text=TextEncoderShape(int(t5.config.d_model), int(t5.config.num_heads), text_len),
         text_act_bytes=next(t5.parameters()).element_size(),
         vae_decode_per_pixel=decode, vae_encode_per_pixel=encode, geometry=GEOMETRY,
     )  # fmt: skip

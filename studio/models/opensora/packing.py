@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from studio.models.opensora.mmdit import OpenSoraMMDiT, image_ids, text_ids
-from studio.models.opensora.text import split_context
+from studio.models.opensora.text import T5_LEN, split_context
 
 
 def pack(x: torch.Tensor, patch: int = 2) -> torch.Tensor:
@@ -34,12 +34,15 @@ class PackedDenoiser:
     conditioning channels (mask, masked reference latent) that go to ``cond_in`` packed to 68
     features; ``context`` ``[B, 513, D]`` is the T5 rows and the CLIP pooled row
     (:func:`~studio.models.opensora.text.split_context`). One time per sample: t_tok's first
-    value (Open-Sora gives every token the same t).
+    value (Open-Sora gives every token the same t). ``text_len``: the T5 rows of the context
+    (512 for the published encoder; fewer for a random bench model).
     """
 
-    def __init__(self, model: OpenSoraMMDiT, latent_channels: int = 16) -> None:
+    def __init__(self, model: OpenSoraMMDiT, latent_channels: int = 16,
+                 text_len: int = T5_LEN) -> None:  # fmt: skip
         self.model = model
         self.latent_channels = latent_channels
+        self.text_len = text_len
 
     def __call__(self, x: torch.Tensor, t_tok: torch.Tensor, context: torch.Tensor,
                  **image: torch.Tensor) -> torch.Tensor:
@@ -49,7 +52,7 @@ class PackedDenoiser:
         latent, extra = x[:, :c], x[:, c:]
         b, _, t, h, w = latent.shape
         dtype = self.model.img_in.weight.dtype
-        txt, pooled = split_context(context, config.vec_in_dim)
+        txt, pooled = split_context(context, config.vec_in_dim, self.text_len)
         cond = pack(extra, p).to(dtype) if extra.shape[1] else None
         v = self.model(
             pack(latent, p).to(dtype), image_ids(t, h // p, w // p, b).to(x.device),
