@@ -60,6 +60,9 @@ def build_recipe(
         "shift": plan.shift,
         "schedule": list(plan.schedule),
         "latent_shape": list(plan.latent_shape),
+        # the initial noise: torch.randn on a CPU generator seeded with the request's seed, in
+        # float32, then moved (engine/noise.py) — some originals draw it on the GPU instead
+        "noise": {"generator": "cpu", "dtype": "float32", "seed": request.seed},
         **experts,
         "timings_s": dict(timings or {}),
         "versions": {

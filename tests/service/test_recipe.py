@@ -40,6 +40,7 @@ def test_the_recipe_records_request_model_files_precision_schedule_and_versions(
     }]
     assert recipe["model"]["family"] == "tiny" and recipe["precision"] == "float32"
     assert recipe["sampler"] == "stochastic" and recipe["device"] == "cpu"
+    assert recipe["noise"] == {"generator": "cpu", "dtype": "float32", "seed": request.seed}
     shift = resolve_shift(request, GEOMETRY, ResolutionShift())
     assert recipe["schedule"] == make_schedule(request.steps, shift)
     assert len(recipe["schedule"]) == 6 and recipe["schedule"][-1] == 0.0
