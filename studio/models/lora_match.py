@@ -115,7 +115,6 @@ def match_lora(lora: LoraFile, targets: Mapping[str, tuple[int, ...]], model: st
         report.mismatched.extend(wrong)
         deltas.extend(made)
         count.matched += 1
-    report.kinds = {k: c for k, c in report.kinds.items() if c.matched or c.unmatched}
     report.problem = _problem(report, len(lora.modules))
     return MatchedLora(report, deltas)
 

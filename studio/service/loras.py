@@ -9,7 +9,6 @@ sampling (:mod:`studio.engine.lora`); the recipe records which.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -36,7 +35,6 @@ from studio.service.hashing import sha256_file
 from studio.service.lora_apply import check_patch, denoiser_blocks, denoiser_modules
 from studio.service.settings import Settings
 
-log = logging.getLogger(__name__)
 
 @dataclass(slots=True)
 class PreparedLoras:

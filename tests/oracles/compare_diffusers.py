@@ -149,9 +149,11 @@ def compare_vae(spec: WanBenchSizes, device: torch.device, repeat: int, warmup: 
             "max_abs_difference": difference}  # fmt: skip
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="small", choices=sorted(SIZES))
+def comparison_args(argv: list[str] | None, configs: Any, default: str) -> argparse.Namespace:
+    """The options every comparison script takes (``configs``: its size names); sets the CPU
+    thread count when one is given."""
+    parser = argparse.ArgumentParser(description="time the studio against diffusers")
+    parser.add_argument("--config", default=default, choices=sorted(configs))
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
     parser.add_argument("--what", default="denoiser,vae")
@@ -159,16 +161,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch default)")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return args
+
+
+def diffusers_version() -> str | None:
+    """diffusers' version, or None after printing the JSON error line the callers read."""
     try:
         import diffusers
     except ImportError as exc:
         print(json.dumps({"error": f"diffusers is not installed ({exc})"}))
+        return None
+    return diffusers.__version__
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = comparison_args(argv, SIZES, "small")
+    version = diffusers_version()
+    if version is None:
         return MISSING_DIFFUSERS
-    if args.threads:
-        torch.set_num_threads(args.threads)
     spec, device = SIZES[args.config], torch.device(args.device)
     what = set(args.what.split(","))
-    result: dict[str, Any] = {"diffusers_version": diffusers.__version__, "config": spec.name}
+    result: dict[str, Any] = {"diffusers_version": version, "config": spec.name}
     if "denoiser" in what:
         result["denoiser"] = compare_dit(spec, device, getattr(torch, args.dtype), args.repeat,
                                          args.warmup)

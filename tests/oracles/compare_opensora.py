@@ -17,7 +17,6 @@ outputs.
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -30,6 +29,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
+from compare_diffusers import MISSING_DIFFUSERS, comparison_args, diffusers_version  # noqa: E402
 
 from studio.bench.timing import Timing, compare, paired_ratio  # noqa: E402
 from studio.models.opensora.bench_sizes import SIZES, OpenSoraBenchSizes  # noqa: E402
@@ -37,7 +37,6 @@ from studio.models.opensora.hunyuan_vae import load_hunyuan_vae  # noqa: E402
 from studio.models.opensora.hunyuan_vae_config import NO_TILING  # noqa: E402
 from studio.models.opensora.mmdit import image_ids, text_ids  # noqa: E402
 
-MISSING_DIFFUSERS = 3  # exit status when diffusers cannot be imported
 TIMESTEP = 0.7
 
 
@@ -145,28 +144,16 @@ def compare_vae(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="opensora-small", choices=sorted(SIZES))
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
-    parser.add_argument("--what", default="denoiser,vae")
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch default)")
-    args = parser.parse_args(argv)
-    try:
-        import diffusers
-    except ImportError as exc:
-        print(json.dumps({"error": f"diffusers is not installed ({exc})"}))
+    args = comparison_args(argv, SIZES, "opensora-small")
+    version = diffusers_version()
+    if version is None:
         return MISSING_DIFFUSERS
-    if args.threads:
-        torch.set_num_threads(args.threads)
     spec, device = SIZES[args.config], torch.device(args.device)
     if spec.cuda_only and device.type != "cuda":
         print(json.dumps({"error": f"configuration {spec.name} runs on CUDA only"}))
         return 2
     what = set(args.what.split(","))
-    result: dict[str, Any] = {"diffusers_version": diffusers.__version__, "config": spec.name,
+    result: dict[str, Any] = {"diffusers_version": version, "config": spec.name,
                               "description": spec.describe(), "device": str(device),
                               "dtype": args.dtype, "threads": torch.get_num_threads()}  # fmt: skip
     if "denoiser" in what:

@@ -2,7 +2,7 @@
 
 Source: hpcaitech/Open-Sora at 7ad6a96a135feb81f755c84fb391818718f6beb2,
 ``opensora/models/mmdit/model.py`` and ``configs/diffusion/inference/256px.py`` (the published
-``Open_Sora_v2`` 11B model; restated in shared/reference/models.md §5.1). Two ways in: the
+``Open_Sora_v2`` 11B model; docs/families/opensora.md §2). Two ways in: the
 preset :data:`OPEN_SORA_V2` and the tensor shapes of a state dict
 (:func:`config_from_state_dict_shapes`), which reads both checkpoint layouts: separate
 ``q_proj`` / ``k_proj`` / ``v_proj`` (and ``v_mlp`` in single blocks; the inference config's

@@ -12,16 +12,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
 
 import torch
-from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from transformers import (
     CLIPTextConfig,
     CLIPTextModel,
-    PreTrainedTokenizerFast,
     T5Config,
     T5EncoderModel,
 )
@@ -33,41 +28,9 @@ from studio.models.opensora.loader import OpenSoraParts, assemble_opensora_model
 from studio.models.opensora.mmdit import OpenSoraMMDiT
 from studio.models.opensora.presets import DEFAULTS
 from studio.models.opensora.text import CLIP_LEN, OpenSoraTextEncoder
+from studio.models.random_weights import EOS, PAD, VOCAB_SIZE, default_dtype, word_tokenizer
 
 log = logging.getLogger(__name__)
-
-WORDS = ("a", "the", "cat", "dog", "fox", "bird", "runs", "walks", "flies", "jumps", "in", "on",
-         "over", "under", "snow", "grass", "river", "sky", "red", "blue", "green", "slowly",
-         "quickly", "big", "small", "sunny", "night", "day", "video", "of", "fps", "motion")
-#: Ids of the word tokenizer's special tokens (CLIP pools at the first EOS).
-PAD, EOS, UNK = 0, 1, 2
-VOCAB_SIZE = 3 + len(WORDS)
-
-
-def word_tokenizer() -> Any:
-    """A word-level fast tokenizer: pad 0, EOS 1 (appended), unknown 2, then :data:`WORDS`."""
-    vocab = {"<pad>": PAD, "</s>": EOS, "<unk>": UNK}
-    for word in WORDS:
-        vocab[word] = len(vocab)
-    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
-    tokenizer.post_processor = processors.TemplateProcessing(
-        single="$A </s>", special_tokens=[("</s>", EOS)]
-    )
-    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="<pad>",
-                                   eos_token="</s>", unk_token="<unk>")  # fmt: skip
-
-
-@contextmanager
-def _default_dtype(dtype: torch.dtype) -> Iterator[None]:
-    """Create new parameters in ``dtype`` (random init straight in the target precision)."""
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(previous)
-
 
 def t5_config(width: int) -> T5Config:
     """A two-layer T5 encoder ``width`` wide (heads of at most 64, a feed-forward ≤ 1024)."""
@@ -91,7 +54,7 @@ def random_mmdit(sizes: OpenSoraBenchSizes, device: torch.device, dtype: torch.d
                  seed: int = 0) -> OpenSoraMMDiT:
     """The sizes' MMDiT with seeded random weights, cast like a loaded checkpoint."""
     torch.manual_seed(seed)
-    with torch.device(device), _default_dtype(dtype):  # no float32 copy of an 11B model first
+    with torch.device(device), default_dtype(dtype):  # no float32 copy of an 11B model first
         mmdit = OpenSoraMMDiT(sizes.mmdit)
     return mmdit.to_dtype(dtype).eval().requires_grad_(False)
 
@@ -110,7 +73,7 @@ def random_text_encoder(sizes: OpenSoraBenchSizes, device: torch.device, dtype: 
     context has ``sizes.text_len`` T5 rows."""
     torch.manual_seed(seed)
     config = sizes.mmdit
-    with torch.device(device), _default_dtype(dtype):
+    with torch.device(device), default_dtype(dtype):
         t5 = T5EncoderModel(t5_config(config.context_in_dim))
         clip = CLIPTextModel(clip_config(config.vec_in_dim))
     t5 = t5.to(dtype).eval().requires_grad_(False)

@@ -10,13 +10,9 @@ small word-level one made on the spot (timing does not depend on which ids are l
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
 
 import torch
-from tokenizers import Tokenizer, models, pre_tokenizers, processors
-from transformers import PreTrainedTokenizerFast, UMT5EncoderModel
+from transformers import UMT5EncoderModel
 
 from studio.engine.memory_model import TextEncoderShape
 from studio.engine.model import (
@@ -31,6 +27,7 @@ from studio.engine.model import (
     LoadedModel,
     ModelModules,
 )
+from studio.models.random_weights import default_dtype, word_tokenizer
 from studio.models.wan.bench_sizes import WanBenchSizes
 from studio.models.wan.dit import WanDiT
 from studio.models.wan.identify import FAMILY_NAME
@@ -41,36 +38,6 @@ from studio.models.wan.vae import CausalVideoVAE
 from studio.models.wan.vae_factory import build_vae
 
 log = logging.getLogger(__name__)
-
-WORDS = ("a", "the", "cat", "dog", "fox", "bird", "runs", "walks", "flies", "jumps", "in", "on",
-         "over", "under", "snow", "grass", "river", "sky", "red", "blue", "green", "slowly",
-         "quickly", "big", "small", "sunny", "night", "day", "video", "of")
-
-
-def word_tokenizer(vocab_size: int) -> Any:
-    """A word-level fast tokenizer: pad 0, EOS 1, unknown 2, then :data:`WORDS` (capped)."""
-    vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2}
-    for word in WORDS[: max(0, vocab_size - 3)]:
-        vocab[word] = len(vocab)
-    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
-    tokenizer.post_processor = processors.TemplateProcessing(
-        single="$A </s>", special_tokens=[("</s>", 1)]
-    )
-    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="<pad>",
-                                   eos_token="</s>", unk_token="<unk>")  # fmt: skip
-
-
-@contextmanager
-def default_dtype(dtype: torch.dtype) -> Iterator[None]:
-    """Create new parameters in ``dtype`` (random init straight in the target precision)."""
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(previous)
-
 
 def random_dit(spec: WanBenchSizes, device: torch.device, dtype: torch.dtype,
                seed: int = 0) -> WanDiT:

@@ -150,6 +150,6 @@ def test_presets_are_valid_sizes_and_auto_shift_is_open_soras() -> None:
         GEOMETRY.check_video_size(DEFAULTS.frames, height, width)
     assert DEFAULTS.sizes[0] == (336, 192) and (1024, 576) in DEFAULTS.sizes
     alpha = ResolutionShift()(GEOMETRY.tokens_per_frame(192, 336), GEOMETRY.latent_frames(129))
-    assert alpha == pytest.approx(5.733, abs=1e-3)  # models.md §5.2's computed example
+    assert alpha == pytest.approx(5.733, abs=1e-3)  # docs/families/opensora.md §3
     alpha = ResolutionShift()(GEOMETRY.tokens_per_frame(576, 1024), GEOMETRY.latent_frames(129))
     assert alpha == pytest.approx(11.872, abs=1e-3)
