@@ -1,0 +1,2 @@
+"""LTX-Video: transformer, causal video VAE, T5-XXL text encoder and the family that loads them
+(docs/families/ltx.md)."""
