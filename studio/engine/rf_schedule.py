@@ -129,18 +129,19 @@ def rf_schedule(
     times = _base_times(n, sampler)
     if terminal is not None and shifting != "sd3":
         raise ValueError(f"a terminal applies only to 'sd3' shifting, not {shifting!r}")
-    if shifting is None:
-        return times + [0.0]
+    return (times if shifting is None else _shifted(times, shifting, tokens, terminal)) + [0.0]
+
+
+def _shifted(times: list[float], shifting: Shifting, tokens: int | None,
+             terminal: float | None) -> list[float]:
     if tokens is None or tokens < 1:
         raise ValueError(f"shifting {shifting!r} needs a positive token count, got {tokens}")
     if shifting == "sd3":
         times = sd3_shift(times, tokens)
-        times = times if terminal is None else stretch_to_terminal(times, terminal)
-    elif shifting == "simple-diffusion":
-        times = simple_diffusion_shift(times, tokens)
-    else:
-        raise ValueError(f"unknown shifting {shifting!r}; use None, 'sd3' or 'simple-diffusion'")
-    return times + [0.0]
+        return times if terminal is None else stretch_to_terminal(times, terminal)
+    if shifting == "simple-diffusion":
+        return simple_diffusion_shift(times, tokens)
+    raise ValueError(f"unknown shifting {shifting!r}; use None, 'sd3' or 'simple-diffusion'")
 
 
 def explicit_schedule(times: list[float]) -> list[float]:
