@@ -7,13 +7,19 @@ whole run; 0 < m < 1 lets it start denoising once t < 1 − m; m = 0 leaves it f
 * initial latent: ``lerp(noise, cond_latent, m)``
 * timestep the model sees per token: ``t_tok = min(t, 1 − m)``
 * after a step, a position takes its new value only while ``t − t_eps < 1 − m``.
+* optionally, before each step, fully pinned positions (m = 1) are reset to their conditioning
+  latent plus ``noise_scale·ε·t²`` (LTX-Video's ``image_cond_noise_scale``): fresh noise that
+  shrinks as the video settles, so a pinned frame does not freeze the motion around it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+from dataclasses import dataclass, replace
 
 import torch
+
+from studio.engine.noise import make_noise
 
 T_EPS = 1e-6
 
@@ -25,13 +31,19 @@ class Conditioning:
     Attributes:
         latent: ``[B, C, T', H', W']`` conditioning latents (zeros where m = 0).
         mask: ``[B, 1, T', H', W']`` mask m ∈ [0, 1].
+        noise_scale: the noise put on fully pinned positions before each step, times t²
+            (0 = none).
+        noise_seed: seeds that noise, step by step (:func:`pinned_noise_seed`).
     """
 
     latent: torch.Tensor
     mask: torch.Tensor
+    noise_scale: float = 0.0
+    noise_seed: int = 0
 
     def to(self, device: torch.device | str, dtype: torch.dtype) -> Conditioning:
-        return Conditioning(self.latent.to(device, dtype), self.mask.to(device, torch.float32))
+        return replace(self, latent=self.latent.to(device, dtype),
+                       mask=self.mask.to(device, torch.float32))
 
 
 def latent_frame_index(frame_index: int, frames: int, temporal_factor: int) -> int:
@@ -66,7 +78,7 @@ def place_latent_frame(
     mask = cond.mask.clone()
     latent[:, :, latent_index] = frame_latent.to(latent.dtype)
     mask[:, :, latent_index] = float(strength)
-    return Conditioning(latent, mask)
+    return replace(cond, latent=latent, mask=mask)
 
 
 def initial_latent(noise: torch.Tensor, cond: Conditioning) -> torch.Tensor:
@@ -90,3 +102,24 @@ def update_mask(t: float, mask: torch.Tensor) -> torch.Tensor:
     Returns a bool tensor ``[B, 1, T', H', W']``.
     """
     return (t - T_EPS) < (1.0 - mask.float())
+
+
+def pinned_noise_seed(seed: int, step: int) -> int:
+    """The seed of the noise put on pinned positions at ``step``: a 63-bit hash of both, apart
+    from the initial noise's and the stochastic sampler's seeds."""
+    digest = hashlib.blake2b(f"pinned:{seed}:{step}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
+
+
+def perturb_pinned(x: torch.Tensor, cond: Conditioning, t: float, step: int) -> torch.Tensor:
+    """``x`` with every fully pinned position (m > 1 − t_eps) set to its conditioning latent
+    plus ``noise_scale·ε·t²`` (fresh noise of ``step``); unchanged when the scale is 0.
+
+    Shapes: x ``[B, C, T', H', W']`` as the conditioning latent.
+    """
+    if cond.noise_scale <= 0.0:
+        return x
+    eps = make_noise(tuple(x.shape), pinned_noise_seed(cond.noise_seed, step), x.device, x.dtype)
+    pinned = cond.mask.to(x.device) > 1.0 - T_EPS
+    noised = cond.latent.to(x.device, x.dtype) + cond.noise_scale * eps * (t * t)
+    return torch.where(pinned, noised, x)

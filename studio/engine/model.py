@@ -80,6 +80,30 @@ class ResolutionShift:
         return opensora_alpha(tokens_per_frame, latent_frames)
 
 
+ScheduleRule = Callable[[int, tuple[int, ...]], tuple[float, list[float]]]
+"""``rule(steps, latent_shape)`` → (the time shift it amounts to, for display; the N + 1
+sampling times from 1 to exactly 0) that ``shift="auto"`` means for a model whose published
+scheduler has its own rule (LTX-Video's token-count shift stretched to a terminal time);
+``latent_shape`` is the sampled state ``[1, C, T', H', W']``."""
+
+
+@dataclass(frozen=True, slots=True)
+class FrameLayout:
+    """Where the latent frames of the sampled state stand in the video, for a model whose
+    denoiser positions tokens in seconds (:attr:`Capabilities.frame_layout`).
+
+    Attributes:
+        fps: the video's frame rate.
+        latent_frames: T', the latent frames of the video grid (the state's first frames).
+        appended: the pixel frame each latent frame after the grid pins, in order: reference
+            images after the first frame travel as extra tokens (LTX-Video's keyframes).
+    """
+
+    fps: float
+    latent_frames: int
+    appended: tuple[int, ...] = ()
+
+
 @dataclass(frozen=True, slots=True)
 class FamilyDefaults:
     """What a model is used with unless the user says otherwise.
@@ -98,6 +122,10 @@ class FamilyDefaults:
     guidance_image: float | None = None  # image guidance (Open-Sora 2.0 i2v; None: none)
     oscillation: tuple[str, ...] = ()  # guidance oscillation the model was tuned with
     prompt_suffix: str = ""  # text the model's training appended to every prompt
+    timesteps: tuple[float, ...] | None = None  # an explicit schedule (distilled models)
+    stg: float | None = None  # spatio-temporal guidance scale (None: the model has none)
+    stg_rescale: float | None = None  # rescale of the guided velocity (None: none)
+    reference_noise: float = 0.0  # noise on pinned reference positions, times t²
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +155,8 @@ class GuidanceInputs:
         guidance / guidance_image: text and image guidance scales of the request (resolved).
         oscillation: the guidance oscillation options in effect ("text", "image", "temporal").
         schedule: the N + 1 sampling times, t ∈ [0, 1] (1 = noise).
+        stg / stg_rescale: spatio-temporal guidance scale (0 = off) and the rescale of the
+            guided velocity (0 = none), resolved.
     """
 
     denoise: Callable[..., torch.Tensor]
@@ -138,6 +168,8 @@ class GuidanceInputs:
     guidance_image: float | None
     oscillation: tuple[str, ...]
     schedule: tuple[float, ...]
+    stg: float = 0.0
+    stg_rescale: float = 0.0
 
 
 GuidanceRule = Callable[[GuidanceInputs], Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]
@@ -197,11 +229,15 @@ class Capabilities:
         conditioning: conditioning modes (:data:`FIRST_FRAME`, :data:`KEYFRAME`); empty for a
             text-only model.
         shift_rule: what ``shift="auto"`` resolves to.
+        frame_layout: the denoiser takes ``layout=`` (:class:`FrameLayout`) at every call, and
+            reference frames after the first are appended to the state as extra latent frames
+            rather than placed in the grid (LTX-Video).
     """
 
     samplers: tuple[str, ...] = ("euler", "stochastic", "dpm++2m", "unipc")
     conditioning: tuple[str, ...] = (FIRST_FRAME, KEYFRAME)
     shift_rule: ShiftRule = field(default_factory=ResolutionShift)
+    frame_layout: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,6 +306,8 @@ class LoadedModel:
         finish_latent: what the model's pipeline does to the sampled latent (None: nothing).
         image_required: whether a model with ``image_channels`` refuses a request without a
             reference image (Open-Sora 2.0 also makes video from text alone: False).
+        schedule_rule: the schedule ``shift="auto"`` means (None: the time-shifted linear
+            schedule with α from ``capabilities.shift_rule``).
     """
 
     id: str
@@ -296,6 +334,7 @@ class LoadedModel:
     guidance_rule: GuidanceRule | None = None
     finish_latent: FinishLatent | None = None
     image_required: bool = True
+    schedule_rule: ScheduleRule | None = None
 
     @property
     def supports_image(self) -> bool:

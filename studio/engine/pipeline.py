@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -28,52 +28,23 @@ from studio.engine.conditioning import (
 from studio.engine.decode import decode_video
 from studio.engine.experts import guidance_for
 from studio.engine.guidance import guided_velocity
-from studio.engine.image_inputs import check_channel_items, image_inputs, with_image
-from studio.engine.model import FIRST_FRAME, KEYFRAME, GuidanceInputs, LoadedModel, ShiftRule
+from studio.engine.image_inputs import image_inputs, with_image
+from studio.engine.model import FrameLayout, GuidanceInputs, LoadedModel
 from studio.engine.noise import make_noise
+from studio.engine.plan import GenerationPlan, check_request, plan_generation, resolve_shift
 from studio.engine.request import GenerationRequest
 from studio.engine.sampler import StepCallback, Velocity
-from studio.engine.samplers import MULTISTEP_SAMPLERS, SAMPLERS
-from studio.engine.schedule import make_schedule
-from studio.engine.shapes import LatentGeometry
-from studio.errors import InvalidRequest
+from studio.engine.samplers import SAMPLERS
 from studio.media.image import fit_image, image_to_tensor, load_image, video_to_uint8
 
 log = logging.getLogger(__name__)
 
+__all__ = ["GenerationOutput", "GenerationPlan", "check_request", "decode_latent",
+           "encode_prompts", "generate", "plan_generation", "resolve_shift", "sample_plan"]
+
 #: Stages :func:`sample_plan` announces, in order.
 ENCODING, SAMPLING = "encoding", "sampling"
 StageCallback = Callable[[str], None]
-
-
-@dataclass(frozen=True, slots=True)
-class GenerationPlan:
-    """A validated request with everything the run derives from it.
-
-    Attributes:
-        request: the request as given.
-        latent_shape: ``[1, C, T', H', W']``.
-        shift: the time-shift α of the schedule (the model's rule when the request says "auto").
-        schedule: the N + 1 sampling times, t ∈ [0, 1], from 1 (noise) to 0.
-        guidance_low: a two-expert model's low-noise guidance (the request's, else the model's
-            default; None for models with one DiT).
-        guidance_image / oscillation / prompt_suffix: the request's, else the model's defaults
-            (:class:`~studio.engine.model.FamilyDefaults`).
-    """
-
-    request: GenerationRequest
-    latent_shape: tuple[int, int, int, int, int]
-    shift: float
-    schedule: tuple[float, ...]
-    guidance_low: float | None = None
-    guidance_image: float | None = None
-    oscillation: tuple[str, ...] = ()
-    prompt_suffix: str = ""
-
-    def uses_negative(self) -> bool:
-        """Whether any step runs the unconditional pass (some guidance ≠ 1)."""
-        return self.request.guidance != 1.0 or self.guidance_low not in (None, 1.0) or \
-            self.guidance_image not in (None, 1.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,62 +55,6 @@ class GenerationOutput:
     latent: torch.Tensor
     video: np.ndarray | None
     plan: GenerationPlan
-
-
-def resolve_shift(request: GenerationRequest, geometry: LatentGeometry, rule: ShiftRule) -> float:
-    """The shift α a request uses: its fixed value, or ``rule`` applied to its token counts."""
-    if request.shift == "auto":
-        return float(rule(geometry.tokens_per_frame(request.height, request.width),
-                          geometry.latent_frames(request.frames)))
-    return float(request.shift)
-
-
-def check_request(model: LoadedModel, request: GenerationRequest) -> None:
-    """Validate a request for a model; raises :class:`InvalidRequest` naming the field."""
-    request.validate()
-    request.check_geometry(model.geometry)
-    capabilities = model.capabilities
-    if request.sampler not in capabilities.samplers:
-        raise InvalidRequest("sampler", f"{model.name} is not run with the {request.sampler} "
-                             "sampler", f"use one of {', '.join(capabilities.samplers)}")
-    if request.step_cache > 0 and model.cache_calibration is None:
-        raise InvalidRequest("step_cache", f"{model.name} has no step-cache calibration",
-                             f"make one with: studio cache calibrate --model {model.id}, or use 0")
-    if request.sampler in MULTISTEP_SAMPLERS and any(
-            0.0 < item.strength < 1.0 for item in request.conditioning):
-        raise InvalidRequest("sampler", f"the {request.sampler} sampler cannot run reference "
-                             "frames of a strength between 0 and 1",
-                             "use strength 1, or the euler or stochastic sampler")
-    check_channel_items(model, request)
-    for item in request.conditioning:
-        mode = FIRST_FRAME if item.frame_index == 0 else KEYFRAME
-        if mode not in capabilities.conditioning:
-            allowed = ", ".join(capabilities.conditioning) or "none"
-            raise InvalidRequest(
-                "conditioning",
-                f"{model.name} does not support {mode} reference frames (supported: {allowed})",
-                "remove the reference frame or pick a model that takes one",
-            )
-
-
-def plan_generation(model: LoadedModel, request: GenerationRequest) -> GenerationPlan:
-    """Validate ``request`` for ``model`` and resolve its shape, shift and schedule."""
-    check_request(model, request)
-    shift = resolve_shift(request, model.geometry, model.capabilities.shift_rule)
-    shape = model.geometry.latent_shape(request.frames, request.height, request.width)
-    low = None
-    if model.experts is not None:
-        low = request.guidance_low if request.guidance_low is not None else (
-            model.defaults.guidance_low if model.defaults.guidance_low is not None
-            else request.guidance)
-    d = model.defaults
-    return GenerationPlan(
-        request, shape, shift, tuple(make_schedule(request.steps, shift)), low,
-        guidance_image=d.guidance_image if request.guidance_image is None or
-        d.guidance_image is None else request.guidance_image,
-        oscillation=d.oscillation if request.oscillation is None else request.oscillation,
-        prompt_suffix=d.prompt_suffix if request.prompt_suffix is None else request.prompt_suffix,
-    )  # fmt: skip
 
 
 def encode_prompts(
@@ -162,27 +77,42 @@ def build_conditioning(
     """VAE-encode each reference image into its latent frame; None without conditioning items
     or for a model that takes them as input channels (:mod:`studio.engine.image_inputs`).
 
-    Frame 0 is encoded as a single image (what a causal VAE's first latent frame holds). A later
-    keyframe is encoded as a still clip of 1 + r frames and latent frame 1 of it is used, which is
-    what a causal VAE produces for r identical frames after the first.
+    Frame 0 is encoded as a single image (what a causal VAE's first latent frame holds). A
+    frame-layout model's later keyframes are encoded as single images too, each into its own
+    latent frame after the grid (:attr:`GenerationPlan.appended`). Other models' later
+    keyframes are encoded as a still clip of 1 + r frames and latent frame 1 of it is used,
+    which is what a causal VAE produces for r identical frames after the first.
     """
     request = plan.request
     if not request.conditioning or model.image_channels is not None:
         return None
-    cond = empty_conditioning(plan.latent_shape)
-    r = model.geometry.temporal_factor
+    cond = empty_conditioning(plan.state_shape)
+    cond = replace(cond, noise_scale=plan.reference_noise, noise_seed=request.seed)
+    grid_frames = plan.latent_shape[2]
+    appended = iter(range(grid_frames, plan.state_shape[2]))
     for item in request.conditioning:
         cancel.check()
         image = fit_image(load_image(item.image), request.width, request.height, item.fit)
         pixels = image_to_tensor(image).to(model.device)
-        index = latent_frame_index(item.frame_index, request.frames, r)
-        with torch.inference_mode():
-            if index == 0:
-                frame_latent = model.vae.encode(pixels, cancel)[:, :, 0]
-            else:
-                frame_latent = model.vae.encode(pixels.repeat(1, 1, 1 + r, 1, 1), cancel)[:, :, 1]
+        index = latent_frame_index(item.frame_index, request.frames,
+                                   model.geometry.temporal_factor)
+        if index > 0 and plan.appended:
+            index = next(appended)
+        frame_latent = _encode_reference(model, pixels, still=index > 0 and not plan.appended,
+                                         cancel=cancel)
         cond = place_latent_frame(cond, frame_latent.float().cpu(), index, item.strength)
     return cond
+
+
+def _encode_reference(model: LoadedModel, pixels: torch.Tensor, *, still: bool,
+                      cancel: CancelToken) -> torch.Tensor:
+    """The latent frame ``[1, C, H', W']`` of one reference image ``[1, 3, 1, H, W]``: the image
+    alone, or (``still``) latent frame 1 of a still clip of 1 + r frames."""
+    r = model.geometry.temporal_factor
+    with torch.inference_mode():
+        if not still:
+            return model.vae.encode(pixels, cancel)[:, :, 0]
+        return model.vae.encode(pixels.repeat(1, 1, 1 + r, 1, 1), cancel)[:, :, 1]
 
 
 def sample_plan(
@@ -200,8 +130,10 @@ def sample_plan(
     CPU. ``wrap`` wraps the guided velocity the sampler calls (step caching, calibration).
 
     To resume a run, pass the state ``x`` saved after ``start_step`` steps (a sampling
-    checkpoint): the result equals the uninterrupted run's. ``on_stage`` hears
-    :data:`ENCODING` and :data:`SAMPLING` as they begin.
+    checkpoint, :attr:`GenerationPlan.state_shape`): the result equals the uninterrupted run's.
+    ``on_stage`` hears :data:`ENCODING` and :data:`SAMPLING` as they begin. Steps report the
+    whole state as ``x`` and the video's frames alone as ``x0_hat``; frames a model appended
+    for its keyframes are dropped from the result.
     """
     request = plan.request
     if on_stage is not None:
@@ -214,40 +146,65 @@ def sample_plan(
         on_stage(SAMPLING)
     if cond is not None:
         cond = cond.to(model.device, torch.float32)
-    if x is None:
-        assert start_step == 0, "a resumed run needs the saved state x"
-        x = make_noise(plan.latent_shape, request.seed, model.device, torch.float32)
-        if cond is not None:
-            x = initial_latent(x, cond)
-    else:
-        assert tuple(x.shape) == plan.latent_shape, f"saved state {tuple(x.shape)} is not " \
-            f"{plan.latent_shape}"
-        x = x.to(model.device, torch.float32)
+    x = _start_state(model, plan, cond, start_step, x)
     velocity = _velocity(model, plan, context, uncond, channels, features)
     if wrap is not None:
         velocity = wrap(velocity)
     with torch.inference_mode():
         x = SAMPLERS[request.sampler](velocity, x, list(plan.schedule), cond=cond,
-                                      on_step=on_step, cancel=cancel, seed=request.seed,
-                                      start=start_step)  # fmt: skip
+                                      on_step=_video_steps(on_step, plan), cancel=cancel,
+                                      seed=request.seed, start=start_step)  # fmt: skip
+        x = x[:, :, :plan.latent_shape[2]]
         if model.finish_latent is not None:
             x = model.finish_latent(x, channels)
     return x.float().cpu()
+
+
+def _start_state(model: LoadedModel, plan: GenerationPlan, cond: Conditioning | None,
+                 start_step: int, x: torch.Tensor | None) -> torch.Tensor:
+    """The state sampling starts from: seeded noise lerped with the conditioning, or a saved
+    state to resume from."""
+    if x is None:
+        assert start_step == 0, "a resumed run needs the saved state x"
+        x = make_noise(plan.state_shape, plan.request.seed, model.device, torch.float32)
+        return initial_latent(x, cond) if cond is not None else x
+    assert tuple(x.shape) == plan.state_shape, f"saved state {tuple(x.shape)} is not " \
+        f"{plan.state_shape}"
+    return x.to(model.device, torch.float32)
+
+
+def _video_steps(on_step: StepCallback | None, plan: GenerationPlan) -> StepCallback | None:
+    """``on_step`` shown the video's own frames as ``x0_hat`` (previews do not show appended
+    keyframes); ``x`` stays the whole state, which sampling checkpoints save."""
+    if on_step is None or not plan.appended:
+        return on_step
+    frames = plan.latent_shape[2]
+    return lambda info: on_step(replace(info, x0_hat=info.x0_hat[:, :, :frames]))
 
 
 def _velocity(model: LoadedModel, plan: GenerationPlan, context: torch.Tensor,
               uncond: torch.Tensor | None, channels: torch.Tensor | None,
               features: torch.Tensor | None) -> Velocity:
     """The guided velocity: the model's own guidance rule, else classifier-free guidance
-    (per expert for a two-expert model) over the denoiser given its image inputs."""
+    (per expert for a two-expert model) over the denoiser given its image inputs (and, for a
+    frame-layout model, the state's frame layout at every call)."""
     request = plan.request
+    denoiser = model.denoiser
+    if model.capabilities.frame_layout:
+        denoiser = with_layout(denoiser, plan.layout)
     if model.guidance_rule is not None:
         return model.guidance_rule(GuidanceInputs(
-            model.denoiser, context, uncond, channels, features, request.guidance,
-            plan.guidance_image, plan.oscillation, plan.schedule))  # fmt: skip
+            denoiser, context, uncond, channels, features, request.guidance,
+            plan.guidance_image, plan.oscillation, plan.schedule, plan.stg,
+            plan.stg_rescale))  # fmt: skip
     scale = guidance_for(request.guidance, plan.guidance_low, model.experts)
-    return guided_velocity(with_image(model.denoiser, channels, features), context, uncond,
-                           scale)
+    return guided_velocity(with_image(denoiser, channels, features), context, uncond, scale)
+
+
+def with_layout(denoise: Callable[..., torch.Tensor], layout: FrameLayout
+                ) -> Callable[..., torch.Tensor]:
+    """``denoise`` given ``layout=`` at every call (other keywords pass through)."""
+    return lambda x, t_tok, context, **extra: denoise(x, t_tok, context, layout=layout, **extra)
 
 
 def decode_latent(

@@ -8,109 +8,39 @@ sizes) live in :meth:`GenerationRequest.check_geometry`.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
 from studio.engine.lora import LORA_MODES
+from studio.engine.request_items import (
+    FIT_MODES,
+    LORA_STRENGTH,
+    ConditioningItem,
+    LoraItem,
+    check_int,
+    is_number,
+    is_utf8,
+    parse_item,
+    parse_loras,
+    shown,
+)
 from studio.engine.shapes import LatentGeometry
 from studio.errors import InvalidRequest
 
+__all__ = ["FIT_MODES", "LORA_STRENGTH", "ConditioningItem", "GenerationRequest", "LoraItem"]
+
 REQUEST_VERSION = 1
 SAMPLERS = ("euler", "stochastic", "dpm++2m", "unipc")
-FIT_MODES = ("fill", "fit")
 MAX_SEED = 2**63 - 1
 MAX_STEPS = 1000
 MAX_LORAS = 16
 #: Guidance oscillation options (Open-Sora 2.0): the text and image scales drop to 1 on odd
 #: steps after the first ten; "temporal" ramps the image scale over the latent frames.
 OSCILLATION = ("text", "image", "temporal")
-LORA_STRENGTH = 10.0
 
 ShiftMode = float | Literal["auto"]
 
 
-@dataclass(frozen=True, slots=True)
-class ConditioningItem:
-    """A reference frame pinned into the video.
-
-    Attributes:
-        image: path of the reference image file.
-        frame_index: pixel frame it stands for; 0 = first, −1 = last, any other index allowed.
-        strength: mask value m ∈ [0, 1]; 1 = hard (kept exactly), between = soft (the token starts
-            denoising when t < 1 − m), 0 = no effect.
-        fit: how the image is brought to the video size: ``"fill"`` (cover, centre-crop) or
-            ``"fit"`` (contain, black letterbox).
-    """
-
-    image: str
-    frame_index: int = 0
-    strength: float = 1.0
-    fit: str = "fill"
-
-    def validate(self, frames: int | None = None) -> None:
-        if not isinstance(self.image, str) or not self.image:
-            raise InvalidRequest(
-                "conditioning.image",
-                f"{self.image!r} is not a reference image path",
-                "choose an image file",
-            )
-        if not _is_utf8(self.image):
-            raise InvalidRequest("conditioning.image", f"the file name {self.image!r} is not "
-                                 "valid UTF-8 text", "rename the image file")
-        if not isinstance(self.frame_index, int) or isinstance(self.frame_index, bool):
-            raise InvalidRequest(
-                "conditioning.frame_index",
-                f"{self.frame_index!r} is not an integer",
-                "use 0 for the first frame, −1 for the last, or any frame number"
-                if frames is None
-                else f"use 0…{frames - 1}, or −1 for the last frame",
-            )
-        if frames is not None and not -frames <= self.frame_index < frames:
-            raise InvalidRequest(
-                "conditioning.frame_index",
-                f"{self.frame_index} is outside the video",
-                f"use 0…{frames - 1}, or −1 for the last frame",
-            )
-        if not _is_number(self.strength) or not 0.0 <= self.strength <= 1.0:
-            raise InvalidRequest(
-                "conditioning.strength", f"{self.strength!r} is not allowed", "use a value in 0…1"
-            )
-        if self.fit not in FIT_MODES:
-            raise InvalidRequest(
-                "conditioning.fit", f"{self.fit!r} is unknown", f"use one of {', '.join(FIT_MODES)}"
-            )
-
-
-@dataclass(frozen=True, slots=True)
-class LoraItem:
-    """A LoRA applied to the denoiser.
-
-    Attributes:
-        path: the LoRA file.
-        strength: multiplies its change (1 = as trained; negative values invert it).
-        sha256: the file's hash; filled in when the job runs, so a recipe names the exact file
-            and refuses a different one.
-    """
-
-    path: str
-    strength: float = 1.0
-    sha256: str = ""
-
-    def validate(self) -> None:
-        if not isinstance(self.path, str) or not self.path or not _is_utf8(self.path):
-            raise InvalidRequest("loras.path", f"{self.path!r} is not a LoRA file path",
-                                 "choose a LoRA .safetensors file")
-        if not _is_number(self.strength) or abs(self.strength) > LORA_STRENGTH:
-            raise InvalidRequest("loras.strength", f"{_shown(self.strength)} is not allowed",
-                                 f"use −{LORA_STRENGTH:g}…{LORA_STRENGTH:g} (1 = as trained)")
-        if not isinstance(self.sha256, str) or (
-                self.sha256 and (len(self.sha256) != 64 or set(self.sha256) - set(_HEX))):
-            raise InvalidRequest("loras.sha256", f"{_shown(self.sha256)} is not a SHA-256",
-                                 "leave it empty, or give the file's 64 hex digits")
-
-
-_HEX = "0123456789abcdef"
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +62,16 @@ class GenerationRequest:
             the model's default; ignored by models without oscillating guidance).
         prompt_suffix: text appended to the prompt, as the model's training did (None = the
             model's default, "" = none).
-        shift: ``"auto"`` (Open-Sora's resolution/frames rule) or a fixed time-shift α > 0.
+        shift: ``"auto"`` (the model's resolution rule) or a fixed time-shift α > 0.
+        timesteps: an explicit schedule, t ∈ (0, 1] strictly decreasing, without the final 0
+            (a distilled model's list); ``steps`` then equals its length. None = from ``steps``
+            and ``shift``.
+        stg: spatio-temporal guidance scale of a model that has it (LTX-Video; None = the
+            model's default, 0 = off; ignored by others).
+        stg_rescale: how far the guided velocity is rescaled to the conditional pass's spread
+            (1 = fully, 0 = not; None = the model's default).
+        reference_noise: noise added to fully pinned reference positions before each step,
+            times t² (LTX-Video's image_cond_noise_scale; None = the model's default).
         width, height: pixels; multiples of the model's size multiple.
         frames: pixel frames; 1 + r·k for the model's temporal factor r.
         fps: playback rate of the output.
@@ -160,6 +99,10 @@ class GenerationRequest:
     oscillation: tuple[str, ...] | None = None
     prompt_suffix: str | None = None
     shift: ShiftMode = "auto"
+    timesteps: tuple[float, ...] | None = None
+    stg: float | None = None
+    stg_rescale: float | None = None
+    reference_noise: float | None = None
     width: int = 128
     height: int = 128
     frames: int = 17
@@ -172,7 +115,7 @@ class GenerationRequest:
     lora_mode: str = "auto"
 
     def __post_init__(self) -> None:
-        for name in ("conditioning", "loras", "oscillation"):
+        for name in ("conditioning", "loras", "oscillation", "timesteps"):
             if isinstance(getattr(self, name), list):
                 object.__setattr__(self, name, tuple(getattr(self, name)))
 
@@ -182,28 +125,28 @@ class GenerationRequest:
             value = getattr(self, name)
             if not isinstance(value, str):
                 raise InvalidRequest(name, f"{value!r} is not text", "use text (it may be empty)")
-            if not _is_utf8(value):
+            if not is_utf8(value):
                 raise InvalidRequest(name, "contains bytes that are not valid UTF-8 text",
                                      "type it again, or save the file it came from as UTF-8")
-        _check_int("seed", self.seed, 0, MAX_SEED)
-        _check_int("steps", self.steps, 1, MAX_STEPS)
+        check_int("seed", self.seed, 0, MAX_SEED)
+        check_int("steps", self.steps, 1, MAX_STEPS)
         for name in ("guidance", "guidance_low", "guidance_image"):
             value = getattr(self, name)
             if (value is not None or name == "guidance") and (
-                    not _is_number(value) or not 0.0 <= value <= 50.0):
-                raise InvalidRequest(name, f"{_shown(value)} is not allowed", "use 0…50")
+                    not is_number(value) or not 0.0 <= value <= 50.0):
+                raise InvalidRequest(name, f"{shown(value)} is not allowed", "use 0…50")
         if self.shift != "auto" and (
-            not _is_number(self.shift) or not 0.0 < float(self.shift) <= 100.0
+            not is_number(self.shift) or not 0.0 < float(self.shift) <= 100.0
         ):
             raise InvalidRequest(
-                "shift", f"{_shown(self.shift)} is not allowed",
+                "shift", f"{shown(self.shift)} is not allowed",
                 'use "auto" or a number in (0, 100]',
             )
-        _check_int("width", self.width, 1, 8192)
-        _check_int("height", self.height, 1, 8192)
-        _check_int("frames", self.frames, 1, 4097)
-        if not _is_number(self.fps) or not 1.0 <= self.fps <= 240.0:
-            raise InvalidRequest("fps", f"{_shown(self.fps)} is not allowed", "use 1…240")
+        check_int("width", self.width, 1, 8192)
+        check_int("height", self.height, 1, 8192)
+        check_int("frames", self.frames, 1, 4097)
+        if not is_number(self.fps) or not 1.0 <= self.fps <= 240.0:
+            raise InvalidRequest("fps", f"{shown(self.fps)} is not allowed", "use 1…240")
         if self.sampler not in SAMPLERS:
             raise InvalidRequest(
                 "sampler", f"{self.sampler!r} is unknown", f"use one of {', '.join(SAMPLERS)}"
@@ -216,27 +159,48 @@ class GenerationRequest:
                     "give each reference frame an image, frame index and strength",
                 )
             item.validate(self.frames)
-        if not _is_number(self.step_cache) or not 0.0 <= self.step_cache <= 1.0:
-            raise InvalidRequest("step_cache", f"{_shown(self.step_cache)} is not allowed",
+        if not is_number(self.step_cache) or not 0.0 <= self.step_cache <= 1.0:
+            raise InvalidRequest("step_cache", f"{shown(self.step_cache)} is not allowed",
                                  "use 0 (off) … 1; 0.01 skips about 2 steps in 5")
         self._validate_loras()
         self._validate_model_options()
-        if not isinstance(self.model, str) or not _is_utf8(self.model):
+        if not isinstance(self.model, str) or not is_utf8(self.model):
             raise InvalidRequest(
                 "model", f"{self.model!r} is not a model id", 'use a model id or "" for the default'
             )
         return self
 
     def _validate_model_options(self) -> None:
+        self._validate_timesteps()
+        for name, high in (("stg", 50.0), ("stg_rescale", 1.0), ("reference_noise", 1.0)):
+            value = getattr(self, name)
+            if value is not None and (not is_number(value) or not 0.0 <= value <= high):
+                raise InvalidRequest(name, f"{shown(value)} is not allowed",
+                                     f"use 0…{high:g}, or leave it to the model")
         if self.oscillation is not None and (
                 not isinstance(self.oscillation, tuple)
                 or any(o not in OSCILLATION for o in self.oscillation)):
-            raise InvalidRequest("oscillation", f"{_shown(self.oscillation)} is not allowed",
+            raise InvalidRequest("oscillation", f"{shown(self.oscillation)} is not allowed",
                                  f"use a list of {', '.join(OSCILLATION)} (or none)")
         if self.prompt_suffix is not None and (not isinstance(self.prompt_suffix, str)
-                                               or not _is_utf8(self.prompt_suffix)):
-            raise InvalidRequest("prompt_suffix", f"{_shown(self.prompt_suffix)} is not text",
+                                               or not is_utf8(self.prompt_suffix)):
+            raise InvalidRequest("prompt_suffix", f"{shown(self.prompt_suffix)} is not text",
                                  'use text, "" for none')
+
+    def _validate_timesteps(self) -> None:
+        times = self.timesteps
+        if times is None:
+            return
+        if not isinstance(times, tuple) or not times or not all(is_number(t) for t in times):
+            raise InvalidRequest("timesteps", f"{shown(times)} is not a list of times",
+                                 "give times in (0, 1], e.g. 1, 0.99, 0.9, 0.7")
+        if not all(0.0 < t <= 1.0 for t in times) or any(
+                a <= b for a, b in zip(times, times[1:], strict=False)):
+            raise InvalidRequest("timesteps", f"{shown(times)} is not strictly decreasing "
+                                 "within (0, 1]", "list times from 1 (noise) down, without 0")
+        if len(times) != self.steps:
+            raise InvalidRequest("steps", f"{self.steps} steps with {len(times)} timesteps",
+                                 "set steps to the number of timesteps")
 
     def _validate_loras(self) -> None:
         if len(self.loras) > MAX_LORAS:
@@ -247,7 +211,7 @@ class GenerationRequest:
                                      "give each LoRA a path and a strength")
             item.validate()
         if self.lora_mode not in LORA_MODES:
-            raise InvalidRequest("lora_mode", f"{_shown(self.lora_mode)} is unknown",
+            raise InvalidRequest("lora_mode", f"{shown(self.lora_mode)} is unknown",
                                  f"use one of {', '.join(LORA_MODES)}")
 
     def check_geometry(self, geometry: LatentGeometry) -> None:
@@ -298,10 +262,11 @@ class GenerationRequest:
         items = values.get("conditioning", [])
         if not isinstance(items, list | tuple):
             raise InvalidRequest("conditioning", f"{items!r} is not a list", "use a list of items")
-        values["conditioning"] = tuple(_parse_item(item) for item in items)
-        values["loras"] = _parse_loras(values.get("loras", []))
-        if isinstance(values.get("oscillation"), list):
-            values["oscillation"] = tuple(values["oscillation"])
+        values["conditioning"] = tuple(parse_item(item) for item in items)
+        values["loras"] = parse_loras(values.get("loras", []))
+        for name in ("oscillation", "timesteps"):
+            if isinstance(values.get(name), list):
+                values[name] = tuple(values[name])
         if isinstance(values.get("shift"), int) and not isinstance(values["shift"], bool):
             values["shift"] = float(values["shift"])
         return cls(**values).validate()
@@ -321,59 +286,3 @@ class GenerationRequest:
         return cls.from_dict(data)
 
 
-def _parse_item(item: object) -> ConditioningItem:
-    """One conditioning entry of a request's dict form (validated later with the request)."""
-    known = {g.name for g in fields(ConditioningItem)}
-    if not isinstance(item, dict) or set(item) - known:
-        raise InvalidRequest(
-            "conditioning",
-            f"{item!r} is not a conditioning item",
-            f"an item has the fields {', '.join(sorted(known))}",
-        )
-    if "image" not in item:
-        raise InvalidRequest("conditioning.image", "is missing", "give the reference image's path")
-    return ConditioningItem(**item)
-
-
-def _parse_loras(items: object) -> tuple[LoraItem, ...]:
-    """The ``loras`` list of a request's dict form (validated later with the request)."""
-    known = {g.name for g in fields(LoraItem)}
-    if not isinstance(items, list | tuple):
-        raise InvalidRequest("loras", f"{_shown(items)} is not a list", "use a list of LoRAs")
-    for item in items:
-        if not isinstance(item, dict) or set(item) - known or "path" not in item:
-            raise InvalidRequest("loras", f"{_shown(item)} is not a LoRA",
-                                 f"a LoRA has the fields {', '.join(sorted(known))}")
-    return tuple(LoraItem(**item) for item in items)
-
-
-def _is_utf8(text: str) -> bool:
-    """False for text holding lone surrogates (bytes a command line or file name could not
-    decode), which no JSON recipe or tokenizer can take."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _is_number(value: object) -> bool:
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        return False
-    try:
-        return math.isfinite(float(value))
-    except OverflowError:  # an integer of hundreds of digits
-        return False
-
-
-def _check_int(name: str, value: object, low: int, high: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise InvalidRequest(name, f"{_shown(value)} is not an integer", f"use {low}…{high}")
-    if not low <= value <= high:
-        raise InvalidRequest(name, f"{_shown(value)} is out of range", f"use {low}…{high}")
-
-
-def _shown(value: object, limit: int = 40) -> str:
-    """``repr(value)``, shortened in the middle when long (a 400-digit number, a long text)."""
-    text = repr(value) if not isinstance(value, int) or isinstance(value, bool) else str(value)
-    return text if len(text) <= limit else f"{text[:16]}…{text[-8:]} ({len(text)} characters)"

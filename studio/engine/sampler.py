@@ -14,7 +14,12 @@ from dataclasses import dataclass
 import torch
 
 from studio.engine.cancel import NEVER, CancelToken
-from studio.engine.conditioning import Conditioning, token_timesteps, update_mask
+from studio.engine.conditioning import (
+    Conditioning,
+    perturb_pinned,
+    token_timesteps,
+    update_mask,
+)
 from studio.engine.noise import make_noise
 
 Velocity = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -60,12 +65,15 @@ def integrate(
     cancel: CancelToken = NEVER,
     start: int = 0,
 ) -> torch.Tensor:
-    """The loop every sampler shares: per-token times, one velocity, x̂₀ = x − t·v, the
-    sampler's ``update``, written only where the conditioning mask lets a position move, then
-    the step callback. Arguments as :func:`sample_euler`."""
+    """The loop every sampler shares: the pinned positions' noise (when the conditioning asks
+    for it), per-token times, one velocity, x̂₀ = x − t·v, the sampler's ``update``, written
+    only where the conditioning mask lets a position move, then the step callback. Arguments
+    as :func:`sample_euler`."""
     mask = _mask_for(x, cond)
     for i, t, t_next in _schedule_steps(ts, start):
         cancel.check()
+        if cond is not None:
+            x = perturb_pinned(x, cond, t, i)
         t_tok = token_timesteps(t, mask)
         v = velocity(x, t_tok)
         x0_hat = x - t_tok[:, None].to(x.dtype) * v
