@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from studio.cli.image_spec import IMAGE_FORM, IMAGE_HELP
 from studio.cli.interrupt import sigint_cancels
 from studio.cli.lora import add_lora_options
 from studio.cli.requests import request_from_args
@@ -25,11 +26,11 @@ def add_generate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--negative", dest="negative_prompt", help="negative prompt")
     p.add_argument("--model", default=None, help='model folder, or "demo" (default)')
     p.add_argument("--recipe", type=Path, help="reproduce a recipe (.json, or an MP4 made here)")
-    p.add_argument("--image", action="append", metavar="PATH[@FRAME]",
-                   help="reference frame image (image-to-video); repeatable, each at its frame "
-                   "(0 first, -1 last; FLF2V: --image a.png@0 --image b.png@-1)")
-    p.add_argument("--image-frame", type=int, default=0, help="frame it pins: 0 first, -1 last")
-    p.add_argument("--strength", type=float, default=1.0, help="reference strength in 0…1")
+    p.add_argument("--image", action="append", metavar=IMAGE_FORM, help=IMAGE_HELP)
+    p.add_argument("--image-frame", type=int, default=0,
+                   help="frame an --image without @FRAME pins: 0 first (default), -1 last")
+    p.add_argument("--strength", type=float, default=1.0,
+                   help="strength of an --image without :STRENGTH, in 0…1 (default 1: kept)")
     p.add_argument("--fit", choices=("fill", "fit"), default="fill", help="how the image is sized")
     p.add_argument("--seed", type=int)
     p.add_argument("--steps", type=int)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from studio.cli.image_spec import parse_image
 from studio.cli.lora import lora_changes
 from studio.engine.request import OSCILLATION, ConditioningItem, GenerationRequest
 from studio.engine.step_cache import DEFAULT_THRESHOLD
@@ -25,6 +26,8 @@ def request_from_args(args: argparse.Namespace, service: Any) -> GenerationReque
     """Build and validate the request for ``studio generate``."""
     from studio.service.model_info import default_request, model_info
 
+    # A malformed --image stops the command before a model is loaded.
+    images = tuple(_image_item(text, args) for text in args.image or ())
     if args.recipe is not None:
         base = _recipe_request(args, service.settings)
     else:
@@ -35,18 +38,16 @@ def request_from_args(args: argparse.Namespace, service: Any) -> GenerationReque
     changes = option_changes(args)
     if args.cache is not None:
         changes["step_cache"] = parse_cache(args.cache)
-    if args.image:  # the queue stores them absolute (recipe_check.absolute_paths)
-        changes["conditioning"] = tuple(_image_item(text, args) for text in args.image)
+    if images:  # the queue stores them absolute (recipe_check.absolute_paths)
+        changes["conditioning"] = images
     changes.update(lora_changes(args, service, base))
     return base.with_changes(**changes).validate()
 
 
 def _image_item(text: str, args: argparse.Namespace) -> ConditioningItem:
-    """``PATH`` (at ``--image-frame``) or ``PATH@FRAME``, with ``--strength`` and ``--fit``."""
-    path, sep, frame = text.rpartition("@")
-    if sep and path and frame.lstrip("-").isdigit():
-        return ConditioningItem(path, int(frame), args.strength, args.fit)
-    return ConditioningItem(text, args.image_frame, args.strength, args.fit)
+    """``PATH[@FRAME][:STRENGTH]``; what it leaves out takes ``--image-frame`` and
+    ``--strength`` (:func:`studio.cli.image_spec.parse_image`), and every item ``--fit``."""
+    return parse_image(text, args.image_frame, args.strength, args.fit)
 
 
 def option_changes(args: argparse.Namespace) -> dict[str, Any]:
