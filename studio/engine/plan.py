@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from studio.engine.image_inputs import check_channel_items
 from studio.engine.model import FIRST_FRAME, KEYFRAME, FrameLayout, LoadedModel, ShiftRule
 from studio.engine.request import GenerationRequest
+from studio.engine.rf_schedule import explicit_schedule
 from studio.engine.samplers import MULTISTEP_SAMPLERS
 from studio.engine.schedule import make_schedule
 from studio.engine.shapes import LatentGeometry
@@ -116,7 +117,7 @@ def sampling_schedule(model: LoadedModel, request: GenerationRequest,
     """(shift α, the N + 1 times): the request's explicit times, else the model's own rule for
     "auto", else the linear schedule time-shifted by the request's or the model's α."""
     if request.timesteps is not None:
-        return 1.0, [*request.timesteps, 0.0]
+        return 1.0, explicit_schedule(list(request.timesteps))
     if request.shift == "auto" and model.schedule_rule is not None:
         return model.schedule_rule(request.steps, state_shape)
     shift = resolve_shift(request, model.geometry, model.capabilities.shift_rule)

@@ -24,6 +24,7 @@ from studio.engine.request_items import (
     parse_loras,
     shown,
 )
+from studio.engine.rf_schedule import explicit_schedule
 from studio.engine.shapes import LatentGeometry
 from studio.errors import InvalidRequest
 
@@ -191,13 +192,10 @@ class GenerationRequest:
         times = self.timesteps
         if times is None:
             return
-        if not isinstance(times, tuple) or not times or not all(is_number(t) for t in times):
+        if not isinstance(times, tuple) or not all(is_number(t) for t in times):
             raise InvalidRequest("timesteps", f"{shown(times)} is not a list of times",
                                  "give times in (0, 1], e.g. 1, 0.99, 0.9, 0.7")
-        if not all(0.0 < t <= 1.0 for t in times) or any(
-                a <= b for a, b in zip(times, times[1:], strict=False)):
-            raise InvalidRequest("timesteps", f"{shown(times)} is not strictly decreasing "
-                                 "within (0, 1]", "list times from 1 (noise) down, without 0")
+        explicit_schedule(list(times))
         if len(times) != self.steps:
             raise InvalidRequest("steps", f"{self.steps} steps with {len(times)} timesteps",
                                  "set steps to the number of timesteps")
