@@ -32,6 +32,7 @@ from studio.engine.request import MAX_STEPS, SAMPLERS, ConditioningItem, Generat
 from studio.service.model_info import ModelInfo
 
 from .model_options import ModelOptions
+from .schedule_options import ScheduleOptions
 from .size_editor import SizeEditor
 
 if TYPE_CHECKING:
@@ -126,6 +127,7 @@ class PromptPanel(QWidget):
         self.few_step.hide()
         self._preset: FewStepPreset | None = None
         self.options = ModelOptions(self)  # image guidance, oscillation, prompt suffix
+        self.schedule_options = ScheduleOptions(self)  # STG, reference noise, timesteps
         self.size = SizeEditor(self)
         self._lay_out()
 
@@ -143,6 +145,7 @@ class PromptPanel(QWidget):
         form.addRow(self.guidance_low_label, self.guidance_low)
         self.options.add_rows(form)
         form.addRow("Shift α", shift_row)
+        self.schedule_options.add_rows(form)
         form.addRow("Sampler", self.sampler)
         form.addRow("Step cache", self.step_cache)
         form.addRow("", self.few_step)
@@ -165,6 +168,7 @@ class PromptPanel(QWidget):
             spin.valueChanged.connect(self._emit_changed)
         self.sampler.currentIndexChanged.connect(self._emit_changed)
         self.options.changed.connect(self._emit_changed)
+        self.schedule_options.changed.connect(self._on_schedule_options)
         self.size.changed.connect(self._emit_changed)
         self.size.validity_changed.connect(self.validity_changed)
 
@@ -188,6 +192,7 @@ class PromptPanel(QWidget):
         self.set_fields(steps=info.steps, guidance=info.guidance, shift=info.shift)
         self._show_guidance_low(info.guidance_low)
         self.options.set_model(info)
+        self.schedule_options.set_model(info)
 
     def _show_guidance_low(self, value: float | None) -> None:
         """The low-noise guidance field, for two-expert models only."""
@@ -243,6 +248,7 @@ class PromptPanel(QWidget):
                 and self._info.guidance_low is not None:
             self._show_guidance_low(request.guidance_low)
         self.options.set_request(request)
+        self.schedule_options.set_request(request)
 
     def prepare_seed(self) -> None:
         """Before a run: draw a new seed unless the seed is locked."""
@@ -285,6 +291,7 @@ class PromptPanel(QWidget):
             model=self._info.id,
             step_cache=round(self.step_cache.value(), 4),
             **self.options.request_fields(),
+            **self.schedule_options.request_fields(),
         )
 
     # --- reactions --------------------------------------------------------------------------
@@ -292,6 +299,16 @@ class PromptPanel(QWidget):
     @Slot()
     def _on_new_seed(self) -> None:
         self.seed.setText(str(new_seed()))
+
+    @Slot()
+    def _on_schedule_options(self) -> None:
+        """Explicit timesteps set the number of steps (and the steps field waits for them)."""
+        times = self.schedule_options.request_fields()["timesteps"]
+        self.steps.setEnabled(times is None)
+        if times is not None:
+            with QSignalBlocker(self.steps):
+                self.steps.setValue(len(times))
+        self._emit_changed()
 
     @Slot(bool)
     def _on_shift_mode(self, auto: bool) -> None:

@@ -43,6 +43,10 @@ class ModelInfo:
         oscillation: the guidance oscillation the model was tuned with (() for models
             without oscillating guidance).
         prompt_suffix: what the model's training appended to every prompt ("" = none).
+        timesteps: the explicit schedule a distilled model is run with (None: from steps).
+        stg / stg_rescale: default spatio-temporal guidance and its rescale (None: the model
+            has none).
+        reference_noise: default noise on pinned reference positions (0 = none).
     """
 
     id: str
@@ -69,6 +73,10 @@ class ModelInfo:
     guidance_image: float | None = None
     oscillation: tuple[str, ...] = ()
     prompt_suffix: str = ""
+    timesteps: tuple[float, ...] | None = None
+    stg: float | None = None
+    stg_rescale: float | None = None
+    reference_noise: float = 0.0
 
 
 def model_info(model: LoadedModel) -> ModelInfo:
@@ -99,21 +107,29 @@ def model_info(model: LoadedModel) -> ModelInfo:
         guidance_image=None if d.guidance_image is None else float(d.guidance_image),
         oscillation=tuple(d.oscillation),
         prompt_suffix=d.prompt_suffix,
+        timesteps=None if d.timesteps is None else tuple(float(t) for t in d.timesteps),
+        stg=None if d.stg is None else float(d.stg),
+        stg_rescale=None if d.stg_rescale is None else float(d.stg_rescale),
+        reference_noise=float(d.reference_noise),
     )
 
 
 def default_request(info: ModelInfo, prompt: str = "") -> GenerationRequest:
     """A request with the model's default settings (not validated: the prompt may be empty).
 
-    A model's own options (image guidance, oscillation, prompt suffix) are filled only for
-    models that have them; others leave them None, the model's default.
+    A model's own options (image guidance, oscillation, prompt suffix, explicit timesteps,
+    STG, reference noise) are filled only for models that have them; others leave them None,
+    the model's default. With explicit timesteps, ``steps`` is their count.
     """
     width, height = info.sizes[0]
+    steps = len(info.timesteps) if info.timesteps is not None else info.steps
     return GenerationRequest(
-        prompt=prompt, steps=info.steps, guidance=info.guidance, shift=info.shift, width=width,
+        prompt=prompt, steps=steps, guidance=info.guidance, shift=info.shift, width=width,
         height=height, frames=info.frames, fps=info.fps, model=info.id,
         guidance_low=info.guidance_low, guidance_image=info.guidance_image,
         oscillation=info.oscillation or None, prompt_suffix=info.prompt_suffix or None,
+        timesteps=info.timesteps, stg=info.stg, stg_rescale=info.stg_rescale,
+        reference_noise=info.reference_noise or None,
     )
 
 
