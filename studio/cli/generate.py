@@ -48,6 +48,19 @@ def add_generate(sub: argparse._SubParsersAction) -> None:
                    help='text appended to the prompt, as the model\'s training did ("" for none; '
                    "default: the model's)")
     p.add_argument("--shift", help='"auto" or a number')
+    p.add_argument("--timesteps", metavar="LIST",
+                   help="an explicit schedule, comma-separated from 1 down without the final 0 "
+                   '(sets the step count; "none": from --steps; default: the model\'s, e.g. '
+                   "a distilled LTX-Video's list)")
+    p.add_argument("--stg", type=float, metavar="S",
+                   help="spatio-temporal guidance scale, 0 = off (LTX-Video; default: the "
+                   "model's)")
+    p.add_argument("--stg-rescale", type=float, metavar="R",
+                   help="rescale of the guided velocity towards the prompt pass's spread, 0…1 "
+                   "(LTX-Video; default: the model's)")
+    p.add_argument("--reference-noise", type=float, metavar="S",
+                   help="noise on pinned reference frames before each step, times t² "
+                   "(LTX-Video's image_cond_noise_scale; default: the model's)")
     p.add_argument("--width", type=int)
     p.add_argument("--height", type=int)
     p.add_argument("--frames", type=int)

@@ -19,7 +19,7 @@ from studio.errors import InvalidRequest
 
 _OPTION_FIELDS = ("prompt", "negative_prompt", "seed", "steps", "guidance", "guidance_low",
                   "guidance_image", "prompt_suffix", "width", "height", "frames", "fps",
-                  "sampler")
+                  "sampler", "stg", "stg_rescale", "reference_noise")
 
 
 def request_from_args(args: argparse.Namespace, service: Any) -> GenerationRequest:
@@ -59,7 +59,26 @@ def option_changes(args: argparse.Namespace) -> dict[str, Any]:
         changes["shift"] = _parse_shift(args.shift)
     if args.oscillate is not None:
         changes["oscillation"] = parse_oscillation(args.oscillate)
+    if args.timesteps is not None:
+        changes["timesteps"] = parse_timesteps(args.timesteps)
+    if changes.get("timesteps"):
+        changes["steps"] = len(changes["timesteps"])
+    elif args.steps is not None:
+        changes["timesteps"] = None  # a step count replaces a distilled model's list
     return changes
+
+
+def parse_timesteps(text: str) -> tuple[float, ...] | None:
+    """``--timesteps``: comma-separated times from 1 down (without the final 0), or "none"
+    (the schedule from ``--steps``); the request checks their order and range."""
+    if text.strip().lower() == "none":
+        return None
+    try:
+        return tuple(float(part) for part in text.split(","))
+    except ValueError as exc:
+        raise InvalidRequest("timesteps", f"{text!r} is not a list of numbers",
+                             'use e.g. 1,0.9937,0.9875,0.9812,0.975,0.9094,0.725, or "none"'
+                             ) from exc
 
 
 def parse_oscillation(text: str) -> tuple[str, ...]:
