@@ -1,8 +1,10 @@
-"""The reference frame: drop, paste or pick an image; frame index, strength, fit or fill.
+"""The reference frames (keyframes): drop, paste or pick images; each pins a frame with a
+strength; one fill-or-fit choice for all.
 
 Files are checked off the GUI thread with the same reader generation uses
-(:func:`studio.service.reference.inspect_reference`); an unsupported file leaves the previous
-reference untouched and says why in red under the drop zone.
+(:func:`studio.service.reference.inspect_reference`); an unsupported file adds nothing, leaves
+the keyframes untouched and says why in red under the drop zone. The rows are
+:class:`~studio.app.keyframe_list.KeyframeRow`.
 """
 
 from __future__ import annotations
@@ -10,33 +12,31 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from PySide6.QtCore import QMargins, QMimeData, QSaveFile, Qt, Signal, Slot
+from PySide6.QtCore import QMimeData, QSaveFile, QSignalBlocker, Qt, Signal, Slot
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication, QImage, QPixmap
 from PySide6.QtWidgets import (
     QButtonGroup,
-    QComboBox,
-    QDoubleSpinBox,
     QFileDialog,
-    QFormLayout,
     QHBoxLayout,
     QLabel,
     QPushButton,
     QRadioButton,
-    QSpinBox,
+    QScrollArea,
     QVBoxLayout,
     QWidget,
 )
 
+from studio.engine.model import FIRST_FRAME, KEYFRAME
 from studio.engine.request import ConditioningItem
 from studio.paths import studio_home
 from studio.service.reference import IMAGE_SUFFIXES, ReferenceImage, inspect_reference
 
 from .images import array_to_qimage
+from .keyframe_list import KeyframeRow, free_frame
 from .tasks import TaskRunner
 from .worker import JobFailure
 
-FRAME_CHOICES = ("First frame", "Last frame", "Frame…")
-DROP_TEXT = "Drop an image here\nor paste (Ctrl+V) · Choose…"
+DROP_TEXT = "Drop images here to add keyframes\nor paste (Ctrl+V) · Add keyframe…"
 
 
 def local_paths(mime: QMimeData) -> list[Path]:
@@ -53,8 +53,7 @@ def _load_thumbnail(path: Path) -> tuple[ReferenceImage, QImage]:
 
 
 class DropZone(QLabel):
-    """Shows the thumbnail (scaled to fit, aspect kept) and accepts dropped files (forwarded as
-    ``file_dropped``)."""
+    """The drop target: accepts dropped image files (each forwarded as ``file_dropped``)."""
 
     file_dropped = Signal(str)
 
@@ -63,32 +62,8 @@ class DropZone(QLabel):
         self.setObjectName("drop-zone")
         self.setAcceptDrops(True)
         self.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.setMinimumSize(160, 110)
+        self.setMinimumSize(160, 60)
         self.setWordWrap(True)
-        self._thumbnail = QPixmap()
-
-    @property
-    def thumbnail(self) -> QPixmap:
-        return self._thumbnail
-
-    def show_thumbnail(self, pixmap: QPixmap) -> None:
-        """Show ``pixmap`` (null: the drop hint again)."""
-        self._thumbnail = pixmap
-        if pixmap.isNull():
-            self.setPixmap(QPixmap())
-            self.setText(DROP_TEXT)
-        else:
-            self._rescale()
-
-    def resizeEvent(self, event) -> None:
-        super().resizeEvent(event)
-        if not self._thumbnail.isNull():
-            self._rescale()
-
-    def _rescale(self) -> None:
-        size = self.contentsRect().size().shrunkBy(QMargins(4, 4, 4, 4))
-        self.setPixmap(self._thumbnail.scaled(size, Qt.AspectRatioMode.KeepAspectRatio,
-                                              Qt.TransformationMode.SmoothTransformation))
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         if local_paths(event.mimeData()):
@@ -98,14 +73,18 @@ class DropZone(QLabel):
         paths = local_paths(event.mimeData())
         if paths:
             event.acceptProposedAction()
-            self.file_dropped.emit(str(paths[0]))
+            for path in paths:
+                self.file_dropped.emit(str(path))
 
 
 class ReferencePanel(QWidget):
-    """Edits at most one reference frame.
+    """Edits the reference frames (keyframes): each an image at a frame with a strength.
+
+    A model whose only conditioning mode is the first frame keeps one row, pinned to frame 0
+    (adding another image replaces it); a model without conditioning disables the panel.
 
     Signals:
-        changed(): the reference, its frame, strength or fit changed (the schedule marks move).
+        changed(): a keyframe was added, removed, or its frame, strength or fit changed.
         load_failed(str): a file was refused; the text says why.
     """
 
@@ -116,33 +95,31 @@ class ReferencePanel(QWidget):
         super().__init__(parent)
         self.setObjectName("reference-panel")
         self._tasks = tasks
-        self._image: ReferenceImage | None = None
+        self._rows: list[KeyframeRow] = []
+        self._frames = 17
+        self._modes: tuple[str, ...] = (FIRST_FRAME, KEYFRAME)
+        self._epoch = 0  # bumped by clear / set_items: loads submitted before are dropped
+        self._next_order = 0
+        self._reserved: dict[int, int] = {}  # order → frame of images still being checked
         self._build()
         self._connect()
-        self.set_frame_count(17)
 
     def _build(self) -> None:
         self.drop_zone = DropZone(self)
-        self.choose_button = QPushButton("Choose…", self)
+        self.add_button = QPushButton("Add keyframe…", self)
         self.paste_button = QPushButton("Paste", self)
-        self.clear_button = QPushButton("Clear", self)
+        self.clear_button = QPushButton("Clear all", self)
         self.message = QLabel(self)
         self.message.setObjectName("reference-message")
         self.message.setWordWrap(True)
         self.message.hide()
-        self.frame_choice = QComboBox(self)
-        self.frame_choice.setObjectName("reference-frame")
-        self.frame_choice.addItems(list(FRAME_CHOICES))
-        self.frame_index = QSpinBox(self)
-        self.frame_index.setObjectName("reference-frame-index")
-        self.frame_index.setEnabled(False)
-        self.strength = QDoubleSpinBox(self)
-        self.strength.setObjectName("reference-strength")
-        self.strength.setRange(0.0, 1.0)
-        self.strength.setSingleStep(0.05)
-        self.strength.setValue(1.0)
-        self.strength.setToolTip(
-            "1 = kept exactly; lower values start denoising at t = 1 − strength")
+        self.rows_box = QWidget(self)
+        self.rows_layout = QVBoxLayout(self.rows_box)
+        self.rows_layout.setContentsMargins(0, 0, 0, 0)
+        self.rows_layout.addStretch(1)
+        scroll = QScrollArea(self)
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(self.rows_box)
         self.fill = QRadioButton("Fill (crop)", self)
         self.fit = QRadioButton("Fit (letterbox)", self)
         self.fill.setChecked(True)
@@ -150,76 +127,88 @@ class ReferencePanel(QWidget):
         self._fit_group.addButton(self.fill)
         self._fit_group.addButton(self.fit)
         buttons = QHBoxLayout()
-        for button in (self.choose_button, self.paste_button, self.clear_button):
+        for button in (self.add_button, self.paste_button, self.clear_button):
             buttons.addWidget(button)
-        frame_row = QHBoxLayout()
-        frame_row.addWidget(self.frame_choice, 1)
-        frame_row.addWidget(self.frame_index)
         fit_row = QHBoxLayout()
+        fit_row.addWidget(QLabel("Resize", self))
         fit_row.addWidget(self.fill)
         fit_row.addWidget(self.fit)
-        form = QFormLayout()
-        form.addRow("Frame", frame_row)
-        form.addRow("Strength", self.strength)
-        form.addRow("Resize", fit_row)
         layout = QVBoxLayout(self)
-        layout.addWidget(self.drop_zone, 1)
+        layout.addWidget(self.drop_zone)
         layout.addWidget(self.message)
         layout.addLayout(buttons)
-        layout.addLayout(form)
+        layout.addWidget(scroll, 1)
+        layout.addLayout(fit_row)
 
     def _connect(self) -> None:
         self.drop_zone.file_dropped.connect(self.load_path)
-        self.choose_button.clicked.connect(self._on_choose)
+        self.add_button.clicked.connect(self._on_choose)
         self.paste_button.clicked.connect(self.paste)
         self.clear_button.clicked.connect(self.clear)
-        self.frame_choice.currentIndexChanged.connect(self._on_frame_choice)
-        self.frame_index.valueChanged.connect(self._emit_changed)
-        self.strength.valueChanged.connect(self._emit_changed)
-        self.fill.toggled.connect(self._emit_changed)
+        self.fill.toggled.connect(self._on_fit)
 
     # --- public API -------------------------------------------------------------------------
 
     @property
+    def rows(self) -> tuple[KeyframeRow, ...]:
+        """The keyframe rows, top to bottom."""
+        return tuple(self._rows)
+
+    @property
     def image(self) -> ReferenceImage | None:
-        return self._image
+        """The first keyframe's image (None without keyframes)."""
+        return self._rows[0].image if self._rows else None
+
+    @property
+    def first_only(self) -> bool:
+        """Whether the model takes only a first frame (one row, at frame 0)."""
+        return KEYFRAME not in self._modes
 
     def items(self) -> tuple[ConditioningItem, ...]:
-        """The conditioning items for a request (empty without a reference)."""
-        if self._image is None or not self.isEnabled():
+        """The conditioning items for a request, one per row (empty when disabled)."""
+        if not self.isEnabled():
             return ()
-        choice = self.frame_choice.currentIndex()
-        index = 0 if choice == 0 else -1 if choice == 1 else self.frame_index.value()
-        return (ConditioningItem(self._image.path, index, round(self.strength.value(), 4),
-                                 "fit" if self.fit.isChecked() else "fill"),)
+        return tuple(row.item() for row in self._rows)
 
     def set_items(self, items: tuple[ConditioningItem, ...]) -> None:
-        """Show the first item of a recipe (or clear when there is none)."""
+        """Show a recipe's items, in order (each row appears once its image is checked)."""
+        self._drop_rows()
         if not items:
-            self.clear()
+            self.changed.emit()
             return
-        item = items[0]
-        choice = 0 if item.frame_index == 0 else 1 if item.frame_index == -1 else 2
-        self.frame_choice.setCurrentIndex(choice)
-        if choice == 2:
-            frames = self.frame_index.maximum() + 1
-            self.frame_index.setValue(item.frame_index % frames)
-        self.strength.setValue(item.strength)
-        (self.fit if item.fit == "fit" else self.fill).setChecked(True)
-        self.load_path(item.image)
+        self._set_fit(items[0].fit)
+        for item in items[:1] if self.first_only else items:
+            self._submit(item.image, item)
 
     def set_frame_count(self, frames: int) -> None:
-        self.frame_index.setRange(0, max(0, frames - 1))
+        """Bound the rows' frame numbers by the job's frame count."""
+        self._frames = max(1, frames)
+        for row in self._rows:
+            row.set_frame_count(self._frames)
 
-    def set_supported(self, supported: bool, model_name: str = "") -> None:
+    def set_supported(self, supported: bool, model_name: str = "",
+                      modes: tuple[str, ...] | None = None) -> None:
+        """Follow the model's conditioning modes (:data:`~studio.engine.model.FIRST_FRAME`,
+        :data:`~studio.engine.model.KEYFRAME`; None: both when ``supported``)."""
+        self._modes = (FIRST_FRAME, KEYFRAME) if modes is None else tuple(modes)
+        supported = supported and bool(self._modes)
         self.setEnabled(supported)
         self.setToolTip("" if supported else f"{model_name} does not take reference frames")
+        if self.first_only:
+            for row in self._rows[1:]:
+                self._remove(row)
+        for row in self._rows:
+            row.set_first_only(self.first_only)
 
     @Slot(str)
     def load_path(self, path: str) -> None:
-        """Check and show an image file (in the background); refusals appear inline."""
-        self._tasks.submit(lambda p=Path(path): _load_thumbnail(p), self._on_loaded,
-                           self._on_refused)
+        """Check an image file (in the background) and add it as a keyframe at the next free
+        frame (a first-frame-only model: replace the one row); refusals appear inline."""
+        self._submit(path, None)
+
+    def add_keyframe(self, path: str, frame_index: int) -> None:
+        """Check an image file and add it as a keyframe pinning ``frame_index``."""
+        self._submit(path, ConditioningItem(path, frame_index, 1.0, self._fit_mode()))
 
     @Slot()
     def paste(self) -> None:
@@ -237,22 +226,86 @@ class ReferencePanel(QWidget):
 
     @Slot()
     def clear(self) -> None:
-        self._image = None
-        self.drop_zone.show_thumbnail(QPixmap())
+        """Remove every keyframe (and forget images still being checked)."""
+        self._drop_rows()
+        self.changed.emit()
+
+    def remove_row(self, row: KeyframeRow) -> None:
+        self._remove(row)
+        self.changed.emit()
+
+    # --- rows -------------------------------------------------------------------------------
+
+    def _submit(self, path: str, item: ConditioningItem | None) -> None:
+        """Check ``path`` in the background; without ``item``, at full strength with the
+        global fit at the next free frame, chosen now so keyframes added together take frames
+        in the order they were given, whichever is checked first."""
+        epoch, order = self._epoch, self._next_order
+        self._next_order += 1
+        if item is None:
+            used = [r.frame() for r in self._rows] + list(self._reserved.values())
+            frame = 0 if self.first_only else free_frame(used, self._frames)
+            item = ConditioningItem(path, frame, 1.0, self._fit_mode())
+        self._reserved[order] = item.frame_index
+        self._tasks.submit(lambda p=Path(path): _load_thumbnail(p),
+                           lambda result: self._on_loaded(result, item, epoch, order),
+                           lambda failure: self._on_refused(failure, epoch, order))
+
+    def _on_loaded(self, result: tuple[ReferenceImage, QImage], item: ConditioningItem,
+                   epoch: int, order: int) -> None:
+        if epoch != self._epoch:
+            return  # cleared or replaced by a recipe while the image was being checked
+        self._reserved.pop(order, None)
+        info, thumbnail = result
+        if self.first_only:
+            for old in list(self._rows):
+                self._remove(old)
+        row = self._new_row(info, QPixmap.fromImage(thumbnail), item, order)
+        position = sum(1 for r in self._rows if r.order < order)
+        self._rows.insert(position, row)
+        self.rows_layout.insertWidget(position, row)
         self.message.hide()
         self.changed.emit()
+
+    def _new_row(self, info: ReferenceImage, thumbnail: QPixmap, item: ConditioningItem,
+                 order: int) -> KeyframeRow:
+        """A row for a checked image, with ``item``'s frame, strength and fit."""
+        row = KeyframeRow(info, thumbnail, order, self.rows_box)
+        row.set_frame_count(self._frames)
+        row.set_frame(item.frame_index)
+        row.strength.setValue(item.strength)
+        row.fit = item.fit
+        row.set_first_only(self.first_only)
+        row.changed.connect(self.changed)
+        row.remove_requested.connect(self.remove_row)
+        return row
+
+    def _remove(self, row: KeyframeRow) -> None:
+        self._rows.remove(row)
+        self.rows_layout.removeWidget(row)
+        row.deleteLater()
+
+    def _drop_rows(self) -> None:
+        self._epoch += 1
+        self._reserved.clear()
+        for row in list(self._rows):
+            self._remove(row)
+        self.message.hide()
+
+    def _fit_mode(self) -> str:
+        return "fit" if self.fit.isChecked() else "fill"
+
+    def _set_fit(self, mode: str) -> None:
+        """Show ``mode`` on the radio buttons without re-fitting the rows (a recipe's own)."""
+        with QSignalBlocker(self.fill):
+            (self.fit if mode == "fit" else self.fill).setChecked(True)
 
     # --- reactions --------------------------------------------------------------------------
 
-    def _on_loaded(self, result: tuple[ReferenceImage, QImage]) -> None:
-        info, thumbnail = result
-        self._image = info
-        self.drop_zone.show_thumbnail(QPixmap.fromImage(thumbnail))
-        self.drop_zone.setToolTip(f"{info.path}\n{info.width} × {info.height} px")
-        self.message.hide()
-        self.changed.emit()
-
-    def _on_refused(self, failure: JobFailure) -> None:
+    def _on_refused(self, failure: JobFailure, epoch: int, order: int) -> None:
+        if epoch != self._epoch:
+            return
+        self._reserved.pop(order, None)
         self._show_message(f"{failure.message} {failure.hint}".strip())
         self.load_failed.emit(self.message.text())
 
@@ -263,18 +316,15 @@ class ReferencePanel(QWidget):
     @Slot()
     def _on_choose(self) -> None:
         pattern = " ".join(f"*{s}" for s in IMAGE_SUFFIXES)
-        path, _ = QFileDialog.getOpenFileName(self, "Reference frame", "",
-                                              f"Images ({pattern})")
-        if path:
+        paths, _ = QFileDialog.getOpenFileNames(self, "Add keyframes", "", f"Images ({pattern})")
+        for path in paths:
             self.load_path(path)
 
-    @Slot(int)
-    def _on_frame_choice(self, choice: int) -> None:
-        self.frame_index.setEnabled(choice == 2)
-        self.changed.emit()
-
-    @Slot()
-    def _emit_changed(self) -> None:
+    @Slot(bool)
+    def _on_fit(self, _fill: bool) -> None:
+        """The global resize choice applies to every row."""
+        for row in self._rows:
+            row.fit = self._fit_mode()
         self.changed.emit()
 
 

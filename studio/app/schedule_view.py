@@ -1,7 +1,8 @@
 """A QPainter plot of the sampling schedule: t against step, for the settings on screen.
 
 The curve is the engine's own schedule (via :mod:`studio.service.schedule_chart`). Dashed
-orange lines mark where each soft reference frame starts denoising (t = 1 − strength); a purple
+orange lines mark where each soft keyframe starts denoising (t = 1 − strength) and every
+keyframe is listed (its frame, strength and first step); a purple
 line marks where a two-expert model hands over to its low-noise expert; during a run the current
 step is highlighted; hovering shows the step and its t.
 """
@@ -12,7 +13,9 @@ from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QMouseEvent, QPainter, QPainterPath, QPaintEvent, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from studio.service.schedule_chart import ScheduleChart
+from studio.service.schedule_chart import ConditioningStart, ScheduleChart
+
+from .keyframe_list import frame_label
 
 BACKGROUND = QColor("#1b1d21")
 GRID = QColor("#33373e")
@@ -23,6 +26,17 @@ MARKER = QColor("#ffb74d")
 CURRENT = QColor("#ef5350")
 EXPERT = QColor("#ba68c8")
 MARGINS = (46.0, 26.0, 14.0, 30.0)  # left, top, right, bottom
+LINE_HEIGHT = 14.0  # px per keyframe line
+
+
+def start_text(start: ConditioningStart) -> str:
+    """A keyframe in words: "last frame · strength 0.5 · starts at step 3 (t < 0.50)"."""
+    where = frame_label(start.frame_index)
+    if start.step is None:  # m = 1, or 1 − m below every step's t: never denoised
+        reach = "" if start.strength >= 1.0 else f"no step reaches t < {start.t_start:.2f}: "
+        return f"{where} · strength {start.strength:g} · {reach}kept"
+    return (f"{where} · strength {start.strength:g} · starts at step {start.step} "
+            f"(t < {start.t_start:.2f})")
 
 
 class ScheduleView(QWidget):
@@ -69,6 +83,11 @@ class ScheduleView(QWidget):
         if self._chart is None or self._hover is None:
             return ""
         return f"step {self._hover} · t = {self._chart.ts[self._hover]:.4f}"
+
+    def keyframe_lines(self) -> list[str]:
+        """One line per keyframe, in request order: its frame, strength and the step it starts
+        being denoised at (or that it is kept)."""
+        return [start_text(start) for start in self._chart.starts] if self._chart else []
 
     def title(self) -> str:
         p = self._chart
@@ -170,21 +189,24 @@ class ScheduleView(QWidget):
                 painter.drawEllipse(self._point(rect, i, t), 2.2, 2.2)
 
     def _draw_starts(self, painter: QPainter, rect: QRectF) -> None:
+        """A dashed pair of lines (t = 1 − m across, the first changing step down) per soft
+        keyframe, and the list of every keyframe stacked in the bottom-left corner, which is
+        empty: the curve is still high at the first steps."""
+        painter.setPen(QPen(MARKER, 1, Qt.PenStyle.DashLine))
         for start in self._chart.starts:
-            if start.step is None:
-                text = f"frame {start.frame_index}: kept (strength 1)"
-                y = rect.bottom() - 14
-            else:
+            if start.step is not None:
                 y = self._point(rect, 0, start.t_start).y()
-                painter.setPen(QPen(MARKER, 1, Qt.PenStyle.DashLine))
                 painter.drawLine(QPointF(rect.left(), y), QPointF(rect.right(), y))
                 x = self._point(rect, start.step, 0).x()
                 painter.drawLine(QPointF(x, rect.top()), QPointF(x, rect.bottom()))
-                text = (f"frame {start.frame_index} starts at step {start.step} "
-                        f"(t < {start.t_start:.2f})")
-            painter.setPen(MARKER)
-            # Bottom-left of the plot is empty: the curve is still high at the first steps.
-            painter.drawText(QRectF(rect.left() + 6, y - 16, rect.width() - 12, 14),
+        lines = self.keyframe_lines()
+        room = max(1, int((rect.height() - 4) // LINE_HEIGHT))
+        if len(lines) > room:  # a short plot: the rest in one line
+            lines = [*lines[:room - 1], f"+ {len(lines) - room + 1} more keyframes"]
+        painter.setPen(MARKER)
+        for k, text in enumerate(reversed(lines)):
+            y = rect.bottom() - 2 - LINE_HEIGHT * (k + 1)
+            painter.drawText(QRectF(rect.left() + 6, y, rect.width() - 12, LINE_HEIGHT),
                              Qt.AlignmentFlag.AlignLeft, text)
 
     def _draw_experts(self, painter: QPainter, rect: QRectF) -> None:

@@ -89,7 +89,7 @@ def test_reopen_fills_every_field_of_the_prompt_panel(make_window, qtbot, tmp_pa
     assert pixels.save(str(image))
     with qtbot.waitSignal(reference.changed, timeout=10_000):
         reference.load_path(str(image))
-    reference.strength.setValue(0.6)
+    reference.rows[0].strength.setValue(0.6)
     panel.negative.setPlainText("grey, dull")
     panel.guidance.setValue(4.5)
     panel.shift_auto.setChecked(False)

@@ -108,14 +108,15 @@ def test_drop_reference_image_and_soft_start_marks(make_window, qtbot, tmp_path)
     with qtbot.waitSignal(panel.changed, timeout=10_000):
         drop_files(window, path)
     assert panel.image is not None and (panel.image.width, panel.image.height) == (120, 80)
-    thumb = panel.drop_zone.thumbnail
+    (row,) = panel.rows
+    thumb = row.thumbnail
     assert (thumb.width(), thumb.height()) == (120, 80)
-    shown = panel.drop_zone.pixmap()
+    shown = row.preview.pixmap()
     assert abs(shown.width() / shown.height() - 1.5) < 0.05  # scaled to fit, aspect kept
     assert panel.items() == (ConditioningItem(str(path.resolve()), 0, 1.0, "fill"),)
 
-    panel.frame_choice.setCurrentIndex(1)
-    panel.strength.setValue(0.6)
+    row.frame_choice.setCurrentIndex(1)
+    row.strength.setValue(0.6)
     panel.fit.setChecked(True)
     assert panel.items() == (ConditioningItem(str(path.resolve()), -1, 0.6, "fit"),)
     view = window.schedule_view
@@ -130,7 +131,7 @@ def test_drop_reference_image_and_soft_start_marks(make_window, qtbot, tmp_path)
     with qtbot.waitSignal(panel.load_failed, timeout=10_000) as blocker:
         drop_files(panel.drop_zone, text)
     assert "PNG" in blocker.args[0] and panel.message.isVisible()
-    assert panel.image is not None and panel.image.path == str(path.resolve())  # kept
+    assert panel.rows == (row,) and row.image.path == str(path.resolve())  # kept
 
 
 def test_dropping_a_studio_mp4_restores_its_settings(make_window, qtbot, tmp_path):
