@@ -7,6 +7,8 @@ from pathlib import Path
 from studio.engine.request import GenerationRequest
 from studio.service.job_queue import Job, JobState
 
+from .keyframe_list import frame_label
+
 
 def elide(text: str, limit: int = 60) -> str:
     """``text`` on one line, cut to ``limit`` characters with "…" when longer."""
@@ -84,8 +86,8 @@ def recipe_summary(job: Job) -> str:
         f"Steps: {r.steps} · guidance {r.guidance:g} · shift {r.shift} · {r.sampler}",
         f"Seed: {r.seed}",
     ]
-    lines += [f"Reference: {Path(c.image).name} at frame {c.frame_index}, strength "
-              f"{c.strength:g}" for c in r.conditioning]
+    lines += [f"Keyframe: {Path(c.image).name} at {frame_label(c.frame_index)}, strength "
+              f"{c.strength:g} ({c.fit})" for c in r.conditioning]
     lines.append(f"State: {job.state.value} · job {duration_text(job_seconds(job))} · "
                  f"id {job.id}")
     if job.state is JobState.FAILED:

@@ -8,6 +8,7 @@ import numpy as np
 from PIL import Image
 from PySide6.QtGui import QImage
 
+from studio.app.job_text import recipe_summary
 from studio.app.keyframe_list import NUMBERED, free_frame
 from studio.app.schedule_view import MARKER
 from studio.engine.model import FIRST_FRAME
@@ -98,7 +99,13 @@ def test_three_keyframes_edit_remove_run_and_show_on_the_schedule(make_window, q
 
     outcome = run_job(qtbot, window)
     assert outcome.kind == "finished", outcome.payload
-    assert window.controller.queue.get(outcome.job_id).request.conditioning == expected
+    job = window.controller.queue.get(outcome.job_id)
+    assert job.request.conditioning == expected
+    assert [line for line in recipe_summary(job).splitlines() if line.startswith("Keyframe")] == [
+        "Keyframe: key1.png at last frame, strength 0.5 (fit)",
+        "Keyframe: key2.png at frame 4, strength 0.6 (fit)",
+        "Keyframe: key0.png at first frame, strength 1 (fit)",
+    ]
 
 
 def test_a_recipe_with_three_keyframes_puts_every_one_back(make_window, qtbot, tmp_path):
