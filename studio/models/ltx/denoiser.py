@@ -40,8 +40,9 @@ class LTXDenoiser:
     """``(x [B, C, T'+K, H', W'], t_tok [B, T'+K, H', W'], context [B, L, D+1], *, layout,
     skip=None) → v [B, C, T'+K, H', W']`` (float32), in the transformer's dtype inside."""
 
-    def __init__(self, transformer: LTXTransformer) -> None:
-        self.transformer = transformer
+    def __init__(self, transformer: LTXTransformer,
+                 scale: tuple[int, int, int] = PIXEL_SCALE) -> None:
+        self.transformer, self.scale = transformer, scale
         self._coords: dict[tuple, torch.Tensor] = {}
 
     def coords(self, layout: FrameLayout, height: int, width: int,
@@ -50,7 +51,8 @@ class LTXDenoiser:
         key = (layout, height, width, device)
         if key not in self._coords:
             causal = self.transformer.config.causal_temporal_positioning
-            self._coords = {key: layout_coords(layout, height, width, causal=causal).to(device)}
+            coords = layout_coords(layout, height, width, causal=causal, scale=self.scale)
+            self._coords = {key: coords.to(device)}
         return self._coords[key]
 
     def __call__(self, x: torch.Tensor, t_tok: torch.Tensor, context: torch.Tensor, *,

@@ -12,9 +12,13 @@ values of their middle ranges: guidance 6, STG 4 on block 28 with rescaling 0.5,
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from studio.engine.model import FamilyDefaults, PreviewFactors
+from studio.engine.rf_schedule import SIMPLE_DIFFUSION_BASE, rf_schedule, token_count_shift
 from studio.engine.shapes import LatentGeometry
 
 TITLE = "LTX-Video"
@@ -81,6 +85,51 @@ def defaults_for(variant: str) -> FamilyDefaults:
         sizes=SIZES, negative_prompt=NEGATIVE_PROMPT, timesteps=preset.timesteps,
         stg=preset.stg, stg_rescale=preset.rescale, reference_noise=REFERENCE_NOISE,
     )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerRule:
+    """The checkpoint's scheduler as the engine's schedule rule (``shift="auto"``).
+
+    ``rule(steps, latent_shape)`` → (the shift it amounts to, N + 1 times from 1 to 0), from
+    :func:`studio.engine.rf_schedule.rf_schedule` with tokens = T'·H'·W'. The original
+    ``RectifiedFlowScheduler``'s ``sampler`` ("Uniform" / "LinearQuadratic"), ``shifting``
+    ("SD3" / "SimpleDiffusion" / none) and ``target_shift_terminal``.
+    """
+
+    sampler: str = "uniform"
+    shifting: str | None = "sd3"
+    terminal: float | None = 0.1
+
+    @classmethod
+    def from_original(cls, d: Mapping[str, Any]) -> SchedulerRule:
+        """From a single file's header ``config`` → ``scheduler``."""
+        sampler = {"LinearQuadratic": "linear-quadratic"}.get(str(d.get("sampler")), "uniform")
+        shifting = {"SD3": "sd3", "SimpleDiffusion": "simple-diffusion"}.get(str(d.get("shifting")))
+        terminal = d.get("target_shift_terminal")
+        terminal = float(terminal) if isinstance(terminal, int | float) and shifting == "sd3" \
+            else None
+        return cls(sampler, shifting, terminal)
+
+    @classmethod
+    def from_diffusers(cls, d: Mapping[str, Any]) -> SchedulerRule:
+        """From a diffusers ``FlowMatchEulerDiscreteScheduler`` config (dynamic shifting = the
+        token-count rule, ``shift_terminal`` = the terminal)."""
+        if not d.get("use_dynamic_shifting"):
+            return cls("uniform", None, None)
+        terminal = d.get("shift_terminal")
+        return cls("uniform", "sd3", float(terminal) if isinstance(terminal, int | float)
+                   else None)
+
+    def __call__(self, steps: int, latent_shape: tuple[int, ...]) -> tuple[float, list[float]]:
+        tokens = math.prod(latent_shape[2:])
+        times = rf_schedule(steps, sampler=self.sampler, shifting=self.shifting,
+                            tokens=tokens, terminal=self.terminal)
+        if self.shifting == "sd3":
+            return math.exp(token_count_shift(tokens)), times
+        if self.shifting == "simple-diffusion":
+            return tokens / SIMPLE_DIFFUSION_BASE, times
+        return 1.0, times
 
 
 #: Latent → RGB preview: ComfyUI's ``LTXV`` factors (``comfy/latent_formats.py`` @
