@@ -63,9 +63,9 @@ class SkipBlocks:
             raise ValueError(f"batch must be a bool [B] tensor, got {self.batch.dtype} "
                              f"{tuple(self.batch.shape)}")  # fmt: skip
 
-    def rows(self) -> torch.Tensor:
-        """``batch`` shaped ``[B, 1, 1]`` to select whole token sequences."""
-        return self.batch.view(-1, 1, 1)
+    def rows(self, device: torch.device) -> torch.Tensor:
+        """``batch`` shaped ``[B, 1, 1]`` on ``device``, to select whole token sequences."""
+        return self.batch.to(device, non_blocking=True).view(-1, 1, 1)
 
 
 class Attention(nn.Module):
@@ -99,9 +99,9 @@ class Attention(nn.Module):
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
         out = self._attend(q, k, v, bias)
         if skip is not None and skip.mode == "attention_values":
-            out = torch.where(skip.rows(), v, out)
+            out = torch.where(skip.rows(out.device), v, out)
         elif skip is not None and skip.mode == "attention_skip":
-            out = torch.where(skip.rows(), x, out)
+            out = torch.where(skip.rows(out.device), x, out)
         return self.to_out[0](out)
 
     def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
@@ -163,5 +163,5 @@ class LTXBlock(nn.Module):
         h = rms_norm(out, self.eps) * (1 + scale_mlp) + shift_mlp
         out = out + gate_mlp * self.ff(h)
         if skip is not None and skip.mode == "transformer_block":
-            out = torch.where(skip.rows(), x, out)
+            out = torch.where(skip.rows(out.device), x, out)
         return out

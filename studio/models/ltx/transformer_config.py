@@ -87,7 +87,7 @@ class LTXTransformerConfig:
                 d, _ORIGINAL, "timestep_scale_multiplier"),
             causal_temporal_positioning=f.flag(d, _ORIGINAL, "causal_temporal_positioning", False),
         )  # fmt: skip
-        config._check_cross_width(d, _ORIGINAL)
+        config._check_cross_width(d, _ORIGINAL, f.REQUIRED)  # absent: no cross-attention
         return config
 
     @classmethod
@@ -112,12 +112,12 @@ class LTXTransformerConfig:
             norm_eps=f.positive_float(d, _DIFFUSERS, "norm_eps", 1e-6),
             causal_temporal_positioning=causal_temporal_positioning,
         )
-        config._check_cross_width(d, _DIFFUSERS)
+        config._check_cross_width(d, _DIFFUSERS, 2048)
         return config
 
-    def _check_cross_width(self, d: Mapping[str, Any], source: str) -> None:
+    def _check_cross_width(self, d: Mapping[str, Any], source: str, default: Any) -> None:
         # The captions are projected to the inner width before cross-attention reads them.
-        width = f.positive_int(d, source, "cross_attention_dim", self.dim)
+        width = f.positive_int(d, source, "cross_attention_dim", default)
         if width != self.dim:
             raise f.field_error(source, "cross_attention_dim", width, f"the inner width {self.dim}")
 
