@@ -270,7 +270,7 @@ class MainWindow(JobEventsMixin, QMainWindow):
         self._info = info
         self.prompt_panel.set_model(info)
         self.lora_panel.set_model(info.id)
-        self.reference_panel.set_supported(info.supports_image, info.name)
+        self.reference_panel.set_supported(info.supports_image, info.name, info.conditioning)
         self.models_panel.set_loaded(info, memory)
         pending, self._pending_request = self._pending_request, None
         if pending is not None:
@@ -369,7 +369,9 @@ class MainWindow(JobEventsMixin, QMainWindow):
         paths = local_paths(event.mimeData())
         if paths:
             event.acceptProposedAction()
-            self.open_path(paths[0])
+            recipes = [path for path in paths if is_recipe_file(path)]
+            for path in recipes[:1] or paths:  # one recipe; every image a keyframe
+                self.open_path(path)
 
     def closeEvent(self, event: QCloseEvent) -> None:
         save_window(self)

@@ -31,6 +31,7 @@ class ModelInfo:
         sizes: (width, height) presets the model was trained for; the first is the default.
         negative_prompt: the default negative prompt ("" = none).
         supports_image: whether reference frames are meaningful for this model.
+        conditioning: the reference modes it takes (``FIRST_FRAME``, ``KEYFRAME``).
         shift_rule: what shift "auto" resolves to (plain data: a frozen dataclass).
         prompt_guide: what a closed-vocabulary model understands ("" for others).
         device: "cpu" or "cuda"; precision: e.g. "float32", "bfloat16".
@@ -77,6 +78,7 @@ class ModelInfo:
     stg: float | None = None
     stg_rescale: float | None = None
     reference_noise: float = 0.0
+    conditioning: tuple[str, ...] = ()
 
 
 def model_info(model: LoadedModel) -> ModelInfo:
@@ -111,6 +113,7 @@ def model_info(model: LoadedModel) -> ModelInfo:
         stg=None if d.stg is None else float(d.stg),
         stg_rescale=None if d.stg_rescale is None else float(d.stg_rescale),
         reference_noise=float(d.reference_noise),
+        conditioning=tuple(model.capabilities.conditioning),
     )
 
 
