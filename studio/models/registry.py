@@ -35,12 +35,15 @@ _registered: dict[str, ModelFamily] = {}
 def _shipped_families() -> list[ModelFamily]:
     """The families that ship with the studio, the one with a built-in set first."""
     from studio.models.demo.family import DEMO_FAMILY
+    from studio.models.ltx.family import LTX_FAMILY
     from studio.models.opensora.family import OPENSORA_FAMILY
     from studio.models.wan.family import WAN_FAMILY
 
-    # Open-Sora before Wan: its T5 / CLIP folders hold tokenizer files and a T5 that Wan's
-    # identification would otherwise claim as a UMT5 tokenizer and encoder.
-    return [DEMO_FAMILY, OPENSORA_FAMILY, WAN_FAMILY]
+    # LTX-Video first: it claims T5 folders, T5 files and tokenizer folders only beside an LTX
+    # checkpoint or inside an LTX diffusers pipeline, which Open-Sora (any T5 folder) and Wan
+    # (any T5 weights or tokenizer) would otherwise claim. Open-Sora before Wan: its T5 / CLIP
+    # folders hold tokenizer files and a T5 that Wan would claim as a UMT5 tokenizer and encoder.
+    return [DEMO_FAMILY, LTX_FAMILY, OPENSORA_FAMILY, WAN_FAMILY]
 
 
 def register_family(family: ModelFamily) -> None:

@@ -140,7 +140,10 @@ def describe_weights(weights: WeightFiles) -> Component | None:
             return _dit(weights, shapes, prefix, layout, common)
     if all(k in shapes for k in _VAE_KEYS) and any(k in shapes for k in _VAE_STATS):
         layout = DIFFUSERS if "latents_mean" in shapes else ORIGINAL
-        return Component(role=VAE, variant=vae_version(shapes), layout=layout,
+        config = read_small_json(path.parent / "config.json") if layout == DIFFUSERS else None
+        version = diffusers_vae_version(config) if isinstance(config, dict) \
+            else vae_version(shapes)
+        return Component(role=VAE, variant=version, layout=layout,
                          channels=_vae_channels(shapes), config=_beside(path), **common)
     if ltx_context(path.parent):
         return _text_weights(weights, shapes, common)
