@@ -133,6 +133,7 @@ class MainWindow(JobEventsMixin, QMainWindow):
         self.prompt_panel.changed.connect(self._schedule_timer.start)
         self.prompt_panel.validity_changed.connect(self._update_actions)
         self.reference_panel.changed.connect(self._schedule_timer.start)
+        self.player.image_dropped.connect(self._on_image_dropped_on_frame)
         self.models_panel.load_requested.connect(self.load_model)
         self.models_panel.unload_requested.connect(self.controller.unload_model)
         self.models_panel.folders_changed.connect(self._on_folders_changed)
@@ -212,6 +213,12 @@ class MainWindow(JobEventsMixin, QMainWindow):
             self.lora_panel.add(str(path))
         else:
             self.reference_panel.load_path(str(path))
+
+    @Slot(str, int)
+    def _on_image_dropped_on_frame(self, path: str, frame: int) -> None:
+        """An image dropped on a frame of the player pins that frame of the next job."""
+        frames = self.prompt_panel.size.values()[2]
+        self.reference_panel.add_keyframe(path, min(frame, frames - 1))
 
     @Slot()
     def _open_dialog(self) -> None:

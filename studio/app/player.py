@@ -1,4 +1,5 @@
-"""The result player: play/pause, a frame scrubber and a frame counter.
+"""The result player: play/pause, a frame scrubber and a frame counter. An image dropped on a
+shown frame becomes a keyframe at that frame (``image_dropped``).
 
 Videos are decoded off the GUI thread (:func:`decode_video_images` runs in the task pool and
 builds the QImages there); the player only swaps pixmaps on a timer.
@@ -10,13 +11,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QImage
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider, QToolButton, QVBoxLayout, QWidget
 
 from studio.media.video import read_video
+from studio.service.reference import IMAGE_SUFFIXES
 
 from .frame_canvas import FrameCanvas
 from .images import frames_to_qimages
+from .reference_drop import local_paths
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,9 +42,11 @@ class Player(QWidget):
 
     Signals:
         frame_changed(int): the shown frame index changed.
+        image_dropped(str, int): an image file was dropped on the shown frame (path, frame).
     """
 
     frame_changed = Signal(int)
+    image_dropped = Signal(str, int)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -72,6 +77,7 @@ class Player(QWidget):
         self.play_button.toggled.connect(self._on_play_toggled)
         self.slider.valueChanged.connect(self._on_slider)
         self._set_enabled(False)
+        self.setAcceptDrops(True)
 
     @property
     def video(self) -> DecodedVideo | None:
@@ -143,6 +149,30 @@ class Player(QWidget):
         self.canvas.set_image(self._video.images[index])
         self.counter.setText(f"{index + 1} / {len(self._video.images)}")
         self.frame_changed.emit(index)
+
+    def _dropped_images(self, event: QDragEnterEvent | QDropEvent) -> list[str]:
+        """The image files a drag carries, while a frame is shown (recipes, LoRAs and drops on
+        an empty player go on to the window)."""
+        if not self.frame_count:
+            return []
+        paths = local_paths(event.mimeData())
+        return [str(p) for p in paths if p.suffix.lower() in IMAGE_SUFFIXES]
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if self._dropped_images(event):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        images = self._dropped_images(event)
+        if not images:
+            event.ignore()
+            return
+        event.acceptProposedAction()
+        self.pause()
+        for path in images:
+            self.image_dropped.emit(path, self.frame_index)
 
     def _set_enabled(self, enabled: bool) -> None:
         self.play_button.setEnabled(enabled)

@@ -153,3 +153,35 @@ def test_first_frame_models_keep_one_row_and_others_disable_the_panel(make_windo
     assert "Text-only model does not take reference frames" in panel.toolTip()
     panel.set_supported(True, "Keyframe model")
     assert panel.rows[0].frame_choice.isEnabled() and len(panel.items()) == 1
+
+
+def test_an_image_dropped_on_a_frame_of_the_player_pins_that_frame(make_window, qtbot, tmp_path):
+    from studio.app.player import decode_video_images
+
+    window = make_window()
+    panel = window.reference_panel
+    window.prompt_panel.size.set_values(96, 64, 13)
+    clip = tmp_path / "clip.mp4"
+    write_video(clip, np.zeros((13, 64, 96, 3), np.uint8), 8.0)
+    player = window.player
+    player.set_video(decode_video_images(clip), autoplay=False)
+    player.seek(6)
+    (a,) = _images(tmp_path, 1)
+    drop_files(player, a)
+    qtbot.waitUntil(lambda: len(panel.rows) == 1, timeout=10_000)
+    assert panel.items()[0].frame_index == 6 and panel.items()[0].image == a
+
+    # a recipe dropped on a shown frame, and any drop on an empty player, are the window's
+    from PySide6.QtCore import QMimeData, QPoint, Qt, QUrl
+    from PySide6.QtGui import QDragEnterEvent
+
+    def drag(path) -> QDragEnterEvent:
+        mime = QMimeData()
+        mime.setUrls([QUrl.fromLocalFile(str(path))])
+        return QDragEnterEvent(QPoint(5, 5), Qt.DropAction.CopyAction, mime,
+                               Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+
+    assert player._dropped_images(drag(a)) == [a]
+    assert player._dropped_images(drag(clip)) == []
+    player.clear()
+    assert player._dropped_images(drag(a)) == []
