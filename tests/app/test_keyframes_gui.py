@@ -175,10 +175,12 @@ def test_an_image_dropped_on_a_frame_of_the_player_pins_that_frame(make_window, 
     from PySide6.QtCore import QMimeData, QPoint, Qt, QUrl
     from PySide6.QtGui import QDragEnterEvent
 
+    mimes = []  # the events point at their mime data: keep it alive
+
     def drag(path) -> QDragEnterEvent:
-        mime = QMimeData()
-        mime.setUrls([QUrl.fromLocalFile(str(path))])
-        return QDragEnterEvent(QPoint(5, 5), Qt.DropAction.CopyAction, mime,
+        mimes.append(QMimeData())
+        mimes[-1].setUrls([QUrl.fromLocalFile(str(path))])
+        return QDragEnterEvent(QPoint(5, 5), Qt.DropAction.CopyAction, mimes[-1],
                                Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
 
     assert player._dropped_images(drag(a)) == [a]
