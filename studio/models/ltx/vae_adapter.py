@@ -6,7 +6,8 @@ decoder (0.9.1 and later) decodes as the original pipeline does (``pipeline_ltx_
 ``__call__`` then ``vae_encode.py`` ``vae_decode``; docs/families/ltx.md §2): the normalised
 latent is first mixed with fresh noise, ``z·(1 − decode_noise_scale) + ε·decode_noise_scale``,
 then un-normalised and decoded at ``timestep = decode_timestep``. The noise here comes from a
-CPU generator seeded with a fixed number, so a decode is repeatable.
+CPU generator seeded with a fixed number (and the 0.9.1 decoder's injected noise from another
+seeded generator), so a decode is repeatable.
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ class LTXVideoVAEAdapter:
             timestep = torch.full((z.shape[0],), self.decode_timestep)
         with torch.no_grad():
             raw = self.vae.denormalise(self._place(z))
-            if timestep is None:
-                return self.vae.decode(raw).float()
-            return self.vae.decode(raw, timestep=timestep.to(raw.device, raw.dtype)).float()
+            if timestep is not None:
+                timestep = timestep.to(raw.device, raw.dtype)
+            # 0.9.1's decoder injects noise of its own: drawn from a seeded generator too.
+            generator = torch.Generator(raw.device).manual_seed(self.seed + 1)
+            return self.vae.decode(raw, timestep=timestep, generator=generator).float()

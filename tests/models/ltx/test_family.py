@@ -116,3 +116,20 @@ def test_schedule_rule_is_the_checkpoints(tiny: tuple[Path, Path]) -> None:
     shift, times = model.schedule_rule(40, (1, 128, 16, 16, 24))
     assert times[-2] == pytest.approx(0.1) and times[1] == pytest.approx(0.997985, abs=1e-6)
     assert shift == pytest.approx(16.1728, abs=1e-3)
+
+
+def test_vae_adapter_mixes_noise_then_unnormalises(tiny: tuple[Path, Path]) -> None:
+    """The original's order: noise on the normalised latent, then un-normalise, then decode at
+    the decode timestep; encode gives the normalised latent."""
+    from studio.models.ltx.loader import load_vae, read_configs
+    from studio.models.ltx.vae_adapter import LTXVideoVAEAdapter
+
+    found = scan([tiny[0].parent])[0]
+    vae = load_vae(found, read_configs(found), torch.device("cpu"))
+    adapter = LTXVideoVAEAdapter(vae, decode_timestep=0.05, decode_noise_scale=0.025)
+    z = torch.randn(1, 16, 2, 2, 2, generator=torch.Generator().manual_seed(3))
+    noise = adapter.decode_noise(z.shape)
+    expected = vae.decode(vae.denormalise(z * 0.975 + noise * 0.025), timestep=0.05)
+    torch.testing.assert_close(adapter.decode(z), expected)
+    video = torch.rand(1, 3, 9, 64, 64) * 2 - 1
+    torch.testing.assert_close(adapter.encode(video), vae.normalise(vae.encode(video)))
