@@ -115,11 +115,13 @@ def _decoder_problem(config: LTXVAEConfig) -> str:
             return f"decoder {block.kind} multiplier {block.multiplier} does not divide {width}"
         if block.kind == "compress_all" and 8 % block.multiplier:
             return f"decoder compress_all multiplier must divide 8, got {block.multiplier}"
+        if block.kind == RES_WIDEN and block.inject_noise:
+            return "decoder res_x_y cannot inject noise (its noise scales fit equal widths only)"
         if block.residual and block.kind not in DECODER_COMPRESS:
             return f"decoder {block.kind} cannot be residual"
         stride = DECODER_COMPRESS.get(block.kind, (1, 1, 1))
         if block.residual and width % (stride[0] * stride[1] * stride[2]):
-            return f"decoder residual {block.kind} needs a width divisible by {stride}, got {width}"
+            return f"decoder residual {block.kind} width {width} does not fold into {stride}"
     return ""
 
 

@@ -39,30 +39,54 @@ def _ratio(wider: int, narrower: int, what: str) -> int:
     return wider // narrower
 
 
+def _encoder_stage(c: Mapping[str, Any], i: int, width: int, out: int) -> list[VAEBlock]:
+    """Original blocks of diffusers down block ``i`` (input ``width``, output ``out`` channels)."""
+    blocks = [VAEBlock(RES, num_layers=c["layers_per_block"][i])] \
+        if c["layers_per_block"][i] > 0 else []
+    v095 = c["down_block_types"][i] == V095
+    kind = _KINDS.get(c["downsample_type"][i], "") if v095 else "compress_all"
+    if c["spatio_temporal_scaling"][i]:
+        if not kind:
+            raise _refuse(f"downsample_type {c['downsample_type'][i]!r}")
+        widens = kind != "compress_all"
+        blocks.append(VAEBlock(kind, multiplier=_ratio(out, width, kind) if widens else 1))
+        width = out if widens else width
+    if out != width:
+        if v095:
+            raise _refuse(f"down block {i} changes the width without a downsampler")
+        blocks.append(VAEBlock(RES_WIDEN, multiplier=_ratio(out, width, "res_x_y")))
+    return blocks
+
+
 def _encoder(c: Mapping[str, Any]) -> tuple[VAEBlock, ...]:
-    outs, types = list(c["block_out_channels"]), list(c["down_block_types"])
-    layers, scaling = list(c["layers_per_block"]), list(c["spatio_temporal_scaling"])
-    v095 = types[-1] == V095
+    outs = list(c["block_out_channels"])
+    v095 = c["down_block_types"][-1] == V095
     count = len(outs) - (1 if v095 else 0)
     blocks: list[VAEBlock] = []
-    width = outs[0]
     for i in range(count):
         out = outs[i + 1] if v095 or i + 1 < count else outs[i]
-        if layers[i] > 0:
-            blocks.append(VAEBlock(RES, num_layers=layers[i]))
-        kind = _KINDS.get(c["downsample_type"][i], "") if types[i] == V095 else "compress_all"
-        if scaling[i] and not kind:
-            raise _refuse(f"downsample_type {c['downsample_type'][i]!r}")
-        if scaling[i]:
-            widens = kind != "compress_all"
-            blocks.append(VAEBlock(kind, multiplier=_ratio(out, width, kind) if widens else 1))
-            width = out if widens else width
-        if out != width:
-            if types[i] == V095:
-                raise _refuse(f"down block {i} changes the width without a downsampler")
-            blocks.append(VAEBlock(RES_WIDEN, multiplier=_ratio(out, width, "res_x_y")))
-            width = out
-    return (*blocks, VAEBlock(RES, num_layers=layers[-1]))
+        blocks += _encoder_stage(c, i, outs[i], out)
+    return (*blocks, VAEBlock(RES, num_layers=c["layers_per_block"][-1]))
+
+
+def _decoder_stage(rev: Mapping[str, list[Any]], i: int, width: int) -> list[VAEBlock]:
+    """Original blocks (running order) of diffusers up block ``i`` fed ``width`` channels."""
+    factor, inject = int(rev["upsample_factor"][i]), bool(rev["decoder_inject_noise"][i + 1])
+    out_width = rev["decoder_block_out_channels"][i]
+    if width % factor or out_width % factor:
+        raise _refuse(f"upsample_factor {factor} does not divide up block {i}'s widths")
+    first, out = width // factor, out_width // factor
+    if first != out and factor != 1:
+        raise _refuse(f"up block {i} both changes the width and reduces it by its factor")
+    blocks = [VAEBlock(RES_WIDEN, multiplier=_ratio(first, out, "res_x_y"),
+                       inject_noise=inject)] if first != out else []
+    if rev["decoder_spatio_temporal_scaling"][i]:
+        blocks.append(VAEBlock("compress_all", multiplier=factor,
+                               residual=bool(rev["upsample_residual"][i])))
+    elif factor != 1:
+        raise _refuse(f"up block {i} has upsample_factor {factor} but no upsampler")
+    layers = rev["decoder_layers_per_block"][i + 1]
+    return blocks + ([VAEBlock(RES, num_layers=layers, inject_noise=inject)] if layers else [])
 
 
 def _decoder(c: Mapping[str, Any]) -> tuple[tuple[VAEBlock, ...], int]:
@@ -70,29 +94,13 @@ def _decoder(c: Mapping[str, Any]) -> tuple[tuple[VAEBlock, ...], int]:
     rev = {k: list(reversed(c[k])) for k in (
         "decoder_block_out_channels", "decoder_layers_per_block", "decoder_spatio_temporal_scaling",
         "decoder_inject_noise", "upsample_residual", "upsample_factor")}
-    outs, layers, inject = (rev["decoder_block_out_channels"], rev["decoder_layers_per_block"],
-                            rev["decoder_inject_noise"])
+    outs = rev["decoder_block_out_channels"]
+    running = [VAEBlock(RES, num_layers=rev["decoder_layers_per_block"][0],
+                        inject_noise=bool(rev["decoder_inject_noise"][0]))]
     width = outs[0]
-    running = [VAEBlock(RES, num_layers=layers[0], inject_noise=bool(inject[0]))]
     for i in range(len(outs)):
-        factor = int(rev["upsample_factor"][i])
-        if width % factor or outs[i] % factor:
-            raise _refuse(f"upsample_factor {factor} does not divide up block {i}'s widths")
-        first, out = width // factor, outs[i] // factor
-        if first != out and factor != 1:
-            raise _refuse(f"up block {i} both changes the width and reduces it by its factor")
-        if first != out:
-            running.append(VAEBlock(RES_WIDEN, multiplier=_ratio(first, out, "res_x_y"),
-                                    inject_noise=bool(inject[i + 1])))
-        if rev["decoder_spatio_temporal_scaling"][i]:
-            running.append(VAEBlock("compress_all", multiplier=factor,
-                                    residual=bool(rev["upsample_residual"][i])))
-        elif factor != 1:
-            raise _refuse(f"up block {i} has upsample_factor {factor} but no upsampler")
-        if layers[i + 1] > 0:
-            running.append(VAEBlock(RES, num_layers=layers[i + 1],
-                                    inject_noise=bool(inject[i + 1])))
-        width = out
+        running += _decoder_stage(rev, i, width)
+        width = outs[i] // int(rev["upsample_factor"][i])
     return tuple(reversed(running)), width
 
 

@@ -72,28 +72,32 @@ def config_from_original(cls: type[LTXVAEConfig], d: Mapping[str, Any]) -> LTXVA
     if not isinstance(d, Mapping):
         raise _refuse(f"expected a JSON object, got {type(d).__name__}")
     _check_fixed(d)
-    double_z = d.get("double_z", True)
     try:
-        return cls(
-            encoder_blocks=_blocks(d, "encoder_blocks", "encoder"),
-            decoder_blocks=_blocks(d, "decoder_blocks", "decoder"),
-            in_channels=int(d.get("in_channels", 3)),
-            out_channels=int(d.get("out_channels", 3)),
-            latent_channels=int(d["latent_channels"]),
-            patch_size=int(d.get("patch_size", 1)),
-            encoder_base_channels=int(d.get("encoder_base_channels", 128)),
-            decoder_base_channels=int(d.get("decoder_base_channels", 128)),
-            norm_layer=str(d.get("norm_layer", "group_norm")),
-            latent_log_var=str(d.get("latent_log_var", "per_channel" if double_z else "none")),
-            causal_decoder=bool(d.get("causal_decoder", False)),
-            timestep_conditioning=bool(d.get("timestep_conditioning", False)),
-            spatial_padding_mode=str(d.get("spatial_padding_mode", "zeros")),
-            scaling_factor=float(d.get("scaling_factor", 1.0)),
-        )
+        return cls(encoder_blocks=_blocks(d, "encoder_blocks", "encoder"),
+                   decoder_blocks=_blocks(d, "decoder_blocks", "decoder"), **_fields(d))
     except KeyError as error:
         raise _refuse(f"missing field {error}") from None
     except (TypeError, ValueError) as error:
         raise _refuse(str(error)) from None
+
+
+def _fields(d: Mapping[str, Any]) -> dict[str, Any]:
+    """The scalar fields, with ``CausalVideoAutoencoder.from_config``'s defaults."""
+    log_var = "per_channel" if d.get("double_z", True) else "none"
+    return {
+        "in_channels": int(d.get("in_channels", 3)),
+        "out_channels": int(d.get("out_channels", 3)),
+        "latent_channels": int(d["latent_channels"]),
+        "patch_size": int(d.get("patch_size", 1)),
+        "encoder_base_channels": int(d.get("encoder_base_channels", 128)),
+        "decoder_base_channels": int(d.get("decoder_base_channels", 128)),
+        "norm_layer": str(d.get("norm_layer", "group_norm")),
+        "latent_log_var": str(d.get("latent_log_var", log_var)),
+        "causal_decoder": bool(d.get("causal_decoder", False)),
+        "timestep_conditioning": bool(d.get("timestep_conditioning", False)),
+        "spatial_padding_mode": str(d.get("spatial_padding_mode", "zeros")),
+        "scaling_factor": float(d.get("scaling_factor", 1.0)),
+    }
 
 
 def block_entry(block: VAEBlock) -> list[Any]:

@@ -3,6 +3,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+import torch
+
+from studio.errors import CheckpointError
+from studio.models.ltx.vae import LTXVideoVAE
 from studio.models.ltx.vae_config import LTXVAEConfig, compress, res, widen
 
 _BLOCKS_090 = (res(4), compress("compress_all"), widen(), res(3), compress("compress_all"),
@@ -29,3 +35,27 @@ LTXV_095 = LTXVAEConfig(
 """0.9.5–0.9.8 (``get_vae_config("0.9.5")`` / ``("0.9.7")``, identical)."""
 
 PUBLISHED = {"0.9.0": LTXV_090, "0.9.1": LTXV_091, "0.9.5": LTXV_095}
+
+
+def published_for(shapes: Mapping[str, tuple[int, ...]]) -> LTXVAEConfig:
+    """The published configuration whose tensors ``shapes`` (own names) holds, for a VAE file
+    without a header ``config``. Told apart as diffusers' single-file loader does: an encoder
+    ``conv_out`` reading 2048 channels is 0.9.5's, a decoder ``last_time_embedder`` 0.9.1's;
+    every name and shape is then checked against that configuration."""
+    conv_out = shapes.get("encoder.conv_out.conv.weight", ())
+    if len(conv_out) > 1 and conv_out[1] == 2048:
+        config = LTXV_095
+    elif any(k.startswith("decoder.last_time_embedder.") for k in shapes):
+        config = LTXV_091
+    else:
+        config = LTXV_090
+    with torch.device("meta"):
+        wanted = {k: tuple(v.shape) for k, v in LTXVideoVAE(config).state_dict().items()}
+    for name, shape in wanted.items():
+        optional = name == "per_channel_statistics.mean-of-means"  # the original defaults it
+        if tuple(shapes.get(name, ())) != shape and not (optional and name not in shapes):
+            raise CheckpointError(
+                f"This VAE is not a published LTX-Video {config.version} VAE: {name} is "
+                f"{tuple(shapes[name]) if name in shapes else 'missing'}, expected {shape}",
+                "use a file whose header carries its 'config', or a diffusers vae/ folder")
+    return config

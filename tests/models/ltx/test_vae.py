@@ -14,7 +14,7 @@ from studio.errors import CheckpointError, InvalidRequest
 from studio.models.ltx.vae import LTXVideoVAE
 from studio.models.ltx.vae_config import LTXVAEConfig
 from studio.models.ltx.vae_keys import DIFFUSERS, ORIGINAL, diffusers_names, layout, own_vae_state
-from studio.models.ltx.vae_presets import LTXV_090, PUBLISHED
+from studio.models.ltx.vae_presets import LTXV_090, PUBLISHED, published_for
 from tests.models.ltx.tiny_ltx_vae import TINY, TINY_090, TINY_091
 
 TOLERANCE = 1e-4
@@ -235,3 +235,23 @@ def test_original_090_config_reads() -> None:
 def test_bad_field_is_named(change: dict, message: str) -> None:
     with pytest.raises(CheckpointError, match=message):
         LTXVAEConfig.from_original({**ORIGINAL_090, **change})
+
+
+@pytest.mark.parametrize("version", sorted(PUBLISHED))
+def test_published_told_from_shapes(version: str) -> None:
+    with torch.device("meta"):
+        state = LTXVideoVAE(PUBLISHED[version]).state_dict()
+    shapes = {k: tuple(v.shape) for k, v in state.items()}
+    assert published_for(shapes) is PUBLISHED[version]
+    shapes["decoder.conv_out.conv.weight"] = (48, 64, 3, 3, 3)
+    with pytest.raises(CheckpointError, match="decoder.conv_out.conv.weight is"):
+        published_for(shapes)
+
+
+def test_bad_diffusers_field_is_named() -> None:
+    with pytest.raises(CheckpointError, match="upsample_factor 3 does not divide"):
+        LTXVAEConfig.from_diffusers({**PUBLISHED["0.9.1"].to_diffusers(),
+                                     "upsample_factor": [3, 2, 2]})
+    with pytest.raises(CheckpointError, match="decoder_inject_noise needs 4 entries"):
+        LTXVAEConfig.from_diffusers({**PUBLISHED["0.9.1"].to_diffusers(),
+                                     "decoder_inject_noise": [True]})
