@@ -23,13 +23,14 @@ from safetensors.torch import save_file
 from torch import nn
 from transformers import T5Config, T5EncoderModel
 
+from studio.engine.model import LoadedModel
 from studio.models.ltx.transformer import LTXTransformer
 from studio.models.ltx.transformer_config import TINY, LTXTransformerConfig
 from studio.models.ltx.transformer_keys import diffusers_names
 from studio.models.ltx.vae import LTXVideoVAE
 from studio.models.ltx.vae_config import LTXVAEConfig, compress, res
 from studio.models.ltx.vae_keys import diffusers_names as vae_diffusers_names
-from studio.models.random_weights import EOS, PAD, VOCAB_SIZE, word_tokenizer
+from studio.models.random_weights import EOS, PAD, VOCAB_SIZE, default_dtype, word_tokenizer
 
 #: A tiny timestep-conditioned VAE (0.9.1-like): 16 latent channels, 32× / 8×, narrow.
 TINY_VAE = LTXVAEConfig(
@@ -149,3 +150,28 @@ def write_diffusers_set(root: Path, *, transformer: LTXTransformerConfig = TINY,
 def tiny_vae(version: str = "0.9.1") -> LTXVAEConfig:
     """The tiny VAE, timestep-conditioned (0.9.1 and later) or not (0.9.0)."""
     return TINY_VAE if version != "0.9.0" else replace(TINY_VAE, timestep_conditioning=False)
+
+
+def random_model(device: torch.device | str, dtype: torch.dtype, *,
+                 transformer: LTXTransformerConfig = TINY, vae: LTXVAEConfig = TINY_VAE,
+                 variant: str = "2b-0.9.1", seed: int = 0) -> LoadedModel:
+    """A :class:`LoadedModel` of random modules built in memory (``studio bench``): the
+    transformer and T5 in ``dtype``, the VAE in float32, a word-level tokenizer; the defaults
+    of ``variant``."""
+    from studio.models.ltx.assemble import LTXParts, assemble_ltx_model
+    from studio.models.ltx.text import LTXTextEncoder
+
+    device = torch.device(device)
+    torch.manual_seed(seed)
+    with torch.device(device), default_dtype(dtype):
+        dit = LTXTransformer(transformer)
+        t5 = T5EncoderModel(t5_config(transformer.caption_channels))
+    with torch.device(device):
+        video_vae = LTXVideoVAE(vae)
+        video_vae.load_state_dict(vae_state(vae, seed + 1))
+    parts = LTXParts(dit.to(dtype).eval().requires_grad_(False),
+                     video_vae.float().eval().requires_grad_(False),
+                     LTXTextEncoder(t5.to(dtype).eval().requires_grad_(False), word_tokenizer()))
+    return assemble_ltx_model(parts, model_id=f"random:ltx-{variant}",
+                              name=f"random LTX {variant}", variant=variant, device=device,
+                              dtype=dtype)  # fmt: skip

@@ -133,3 +133,25 @@ def test_vae_adapter_mixes_noise_then_unnormalises(tiny: tuple[Path, Path]) -> N
     torch.testing.assert_close(adapter.decode(z), expected)
     video = torch.rand(1, 3, 9, 64, 64) * 2 - 1
     torch.testing.assert_close(adapter.encode(video), vae.normalise(vae.encode(video)))
+
+
+def test_published_memory_counts_the_published_sizes() -> None:
+    from studio.models.ltx.memory import published_memory
+
+    memory = published_memory("2b", "0.9.1", torch.bfloat16)
+    assert memory.dit_bytes == 2 * 1_923_385_472  # models.md's computed 2B parameter count
+    assert memory.dit.num_layers == 28 and memory.dit.context_len == 256
+    assert published_memory("13b", "0.9.5", torch.bfloat16).dit.dim == 4096
+
+
+def test_random_model_generates_with_stg_and_cfg() -> None:
+    from studio.engine.pipeline import generate
+    from studio.engine.request import GenerationRequest
+    from studio.models.ltx.random_model import random_model
+
+    model = random_model("cpu", torch.float32)
+    assert model.capabilities.frame_layout and model.capabilities.samplers == ("euler",
+                                                                               "stochastic")
+    out = generate(model, GenerationRequest(prompt="a cat", steps=2, width=64, height=64,
+                                            frames=9, fps=24, guidance=3.0, stg=1.0))
+    assert out.video.shape == (9, 64, 64, 3) and out.plan.schedule[-2] == pytest.approx(0.1)
