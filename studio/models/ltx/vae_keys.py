@@ -52,11 +52,14 @@ def layout(keys: Mapping[str, object] | list[str]) -> str:
 
 def own_vae_state(raw: Mapping[str, T]) -> dict[str, T]:
     """Original names (with or without ``vae.``; a single file's other keys are left out) or
-    diffusers names → the names of :class:`~studio.models.ltx.vae.LTXVideoVAE`."""
+    diffusers names → the names of :class:`~studio.models.ltx.vae.LTXVideoVAE`. Statistics
+    rows other than ``mean-of-means`` and ``std-of-means`` (single files also carry
+    ``channel``, ``mean-of-stds``, ``mean-of-stds_over_std-of-means``) are left out."""
     if any(k.startswith(PREFIX) for k in raw):
         raw = {k[len(PREFIX):]: v for k, v in raw.items() if k.startswith(PREFIX)}
     if layout(list(raw)) == ORIGINAL:
-        return dict(raw)
+        return {k: v for k, v in raw.items()
+                if not k.startswith(STATS) or k in _STATS_NAMES.values()}
     numbering = _original_numbering(list(raw))
     return {_own_name(k, numbering): v for k, v in raw.items()}
 
