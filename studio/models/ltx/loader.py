@@ -32,6 +32,7 @@ from studio.models.ltx.transformer_keys import own_transformer_state
 from studio.models.ltx.vae import LTXVideoVAE
 from studio.models.ltx.vae_config import LTXVAEConfig
 from studio.models.ltx.vae_keys import own_vae_state
+from studio.models.ltx.vae_presets import published_for
 from studio.models.weight_files import WeightFiles, probe_weights
 
 log = logging.getLogger(__name__)
@@ -124,13 +125,16 @@ def load_vae(model_set: ModelSet, configs: Configs, device: torch.device,
     ``vae/``)."""
     part = _part(model_set, VAE)
     weights = probe_weights(part.path)
-    if configs.vae_layout == DIFFUSERS:
-        config = LTXVAEConfig.from_diffusers(configs.vae)
-    else:
-        config = LTXVAEConfig.from_original(configs.vae)
     keys = [k for k in weights.tensors() if part.layout != SINGLE or k.startswith(VAE_PREFIX)]
     mapping = {file_key: own for own, file_key in own_vae_state({k: k for k in keys}).items()}
     weights = _only(weights, set(mapping))
+    if configs.vae_layout == DIFFUSERS:
+        config = LTXVAEConfig.from_diffusers(configs.vae)
+    elif configs.vae:
+        config = LTXVAEConfig.from_original(configs.vae)
+    else:  # a single file without a header config: the published VAE its shapes are
+        shapes = weights.shapes()
+        config = published_for({own: shapes[key] for key, own in mapping.items()})
     model = load_module(lambda: LTXVideoVAE(config), weights, mapping, device=device,
                         dtype=torch.float32, what="LTX-Video VAE", cancel=cancel)  # fmt: skip
     return model.requires_grad_(False)
