@@ -190,6 +190,8 @@ class PromptPanel(QWidget):
         self._fps = info.fps
         self.size.set_model(info)
         self.set_fields(steps=info.steps, guidance=info.guidance, shift=info.shift)
+        with QSignalBlocker(self.sampler):
+            self.sampler.setCurrentText(info.sampler)
         self._show_guidance_low(info.guidance_low)
         self.options.set_model(info)
         self.schedule_options.set_model(info)

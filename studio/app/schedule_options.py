@@ -46,8 +46,9 @@ class ScheduleOptions(QObject):
         self.stg = self._spin(parent, "stg", 50.0, 0.5, "Spatio-temporal guidance: steers away "
                               "from a pass with some blocks' self-attention skipped (0 = off)")
         self.stg_rescale = self._spin(parent, "stg-rescale", 1.0, 0.05, "Pulls the guided "
-                                      "velocity's spread back towards the prompt pass's "
-                                      "(1 = fully, 0 = not)")
+                                      "velocity's spread towards the prompt pass's: r in "
+                                      "v·(r·σ(v_c)/σ(v) + 1 − r); 0 and 1 leave it as it is, "
+                                      "as in LTX-Video")
         self.reference_noise = self._spin(parent, "reference-noise", 1.0, 0.05, "Noise put on "
                                           "fully pinned reference frames before each step, "
                                           "times t²: keeps motion going around them (0 = none)")

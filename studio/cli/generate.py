@@ -56,8 +56,9 @@ def add_generate(sub: argparse._SubParsersAction) -> None:
                    help="spatio-temporal guidance scale, 0 = off (LTX-Video; default: the "
                    "model's)")
     p.add_argument("--stg-rescale", type=float, metavar="R",
-                   help="rescale of the guided velocity towards the prompt pass's spread, 0…1 "
-                   "(LTX-Video; default: the model's)")
+                   help="r in v·(r·σ(v_c)/σ(v) + 1 − r): the guided velocity's spread pulled "
+                   "towards the prompt pass's; 0 and 1 leave it (LTX-Video; default: the "
+                   "model's)")
     p.add_argument("--reference-noise", type=float, metavar="S",
                    help="noise on pinned reference frames before each step, times t² "
                    "(LTX-Video's image_cond_noise_scale; default: the model's)")

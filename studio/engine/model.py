@@ -126,6 +126,7 @@ class FamilyDefaults:
     stg: float | None = None  # spatio-temporal guidance scale (None: the model has none)
     stg_rescale: float | None = None  # rescale of the guided velocity (None: none)
     reference_noise: float = 0.0  # noise on pinned reference positions, times t²
+    sampler: str = "euler"  # the sampler the model's published settings use
 
 
 @dataclass(frozen=True, slots=True)

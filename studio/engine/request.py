@@ -69,8 +69,9 @@ class GenerationRequest:
             and ``shift``.
         stg: spatio-temporal guidance scale of a model that has it (LTX-Video; None = the
             model's default, 0 = off; ignored by others).
-        stg_rescale: how far the guided velocity is rescaled to the conditional pass's spread
-            (1 = fully, 0 = not; None = the model's default).
+        stg_rescale: r in LTX-Video's v ← v·(r·σ(v_c)/σ(v) + 1 − r), pulling the guided
+            velocity's spread towards the prompt pass's; as in the original, 0 and 1 both leave
+            v as it is (None = the model's default).
         reference_noise: noise added to fully pinned reference positions before each step,
             times t² (LTX-Video's image_cond_noise_scale; None = the model's default).
         width, height: pixels; multiples of the model's size multiple.

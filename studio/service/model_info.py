@@ -32,6 +32,7 @@ class ModelInfo:
         negative_prompt: the default negative prompt ("" = none).
         supports_image: whether reference frames are meaningful for this model.
         conditioning: the reference modes it takes (``FIRST_FRAME``, ``KEYFRAME``).
+        sampler: the sampler its published settings use.
         shift_rule: what shift "auto" resolves to (plain data: a frozen dataclass).
         prompt_guide: what a closed-vocabulary model understands ("" for others).
         device: "cpu" or "cuda"; precision: e.g. "float32", "bfloat16".
@@ -79,6 +80,7 @@ class ModelInfo:
     stg_rescale: float | None = None
     reference_noise: float = 0.0
     conditioning: tuple[str, ...] = ()
+    sampler: str = "euler"
 
 
 def model_info(model: LoadedModel) -> ModelInfo:
@@ -114,6 +116,7 @@ def model_info(model: LoadedModel) -> ModelInfo:
         stg_rescale=None if d.stg_rescale is None else float(d.stg_rescale),
         reference_noise=float(d.reference_noise),
         conditioning=tuple(model.capabilities.conditioning),
+        sampler=d.sampler,
     )
 
 
@@ -132,7 +135,7 @@ def default_request(info: ModelInfo, prompt: str = "") -> GenerationRequest:
         guidance_low=info.guidance_low, guidance_image=info.guidance_image,
         oscillation=info.oscillation or None, prompt_suffix=info.prompt_suffix or None,
         timesteps=info.timesteps, stg=info.stg, stg_rescale=info.stg_rescale,
-        reference_noise=info.reference_noise or None,
+        reference_noise=info.reference_noise or None, sampler=info.sampler,
     )
 
 

@@ -59,3 +59,15 @@ def test_timesteps_text() -> None:
     assert parse_timesteps("1, 0.5;0.25 0.1") == (1.0, 0.5, 0.25, 0.1)
     assert parse_timesteps("") is None and parse_timesteps("1, x") is None
     assert format_timesteps((1.0, 0.725)) == "1, 0.725"
+
+
+def test_a_models_published_sampler_is_the_default(make_window) -> None:
+    from studio.service.model_info import default_request
+
+    window = make_window()
+    panel = window.prompt_panel
+    assert panel.request().sampler == "euler"
+    distilled = replace(window._info, id="ltx-096-distilled-like", sampler="stochastic")
+    panel.set_model(distilled)
+    assert panel.sampler.currentText() == "stochastic" and panel.request().sampler == "stochastic"
+    assert default_request(distilled, "a").sampler == "stochastic"

@@ -84,6 +84,7 @@ def defaults_for(variant: str) -> FamilyDefaults:
         steps=preset.steps, guidance=preset.guidance, shift="auto", fps=FPS, frames=FRAMES,
         sizes=SIZES, negative_prompt=NEGATIVE_PROMPT, timesteps=preset.timesteps,
         stg=preset.stg, stg_rescale=preset.rescale, reference_noise=REFERENCE_NOISE,
+        sampler="stochastic" if preset.stochastic else "euler",
     )  # fmt: skip
 
 
