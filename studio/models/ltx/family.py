@@ -16,6 +16,7 @@ import torch
 from studio.engine.cancel import NEVER, CancelToken
 from studio.engine.memory_model import ModelMemory
 from studio.engine.model import FamilyDefaults, LoadedModel
+from studio.models.bench_config import BenchConfig
 from studio.models.family import VAE, Component, FamilyBase, FolderFindings, ModelSet
 from studio.models.ltx import sets
 from studio.models.ltx.identify import (
@@ -67,6 +68,12 @@ class LTXFamily(FamilyBase):
         from studio.models.ltx.loader import load_ltx_model
 
         return load_ltx_model(model_set, device, dtype, cancel)
+
+    def bench_configs(self) -> Sequence[BenchConfig]:
+        """``ltx-tiny``, ``ltx-small``, ``ltx-2b-768x512``: random weights."""
+        from studio.models.ltx.bench_configs import BENCH_CONFIGS
+
+        return BENCH_CONFIGS
 
 
 LTX_FAMILY = LTXFamily()
