@@ -309,6 +309,9 @@ class LoadedModel:
             reference image (Open-Sora 2.0 also makes video from text alone: False).
         schedule_rule: the schedule ``shift="auto"`` means (None: the time-shifted linear
             schedule with α from ``capabilities.shift_rule``).
+        prompt_examples: prompts that show what the model does well (offered in the GUI).
+        vocabulary: every word a closed-vocabulary model understands, lower case (None: an
+            open vocabulary); the GUI marks the others.
     """
 
     id: str
@@ -336,6 +339,8 @@ class LoadedModel:
     finish_latent: FinishLatent | None = None
     image_required: bool = True
     schedule_rule: ScheduleRule | None = None
+    prompt_examples: tuple[str, ...] = ()
+    vocabulary: frozenset[str] | None = None
 
     @property
     def supports_image(self) -> bool:
