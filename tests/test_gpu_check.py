@@ -43,8 +43,12 @@ def test_dry_run_has_every_section_and_passes(tmp_path: Path) -> None:
     rows = result["rows"]
     assert result["mode"] == "dry" and not result["failed"]
     assert list(dict.fromkeys(r["section"] for r in rows)) == [s.name for s in gpu_check.SECTIONS]
-    assert {"correctness", "speed-dit", "speed-vae", "memory", "caching", "lora"} <= {
+    assert {"correctness", "speed-dit", "speed-vae", "memory", "caching", "lora", "ltx-2b"} <= {
         r["section"] for r in rows}
+    checks = [r["check"] for r in rows]
+    for section in ("correctness", "speed-dit", "speed-vae", "memory", "ltx-2b"):  # LTX rows
+        assert any(r["check"].startswith(("ltx ", "random LTX")) for r in rows
+                   if r["section"] == section), (section, checks)
     assert {r["on"] for r in rows} == {"dry (CPU)"}
     assert all(r["verdict"] != SKIP for r in rows if "CUDA only" not in r["expectation"])
     assert sum(r["verdict"] == PASS for r in rows) >= 15
@@ -57,8 +61,8 @@ def test_a_perturbed_device_output_fails_the_checks_that_judge_it() -> None:
     ctx = Context(CPU, dry=True, perturb=0.05)  # 5 % off: every tolerance is tighter
     report = gpu_check.run_check(ctx, sections("correctness", "caching", "lora"))
     verdicts = {row.check: row.verdict for row in report.rows}
-    judged = [c for c in verdicts if c.startswith(("demo:", "wan ", "open-sora "))]
-    assert len(judged) == 30 and all(verdicts[c] == FAIL for c in judged), verdicts
+    judged = [c for c in verdicts if c.startswith(("demo:", "wan ", "open-sora ", "ltx "))]
+    assert len(judged) == 40 and all(verdicts[c] == FAIL for c in judged), verdicts
     assert verdicts["families with a tiny set"] == PASS  # not a device output
     caching = {c.split(": ")[-1]: v for c, v in verdicts.items() if c.startswith("demo, 20")}
     assert caching["frame PSNR against no caching"] == FAIL

@@ -49,7 +49,8 @@ def add_bench_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
                    help="offload policy on CUDA: auto, none, text-encoder, model, blocks")
     p.add_argument("--peak-tflops", type=float, help="device peak for the × floor column")
     p.add_argument("--compare-diffusers", action="store_true",
-                   help="also time diffusers' WanTransformer3DModel / AutoencoderKLWan")
+                   help="also time diffusers' denoiser and VAE of the configuration's family "
+                   "(Wan, Open-Sora 2.0, LTX-Video) on the same weights")
     p.add_argument("--json", type=Path, help="also write the results to this JSON file")
     p.add_argument("--out", type=Path, help="folder for the generated clip (default: temporary)")
     p.set_defaults(func=cmd_bench)

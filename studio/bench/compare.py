@@ -1,4 +1,5 @@
-"""Run the diffusers comparison (``tests/oracles/compare_diffusers.py``) in a child process.
+"""Run the diffusers comparison of the configuration's family in a child process:
+``tests/oracles/compare_diffusers.py`` (Wan), ``compare_opensora.py`` or ``compare_ltx.py``.
 
 The studio package never imports diffusers (it is a test and benchmark extra, and the layering
 test forbids it under ``studio/``). The comparison script sits beside the package in a source
@@ -22,12 +23,23 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SCRIPT = Path(__file__).resolve().parents[2] / "tests" / "oracles" / "compare_diffusers.py"
+#: The other families' scripts beside it, by configuration name prefix (Wan's names have none).
+FAMILY_SCRIPTS = (("ltx-", "compare_ltx.py"), ("opensora-", "compare_opensora.py"))
+
+
+def script_for(config: str) -> Path:
+    """The comparison script that knows the configuration ``config``."""
+    for prefix, name in FAMILY_SCRIPTS:
+        if config.startswith(prefix):
+            return SCRIPT.with_name(name)
+    return SCRIPT
 
 
 def comparison_command(options: BenchOptions, what: list[str]) -> list[str]:
     dtype = str(options.dtype).removeprefix("torch.")
-    command = [sys.executable, str(SCRIPT), "--config", options.spec.name, "--device",
-               str(options.device), "--dtype", dtype, "--what", ",".join(what), "--repeat",
+    script, name = script_for(options.spec.name), options.spec.name
+    command = [sys.executable, str(script), "--config", name, "--device", str(options.device),
+               "--dtype", dtype, "--what", ",".join(what), "--repeat",
                str(options.repeat), "--warmup", str(options.warmup)]  # fmt: skip
     if options.threads:
         command += ["--threads", str(options.threads)]

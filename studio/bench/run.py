@@ -30,7 +30,7 @@ from studio.bench.report import Row, ratio, seconds, size
 from studio.bench.timing import synchronize
 from studio.engine.fastpath import accelerate, usable_backends
 from studio.engine.memory_forecast import forecasts_by_policy
-from studio.engine.model import LoadedModel
+from studio.engine.model import FrameLayout, LoadedModel
 from studio.engine.offload import (
     AUTO,
     OffloadPolicy,
@@ -38,6 +38,7 @@ from studio.engine.offload import (
     choose_policy,
     free_device_memory,
 )
+from studio.engine.pipeline import with_layout
 from studio.models.bench_config import BenchConfig, FlopCount
 from studio.models.registry import family
 from studio.service.catalog import find_model
@@ -207,8 +208,10 @@ def run_denoiser(model: LoadedModel, options: BenchOptions) -> tuple[list[Row], 
     latent_shape = model.geometry.latent_shape(spec.frames, spec.height, spec.width, batch=2)
     inputs = denoiser_inputs(latent_shape, tuple(context.shape[1:]), options.device,
                              options.dtype)  # fmt: skip
-    timing = bench_denoiser(model.denoiser, inputs, options.device, options.repeat,
-                            options.warmup)
+    denoise = model.denoiser
+    if model.capabilities.frame_layout:  # LTX-Video places tokens in seconds: it needs the fps
+        denoise = with_layout(denoise, FrameLayout(spec.fps, latent_shape[2]))
+    timing = bench_denoiser(denoise, inputs, options.device, options.repeat, options.warmup)
     rows = [Row("denoiser step", "ours (batch 2, guided)", seconds(timing.median))]
     data: dict[str, Any] = {"timing": timing.to_dict(), "tokens": spec.tokens}
     if spec.flops is not None and options.model_path is None:

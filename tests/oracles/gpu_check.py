@@ -13,7 +13,9 @@ Run it on a machine with a GPU (about 8 minutes on an H100 with the default budg
 3. memory: a generation's peak device memory against the memory forecast;
 4. caching: the demo model with and without step caching (forwards, speed-up, PSNR);
 5. lora: a LoRA merged against on the fly on the device, their cost per call, and the passes a
-   distillation LoRA's few-step settings save (``gpu_check_lora.py``).
+   distillation LoRA's few-step settings save (``gpu_check_lora.py``);
+6. ltx-2b: the LTX-Video 2B at 768×512×121, 40 steps, against diffusers' ``LTXPipeline`` on
+   the same weights (``gpu_check_ltx.py``, which also gives sections 2 and 3 their LTX rows).
 
 Each section is one function ``Context → list[Row]`` listed in :data:`SECTIONS`. Without a
 GPU, or with ``--dry``, every section runs on the CPU at the smallest sizes (bf16 included,
@@ -48,6 +50,7 @@ from compare_diffusers import MISSING_DIFFUSERS  # noqa: E402
 from gpu_check_common import FAIL, SKIP, Context, Row, free_device  # noqa: E402
 from gpu_check_correctness import correctness  # noqa: E402
 from gpu_check_lora import lora  # noqa: E402
+from gpu_check_ltx import PIPELINE_S, ltx_pipeline  # noqa: E402
 from gpu_check_measures import (  # noqa: E402
     DIT_SIZES,
     MEMORY_SIZES,
@@ -88,6 +91,7 @@ SECTIONS: tuple[Section, ...] = (
     sized("memory", memory, MEMORY_SIZES, "wan21-1.3b"),
     Section("caching", caching, 20.0, 20.0),
     Section("lora", lora, 15.0, 15.0),
+    Section("ltx-2b", ltx_pipeline, PIPELINE_S, PIPELINE_S),
 )
 
 

@@ -33,9 +33,9 @@ from PIL import Image
 from studio.bench.measure import denoiser_inputs, vae_latent
 from studio.engine.fastpath import accelerate
 from studio.engine.image_inputs import image_inputs, with_image
-from studio.engine.model import DIT, TEXT_ENCODER, LoadedModel
+from studio.engine.model import DIT, TEXT_ENCODER, FrameLayout, LoadedModel
 from studio.engine.offload import OffloadPolicy, apply_offload
-from studio.engine.pipeline import generate
+from studio.engine.pipeline import generate, with_layout
 from studio.engine.request import ConditioningItem, GenerationRequest
 from studio.models.demo.analysis import psnr
 from studio.models.demo.loader import load_demo_model
@@ -60,6 +60,7 @@ class TinySet:
     dry_size: tuple[int, int, int]
     steps: int = 3
     image: str = ""  # a reference image for models that make video from one
+    frame_index: int = 0  # the pixel frame the image pins (> 0: a keyframe)
 
     def at(self, ctx: Context) -> TinySet:
         return replace(self, size=self.dry_size, steps=2) if ctx.dry else self
@@ -70,7 +71,7 @@ class TinySet:
 
     def request(self) -> GenerationRequest:
         width, height, frames = self.size
-        references = (ConditioningItem(self.image),) if self.image else ()
+        references = (ConditioningItem(self.image, self.frame_index),) if self.image else ()
         return GenerationRequest(prompt=PROMPT, steps=self.steps, guidance=5.0, shift=3.0,
                                  width=width, height=height, frames=frames,
                                  conditioning=references)
@@ -100,8 +101,9 @@ def wan_tiny(spec: WanBenchSizes, device: torch.device, dtype: torch.dtype) -> L
 
 @functools.cache
 def written_sets() -> Path:
-    """A folder with the tiny A14B, I2V-14B and Open-Sora 2.0 sets and a reference image
+    """A folder with the tiny A14B, I2V-14B, Open-Sora 2.0 and LTX-Video sets and a reference image
     (written once; the files give every device the same weights)."""
+    from studio.models.ltx.random_model import write_single_file_set as write_ltx_set
     from tests.models.opensora.tiny_opensora import write_set as write_opensora_set
     from tests.models.tiny_a14b import write_a14b_set, write_i2v14b_set
 
@@ -109,6 +111,7 @@ def written_sets() -> Path:
     write_a14b_set(root / "a14b", "t2v", "original")
     write_i2v14b_set(root / "i2v-14b")
     write_opensora_set(root / "open-sora")
+    write_ltx_set(root / "ltx")
     Image.new("RGB", (64, 64), (200, 60, 40)).save(root / "reference.png")
     return root
 
@@ -134,6 +137,10 @@ def tiny_sets() -> list[TinySet]:
                 (32, 32, 5), image=reference),
         TinySet("open-sora i2v", "opensora", functools.partial(from_files, "open-sora"),
                 (64, 64, 5), (32, 32, 5), image=reference),
+        TinySet("ltx t2v", "ltx", functools.partial(from_files, "ltx"), (128, 96, 17),
+                (64, 64, 9)),
+        TinySet("ltx keyframe", "ltx", functools.partial(from_files, "ltx"), (128, 96, 17),
+                (64, 64, 9), image=reference, frame_index=8),
     ]  # fmt: skip
 
 
@@ -165,7 +172,10 @@ def run_outputs(model: LoadedModel, tiny: TinySet, decode: bool = True) -> Outpu
     inputs = denoiser_inputs(tiny.latent_shape(model, batch=2), tuple(context.shape[1:]), CPU,
                              torch.float32)  # fmt: skip
     at = model.device
-    denoise = with_image(model.denoiser, *image_inputs(model, tiny.request()))  # I2V's inputs
+    denoise = model.denoiser
+    if model.capabilities.frame_layout:  # LTX-Video places tokens in seconds
+        denoise = with_layout(denoise, FrameLayout(tiny.request().fps, inputs.x.shape[2]))
+    denoise = with_image(denoise, *image_inputs(model, tiny.request()))  # I2V's inputs
     with torch.inference_mode():
         velocity = denoise(inputs.x.to(at), inputs.t_tok.to(at), inputs.context.to(at))
         pixels = (model.vae.decode(vae_latent(tiny.latent_shape(model), at)) if decode

@@ -26,9 +26,11 @@ from gpu_check_common import (
     Context,
     Row,
     cuda_verdict,
+    free_device,
     pick,
     verdict,
 )
+from gpu_check_ltx import ltx_memory_subject, ltx_speed_dit, ltx_speed_vae
 
 from studio.bench.measure import bench_request, device_peak
 from studio.bench.report import seconds, size
@@ -90,7 +92,7 @@ def speed_dit(ctx: Context) -> list[Row]:
     dtype = family("wan").dtype_for(ctx.device)
     result = compare_dit(SIZES[name], ctx.device, dtype, *runs(ctx))
     precision = str(dtype).removeprefix("torch.")
-    return [ratio_row(ctx, f"DiT forward {precision}, {name}", result)]
+    return [ratio_row(ctx, f"DiT forward {precision}, {name}", result)] + ltx_speed_dit(ctx)
 
 
 def speed_vae(ctx: Context) -> list[Row]:
@@ -102,7 +104,7 @@ def speed_vae(ctx: Context) -> list[Row]:
     ours, theirs = result["ours_peak_bytes"], result["diffusers_peak_bytes"]
     return [ratio_row(ctx, f"VAE decode float32, {name}", result),
             Row(f"VAE decode peak, {name}: ours / diffusers", f"{size(ours)} / {size(theirs)}",
-                "ours ≤ diffusers", cuda_verdict(ctx, ours <= theirs))]  # fmt: skip
+                "ours ≤ diffusers", cuda_verdict(ctx, ours <= theirs))] + ltx_speed_vae(ctx)
 
 
 def ratio_row(ctx: Context, what: str, result: dict[str, Any]) -> Row:
@@ -132,11 +134,23 @@ def memory_subject(ctx: Context) -> tuple[LoadedModel, GenerationRequest, bool] 
 
 
 def memory(ctx: Context) -> list[Row]:
-    """Section 3: a generation's (2 steps, guided) peak device memory against the forecast."""
-    subject = memory_subject(ctx)
-    if subject is None:
-        return [Row("generation peak", "no size fits the time left", "budget", SKIP)]
-    model, request, native = subject
+    """Section 3: a generation's (2 steps, guided) peak device memory against the forecast,
+    for the demo (dry) or Wan model, then for LTX-Video."""
+    rows = []
+    for subject_of in (memory_subject, ltx_memory_subject):
+        subject = subject_of(ctx)
+        if subject is None:
+            rows.append(Row("generation peak", "no size fits the time left", "budget", SKIP))
+        else:
+            rows += memory_rows(ctx, *subject)
+        del subject  # the device total of the next model must not count this one
+        free_device(ctx.device)
+    return rows
+
+
+def memory_rows(ctx: Context, model: LoadedModel, request: GenerationRequest,
+                native: bool) -> list[Row]:  # fmt: skip
+    """The device total and the live-tensor peak of one generation against the forecast."""
     what = f"{model.name}, {request.width}×{request.height}×{request.frames}"
     rows = [total_row(ctx, model, request, native, what)]
     live = device_peak(ctx.device, lambda: generate(model, request))

@@ -13,10 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from studio.engine.shapes import LatentGeometry
-from studio.models.ltx.random_model import TINY_VAE
 from studio.models.ltx.text import TEXT_LEN
 from studio.models.ltx.transformer_config import LTX_2B, TINY, LTXTransformerConfig
-from studio.models.ltx.vae_config import LTXVAEConfig
+from studio.models.ltx.vae_config import LTXVAEConfig, compress, res, widen
 from studio.models.ltx.vae_presets import LTXV_091
 
 #: Classifier-free guidance's two passes (diffusers' ``LTXPipeline`` batches cond and uncond).
@@ -82,6 +81,17 @@ class LTXBenchSizes:
                 f"{v.decoder_base_channels}")  # fmt: skip
 
 
+_UP = compress("compress_all", multiplier=2, residual=True)
+#: The 0.9.1 VAE's block kinds (widening encoder, residual upsamplers, noise injection, timestep
+#: conditioning) with one ResnetBlock each, 8 channels wide and 16 latent channels; every part
+#: of it diffusers' ``AutoencoderKLLTXVideo`` can express.
+_TINY_VAE = LTXVAEConfig(
+    encoder_blocks=(res(1), compress("compress_all"), widen(), res(1), compress("compress_all"),
+                    widen(), res(1), compress("compress_all"), res(1), res(1)),
+    decoder_blocks=(res(1, True), _UP, res(1, True), _UP, res(1, True), _UP, res(1)),
+    latent_channels=TINY.in_channels, encoder_base_channels=8, decoder_base_channels=8,
+    timestep_conditioning=True,
+)  # fmt: skip
 #: 8 heads of the published 64 width (inner 512), 4 blocks, 128 latent channels, 256-wide text.
 _SMALL = LTXTransformerConfig(num_layers=4, num_heads=8, head_dim=64, caption_channels=256)
 #: The 0.9.1 VAE's block layout at a quarter of its widths (decoder 256 → 32, encoder 32 → 128).
@@ -90,9 +100,10 @@ _SMALL_VAE = replace(LTXV_091, encoder_base_channels=32, decoder_base_channels=3
 SIZES: dict[str, LTXBenchSizes] = {
     sizes.name: sizes
     for sizes in (
-        LTXBenchSizes("ltx-tiny", TINY, TINY_VAE, 128, 96, 17, 64, 64, 9),
+        LTXBenchSizes("ltx-tiny", TINY, _TINY_VAE, 128, 96, 17, 64, 64, 9),
         LTXBenchSizes("ltx-small", _SMALL, _SMALL_VAE, 384, 256, 49, 256, 192, 25),
-        LTXBenchSizes("ltx-2b-768x512", LTX_2B, LTXV_091, 768, 512, 121, 768, 512, 121,
-                      cuda_only=True),
+        LTXBenchSizes(
+            "ltx-2b-768x512", LTX_2B, LTXV_091, 768, 512, 121, 768, 512, 121, cuda_only=True
+        ),
     )
 }
