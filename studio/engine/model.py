@@ -95,13 +95,21 @@ class FrameLayout:
     Attributes:
         fps: the video's frame rate.
         latent_frames: T', the latent frames of the video grid (the state's first frames).
-        appended: the pixel frame each latent frame after the grid pins, in order: reference
-            images after the first frame travel as extra tokens (LTX-Video's keyframes).
+        appended: the groups of latent frames after the grid, in order, each as (pixel frame
+            it starts at, number of latent frames): a reference image after the first frame
+            is a group of one, a later clip's first latent frames a group of several, whose
+            times run as a clip's own from that frame (LTX-Video's keyframes and clip
+            prefixes, which travel as extra tokens).
     """
 
     fps: float
     latent_frames: int
-    appended: tuple[int, ...] = ()
+    appended: tuple[tuple[int, int], ...] = ()
+
+    @property
+    def appended_frames(self) -> int:
+        """K, the latent frames after the grid (all groups together)."""
+        return sum(count for _, count in self.appended)
 
 
 @dataclass(frozen=True, slots=True)

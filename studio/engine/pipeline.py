@@ -11,13 +11,14 @@ halves separately to save the latent between them; :func:`generate` runs both.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
 from studio.engine.cancel import NEVER, CancelToken
+from studio.engine.clips import PREFIX_LATENT_FRAMES, reference_pixels
 from studio.engine.conditioning import (
     Conditioning,
     empty_conditioning,
@@ -32,10 +33,10 @@ from studio.engine.image_inputs import image_inputs, with_image
 from studio.engine.model import FrameLayout, GuidanceInputs, LoadedModel
 from studio.engine.noise import make_noise
 from studio.engine.plan import GenerationPlan, check_request, plan_generation, resolve_shift
-from studio.engine.request import GenerationRequest
+from studio.engine.request import ConditioningItem, GenerationRequest
 from studio.engine.sampler import StepCallback, Velocity
 from studio.engine.samplers import SAMPLERS
-from studio.media.image import fit_image, image_to_tensor, load_image, video_to_uint8
+from studio.media.image import video_to_uint8
 
 log = logging.getLogger(__name__)
 
@@ -74,45 +75,54 @@ def encode_prompts(
 def build_conditioning(
     model: LoadedModel, plan: GenerationPlan, cancel: CancelToken = NEVER
 ) -> Conditioning | None:
-    """VAE-encode each reference image into its latent frame; None without conditioning items
-    or for a model that takes them as input channels (:mod:`studio.engine.image_inputs`).
+    """VAE-encode each reference image or clip into its latent frames; None without
+    conditioning items or for a model that takes them as input channels
+    (:mod:`studio.engine.image_inputs`).
 
-    Frame 0 is encoded as a single image (what a causal VAE's first latent frame holds). A
-    frame-layout model's later keyframes are encoded as single images too, each into its own
-    latent frame after the grid (:attr:`GenerationPlan.appended`). Other models' later
-    keyframes are encoded as a still clip of 1 + r frames and latent frame 1 of it is used,
-    which is what a causal VAE produces for r identical frames after the first.
+    Frame 0 is encoded as a single image (what a causal VAE's first latent frame holds), a clip
+    at frame 0 as itself into the grid's first latent frames. A frame-layout model's later
+    keyframes are encoded as single images too, each into its own latent frame after the grid
+    (:attr:`GenerationPlan.appended`); a later clip's first two latent frames go after the grid
+    and the rest into the grid (:mod:`studio.engine.clips`). Other models' later keyframes are
+    encoded as a still clip of 1 + r frames and latent frame 1 of it is used, which is what a
+    causal VAE produces for r identical frames after the first.
     """
     request = plan.request
     if not request.conditioning or model.image_channels is not None:
         return None
     cond = empty_conditioning(plan.state_shape)
     cond = replace(cond, noise_scale=plan.reference_noise, noise_seed=request.seed)
-    grid_frames = plan.latent_shape[2]
-    appended = iter(range(grid_frames, plan.state_shape[2]))
+    appended = iter(range(plan.latent_shape[2], plan.state_shape[2]))
     for item in request.conditioning:
         cancel.check()
-        image = fit_image(load_image(item.image), request.width, request.height, item.fit)
-        pixels = image_to_tensor(image).to(model.device)
-        index = latent_frame_index(item.frame_index, request.frames,
-                                   model.geometry.temporal_factor)
-        if index > 0 and plan.appended:
-            index = next(appended)
-        frame_latent = _encode_reference(model, pixels, still=index > 0 and not plan.appended,
-                                         cancel=cancel)
-        cond = place_latent_frame(cond, frame_latent.float().cpu(), index, item.strength)
+        for index, latent in _placements(model, plan, item, appended, cancel):
+            cond = place_latent_frame(cond, latent.float().cpu(), index, item.strength)
     return cond
 
 
-def _encode_reference(model: LoadedModel, pixels: torch.Tensor, *, still: bool,
-                      cancel: CancelToken) -> torch.Tensor:
-    """The latent frame ``[1, C, H', W']`` of one reference image ``[1, 3, 1, H, W]``: the image
-    alone, or (``still``) latent frame 1 of a still clip of 1 + r frames."""
-    r = model.geometry.temporal_factor
+def _placements(model: LoadedModel, plan: GenerationPlan, item: ConditioningItem,
+                appended: Iterator[int], cancel: CancelToken) -> list[tuple[int, torch.Tensor]]:
+    """(latent frame of the state, its latent ``[1, C, H', W']``) for each frame one item
+    pins; ``appended`` hands out the state's frames after the grid in order."""
+    request, r = plan.request, model.geometry.temporal_factor
+    pixels = reference_pixels(item, request.width, request.height).to(model.device)
+    start = item.frame_index % request.frames
+    layout = model.capabilities.frame_layout
+    if pixels.shape[2] == 1 and start > 0 and not layout:
+        index = latent_frame_index(start, request.frames, r)
+        return [(index, _encode(model, pixels.repeat(1, 1, 1 + r, 1, 1), cancel)[:, :, 1])]
+    latents = _encode(model, pixels, cancel)  # [1, C, 1 + (n − 1)/r, H', W']
+    frames = range(latents.shape[2])
+    if start == 0:
+        return [(k, latents[:, :, k]) for k in frames]
+    prefix = min(PREFIX_LATENT_FRAMES, len(frames))
+    return [(next(appended) if k < prefix else start // r + k, latents[:, :, k]) for k in frames]
+
+
+def _encode(model: LoadedModel, pixels: torch.Tensor, cancel: CancelToken) -> torch.Tensor:
+    """The VAE's latent ``[1, C, T', H', W']`` of pixels ``[1, 3, T, H, W]``."""
     with torch.inference_mode():
-        if not still:
-            return model.vae.encode(pixels, cancel)[:, :, 0]
-        return model.vae.encode(pixels.repeat(1, 1, 1 + r, 1, 1), cancel)[:, :, 1]
+        return model.vae.encode(pixels, cancel)
 
 
 def sample_plan(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from studio.engine.clips import appended_groups, check_clip_items
 from studio.engine.image_inputs import check_channel_items
 from studio.engine.model import FIRST_FRAME, KEYFRAME, FrameLayout, LoadedModel, ShiftRule
 from studio.engine.request import GenerationRequest
@@ -33,8 +34,10 @@ class GenerationPlan:
         guidance_image / oscillation / prompt_suffix / stg / stg_rescale / reference_noise:
             the request's, else the model's defaults (:class:`~studio.engine.model.FamilyDefaults`;
             stg 0 and rescale 0 where the model has none).
-        appended: the pixel frame of each latent frame sampled after the grid (keyframes a
-            model with :attr:`~studio.engine.model.Capabilities.frame_layout` appends).
+        appended: the groups of latent frames sampled after the grid, each (pixel frame it
+            starts at, latent frames): the keyframes and clip prefixes a model with
+            :attr:`~studio.engine.model.Capabilities.frame_layout` appends
+            (:func:`~studio.engine.clips.appended_groups`).
     """
 
     request: GenerationRequest
@@ -48,13 +51,13 @@ class GenerationPlan:
     stg: float = 0.0
     stg_rescale: float = 0.0
     reference_noise: float = 0.0
-    appended: tuple[int, ...] = ()
+    appended: tuple[tuple[int, int], ...] = ()
 
     @property
     def state_shape(self) -> tuple[int, int, int, int, int]:
         """The sampled state ``[1, C, T' + K, H', W']``: the grid and the K appended frames."""
         b, c, t, h, w = self.latent_shape
-        return (b, c, t + len(self.appended), h, w)
+        return (b, c, t + self.layout.appended_frames, h, w)
 
     @property
     def layout(self) -> FrameLayout:
@@ -92,6 +95,7 @@ def check_request(model: LoadedModel, request: GenerationRequest) -> None:
                              "frames of a strength between 0 and 1",
                              "use strength 1, or the euler or stochastic sampler")
     check_channel_items(model, request)
+    check_clip_items(model, request)
     for item in request.conditioning:
         mode = FIRST_FRAME if item.frame_index == 0 else KEYFRAME
         if mode not in capabilities.conditioning:
@@ -101,15 +105,6 @@ def check_request(model: LoadedModel, request: GenerationRequest) -> None:
                 f"{model.name} does not support {mode} reference frames (supported: {allowed})",
                 "remove the reference frame or pick a model that takes one",
             )
-
-
-def appended_frames(model: LoadedModel, request: GenerationRequest) -> tuple[int, ...]:
-    """The pixel frames of the keyframes a frame-layout model appends: every reference frame
-    but the first, in the request's order (negative indices counted from the end)."""
-    if not model.capabilities.frame_layout:
-        return ()
-    frames = (item.frame_index % request.frames for item in request.conditioning)
-    return tuple(frame for frame in frames if frame != 0)
 
 
 def sampling_schedule(model: LoadedModel, request: GenerationRequest,
@@ -128,9 +123,9 @@ def plan_generation(model: LoadedModel, request: GenerationRequest) -> Generatio
     """Validate ``request`` for ``model`` and resolve its shape, shift and schedule."""
     check_request(model, request)
     shape = model.geometry.latent_shape(request.frames, request.height, request.width)
-    appended = appended_frames(model, request)
-    shift, schedule = sampling_schedule(
-        model, request, (*shape[:2], shape[2] + len(appended), *shape[3:]))
+    appended = appended_groups(model, request)
+    extra = sum(count for _, count in appended)
+    shift, schedule = sampling_schedule(model, request, (*shape[:2], shape[2] + extra, *shape[3:]))
     low = None
     if model.experts is not None:
         low = request.guidance_low if request.guidance_low is not None else (

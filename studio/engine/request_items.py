@@ -11,19 +11,29 @@ from studio.errors import InvalidRequest
 
 FIT_MODES = ("fill", "fit")
 LORA_STRENGTH = 10.0
+#: File name endings read as a clip (a short video) rather than a still image.
+CLIP_SUFFIXES = (".mp4", ".m4v", ".mov")
+
+
+def is_clip(path: str) -> bool:
+    """Whether a conditioning path names a clip: decided by its suffix (case-insensitive), so
+    a recipe written before clips existed reads as it did (its items are images)."""
+    return isinstance(path, str) and path.lower().endswith(CLIP_SUFFIXES)
 
 
 @dataclass(frozen=True, slots=True)
 class ConditioningItem:
-    """A reference frame pinned into the video.
+    """A reference frame, or a short clip of reference frames, pinned into the video.
 
     Attributes:
-        image: path of the reference image file.
-        frame_index: pixel frame it stands for; 0 = first, −1 = last, any other index allowed.
+        image: path of the reference image file, or of a clip (an MP4 / M4V / MOV video,
+            :func:`is_clip`) whose n = 1 + r·k frames pin n consecutive frames.
+        frame_index: pixel frame it stands for (a clip's first frame); 0 = first, −1 = last,
+            any other index allowed.
         strength: mask value m ∈ [0, 1]; 1 = hard (kept exactly), between = soft (the token starts
             denoising when t < 1 − m), 0 = no effect.
-        fit: how the image is brought to the video size: ``"fill"`` (cover, centre-crop) or
-            ``"fit"`` (contain, black letterbox).
+        fit: how the image (each frame of a clip) is brought to the video size: ``"fill"``
+            (cover, centre-crop) or ``"fit"`` (contain, black letterbox).
     """
 
     image: str
@@ -31,12 +41,17 @@ class ConditioningItem:
     strength: float = 1.0
     fit: str = "fill"
 
+    @property
+    def clip(self) -> bool:
+        """Whether :attr:`image` names a clip rather than a still image."""
+        return is_clip(self.image)
+
     def validate(self, frames: int | None = None) -> None:
         if not isinstance(self.image, str) or not self.image:
             raise InvalidRequest(
                 "conditioning.image",
                 f"{self.image!r} is not a reference image path",
-                "choose an image file",
+                "choose an image file or a short clip",
             )
         if not is_utf8(self.image):
             raise InvalidRequest("conditioning.image", f"the file name {self.image!r} is not "

@@ -99,7 +99,7 @@ def test_keyframes_are_appended_after_the_grid_with_their_frames(layout_model, t
              ConditioningItem(_image(tmp_path, "c.png", (30, 30, 200)), 4, 0.5))
     request = tiny_request(steps=3, conditioning=items, fps=12.0)
     plan = plan_generation(layout_model, request)
-    assert plan.appended == (8, 4) and plan.state_shape == (1, 4, 5, 6, 8)
+    assert plan.appended == ((8, 1), (4, 1)) and plan.state_shape == (1, 4, 5, 6, 8)
     cond = build_conditioning(layout_model, plan)
     assert cond.mask[0, 0, :, 0, 0].tolist() == [1.0, 0.0, 0.0, 1.0, 0.5]
     vae = layout_model.vae
@@ -110,7 +110,7 @@ def test_keyframes_are_appended_after_the_grid_with_their_frames(layout_model, t
     latent = sample_plan(layout_model, plan, on_step=steps.append)
     assert latent.shape == (1, 4, 3, 6, 8)
     assert {shape for shape, _ in seen} == {(2, 4, 5, 6, 8)}
-    assert seen[0][1] == FrameLayout(12.0, 3, (8, 4))
+    assert seen[0][1] == FrameLayout(12.0, 3, ((8, 1), (4, 1)))
     assert steps[0].x.shape[2] == 5 and steps[0].x0_hat.shape[2] == 3
     torch.testing.assert_close(steps[-1].x[:, :, 3], cond.latent[:, :, 3])  # pinned: kept
 

@@ -1,12 +1,13 @@
 """The engine's denoiser call over :class:`~studio.models.ltx.transformer.LTXTransformer`.
 
 The engine samples a state ``[B, C, T' + K, H', W']``: the video's T' latent frames followed by
-K appended frames, one per reference image after the first frame (docs/families/ltx.md §5; the
-original pipeline appends such keyframes as extra tokens, ``prepare_conditioning``). The adapter
-flattens the state to tokens in (f, h, w) order and gives each token its coordinates: the grid
-frames those of the video, each appended frame those of a one-frame grid moved to the pixel
-frame it pins (``layout.appended[k]``) — the original computes the appended tokens' pixel
-coordinates with the same causal correction and then adds the frame number. Times are divided
+K appended frames, in groups: one frame per reference image after the first frame, two per
+clip after the first frame (its prefix; docs/families/ltx.md §5 and §7 — the original pipeline
+appends both as extra tokens, ``prepare_conditioning``). The adapter flattens the state to
+tokens in (f, h, w) order and gives each token its coordinates: the grid frames those of the
+video, each appended group of n frames those of an n-frame grid moved to the pixel frame it
+starts at (``layout.appended[k] = (frame, n)``) — the original computes the appended tokens'
+pixel coordinates with the same causal correction and then adds the frame number. Times are divided
 by the frame rate; the text mask rides in the context's last channel
 (:func:`~studio.models.ltx.text.split_context`).
 """
@@ -28,11 +29,11 @@ PIXEL_SCALE = (8, 32, 32)
 def layout_coords(layout: FrameLayout, height: int, width: int, *, causal: bool,
                   scale: tuple[int, int, int] = PIXEL_SCALE) -> torch.Tensor:
     """Coordinates ``[3, (T' + K)·H'·W']`` (seconds, px, px) of the grid then the appended
-    frames, in the order the state's tokens are flattened."""
+    groups, in the order the state's tokens are flattened."""
     parts = [video_coords(layout.latent_frames, height, width, fps=layout.fps, causal=causal,
                           scale=scale)]  # fmt: skip
-    parts += [video_coords(1, height, width, fps=layout.fps, causal=causal, scale=scale,
-                           frame_offset=frame) for frame in layout.appended]  # fmt: skip
+    parts += [video_coords(count, height, width, fps=layout.fps, causal=causal, scale=scale,
+                           frame_offset=frame) for frame, count in layout.appended]  # fmt: skip
     return torch.cat(parts, dim=1)
 
 
@@ -58,9 +59,9 @@ class LTXDenoiser:
     def __call__(self, x: torch.Tensor, t_tok: torch.Tensor, context: torch.Tensor, *,
                  layout: FrameLayout, skip: SkipBlocks | None = None) -> torch.Tensor:
         batch, channels, frames, height, width = x.shape
-        if frames != layout.latent_frames + len(layout.appended):
+        if frames != layout.latent_frames + layout.appended_frames:
             raise ValueError(f"the state has {frames} latent frames but the layout "
-                             f"{layout.latent_frames} + {len(layout.appended)} appended")
+                             f"{layout.latent_frames} + {layout.appended_frames} appended")
         device = self.transformer.device
         tokens = x.flatten(2).transpose(1, 2).to(device)  # [B, L, C], L in (f, h, w) order
         states, mask = split_context(context.to(device))

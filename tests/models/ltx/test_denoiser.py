@@ -22,19 +22,22 @@ def _transformer(causal: bool) -> LTXTransformer:
     return LTXTransformer(config).eval()
 
 
-def _reference_coords(frames: int, h: int, w: int, appended: tuple[int, ...], fps: float,
-                      causal: bool) -> torch.Tensor:
-    """``[3, L]``: grid tokens (f, h, w) then each appended frame's tokens."""
+def _reference_coords(frames: int, h: int, w: int, appended: tuple[tuple[int, int], ...],
+                      fps: float, causal: bool) -> torch.Tensor:
+    """``[3, L]``: grid tokens (f, h, w) then each appended group's tokens (a group of n
+    latent frames placed as an n-frame clip whose first frame is ``frame``)."""
     rows = []
     for f in range(frames):
         for y in range(h):
             for x in range(w):
                 t = max(f * 8 + 1 - 8, 0) if causal else f * 8
                 rows.append((t / fps, y * 32.0, x * 32.0))
-    for frame in appended:
-        for y in range(h):
-            for x in range(w):
-                rows.append((frame / fps, y * 32.0, x * 32.0))  # latent frame 0 → 0, + frame
+    for frame, count in appended:
+        for f in range(count):
+            t = max(f * 8 + 1 - 8, 0) if causal else f * 8
+            for y in range(h):
+                for x in range(w):
+                    rows.append(((t + frame) / fps, y * 32.0, x * 32.0))
     return torch.tensor(rows).T
 
 
@@ -42,16 +45,17 @@ def _reference_coords(frames: int, h: int, w: int, appended: tuple[int, ...], fp
 def test_adapter_equals_the_transformer_on_tokens(causal: bool) -> None:
     model = _transformer(causal)
     gen = torch.Generator().manual_seed(1)
-    layout = FrameLayout(fps=24.0, latent_frames=3, appended=(16, 24))
-    x = torch.randn(2, 16, 5, 2, 3, generator=gen)
-    t_tok = torch.rand(2, 5, 2, 3, generator=gen)
+    appended = ((16, 1), (8, 2), (24, 1))  # an image, a clip's two-frame prefix, an image
+    layout = FrameLayout(fps=24.0, latent_frames=3, appended=appended)
+    x = torch.randn(2, 16, 7, 2, 3, generator=gen)
+    t_tok = torch.rand(2, 7, 2, 3, generator=gen)
     states = torch.randn(2, 7, 24, generator=gen)
     mask = torch.tensor([[1, 1, 1, 0, 0, 0, 0], [1, 1, 1, 1, 1, 0, 0]])
     v = LTXDenoiser(model)(x, t_tok, with_mask(states, mask), layout=layout)
     tokens = x.permute(0, 2, 3, 4, 1).reshape(2, -1, 16)
-    coords = _reference_coords(3, 2, 3, (16, 24), 24.0, causal).expand(2, -1, -1)
+    coords = _reference_coords(3, 2, 3, appended, 24.0, causal).expand(2, -1, -1)
     direct = model(tokens, t_tok.reshape(2, -1), states, mask.float(), coords)
-    expected = direct.reshape(2, 5, 2, 3, 16).permute(0, 4, 1, 2, 3)
+    expected = direct.reshape(2, 7, 2, 3, 16).permute(0, 4, 1, 2, 3)
     assert v.shape == x.shape
     torch.testing.assert_close(v, expected, rtol=0, atol=0)
 
@@ -73,4 +77,4 @@ def test_layout_must_match_the_state() -> None:
     with pytest.raises(ValueError, match="latent frames"):
         LTXDenoiser(_transformer(False))(torch.zeros(1, 16, 3, 1, 1), torch.zeros(1, 3, 1, 1),
                                          torch.zeros(1, 2, 25),
-                                         layout=FrameLayout(24.0, 3, (8,)))
+                                         layout=FrameLayout(24.0, 3, ((8, 1),)))

@@ -273,7 +273,7 @@ def test_first_frame_run_matches_diffusers(setup: Setup, strength: float) -> Non
 def test_two_keyframes_match_the_original_and_diffusers(setup: Setup, frame: int) -> None:
     """Frame 0 at strength 1 and a later frame appended at 0.5, against both oracles."""
     plan, ours = _studio(setup, _request(setup, ((0, 1.0), (frame, 0.5))))
-    assert plan.appended == (frame,) and plan.state_shape[2] == plan.latent_shape[2] + 1
+    assert plan.appended == ((frame, 1),) and plan.state_shape[2] == plan.latent_shape[2] + 1
     assert _rel(ours, _original_run(setup, plan)) < TOLERANCE
     assert _rel(ours, _diffusers_run(setup, plan)) < TOLERANCE
 
