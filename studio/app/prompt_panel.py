@@ -32,6 +32,7 @@ from studio.engine.request import MAX_STEPS, SAMPLERS, ConditioningItem, Generat
 from studio.service.model_info import ModelInfo
 
 from .model_options import ModelOptions
+from .prompt_words import PromptExamples, PromptWords
 from .schedule_options import ScheduleOptions
 from .size_editor import SizeEditor
 
@@ -67,7 +68,8 @@ class PromptPanel(QWidget):
     def _build(self) -> None:
         self.prompt = QPlainTextEdit(self)
         self.prompt.setObjectName("prompt")
-        self.prompt.setPlaceholderText("Describe the video… (Ctrl+Enter generates)")
+        self.examples = PromptExamples(self.prompt, self)  # also the placeholder's examples
+        self.words = PromptWords(self.prompt)  # marks words a closed vocabulary lacks
         self.guide = QLabel(self)  # a closed-vocabulary model's words; hidden for others
         self.guide.setObjectName("prompt-guide")
         self.guide.setWordWrap(True)
@@ -149,8 +151,12 @@ class PromptPanel(QWidget):
         form.addRow("Sampler", self.sampler)
         form.addRow("Step cache", self.step_cache)
         form.addRow("", self.few_step)
+        prompt_row = QHBoxLayout()
+        prompt_row.addWidget(QLabel("Prompt", self))
+        prompt_row.addStretch(1)
+        prompt_row.addWidget(self.examples)
         layout = QVBoxLayout(self)
-        layout.addWidget(QLabel("Prompt", self))
+        layout.addLayout(prompt_row)
         layout.addWidget(self.prompt, 3)
         layout.addWidget(self.guide)
         layout.addWidget(QLabel("Negative prompt", self))
@@ -180,10 +186,12 @@ class PromptPanel(QWidget):
 
     def set_model(self, info: ModelInfo) -> None:
         """Adopt a newly loaded model's defaults (the prompt text is kept)."""
+        self.words.set_model(info)
         if self._info is not None and self._info.id == info.id:
             self._info = info
             return  # the same model again: the options on screen are kept
         self._info = info
+        self.examples.set_model(info)
         self.guide.setText(info.prompt_guide)
         self.guide.setVisible(bool(info.prompt_guide))
         self.negative.setPlaceholderText(info.negative_prompt or "(none)")

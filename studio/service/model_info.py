@@ -49,6 +49,9 @@ class ModelInfo:
         stg / stg_rescale: default spatio-temporal guidance and its rescale (None: the model
             has none).
         reference_noise: default noise on pinned reference positions (0 = none).
+        prompt_examples: prompts that show what the model does well (the panel's Examples).
+        vocabulary: every word a closed-vocabulary model knows, lower case (None: an open
+            vocabulary); the panel marks the other words of a prompt.
     """
 
     id: str
@@ -81,6 +84,8 @@ class ModelInfo:
     reference_noise: float = 0.0
     conditioning: tuple[str, ...] = ()
     sampler: str = "euler"
+    prompt_examples: tuple[str, ...] = ()
+    vocabulary: frozenset[str] | None = None
 
 
 def model_info(model: LoadedModel) -> ModelInfo:
@@ -117,6 +122,8 @@ def model_info(model: LoadedModel) -> ModelInfo:
         reference_noise=float(d.reference_noise),
         conditioning=tuple(model.capabilities.conditioning),
         sampler=d.sampler,
+        prompt_examples=tuple(model.prompt_examples),
+        vocabulary=None if model.vocabulary is None else frozenset(model.vocabulary),
     )
 
 

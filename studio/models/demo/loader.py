@@ -31,7 +31,7 @@ from studio.errors import CheckpointError
 from studio.models.calibrations import load_calibration
 from studio.models.demo.config import DIT_FILE, VAE_FILE, VARIANT, DemoConfig
 from studio.models.demo.text import MiniLMTextEncoder
-from studio.models.demo.vocabulary import prompt_guide
+from studio.models.demo.vocabulary import PROMPT_EXAMPLES, VOCABULARY, prompt_guide
 from studio.models.wan.dit import WanDiT
 from studio.models.wan.memory import loaded_memory
 from studio.models.wan.vae_factory import build_vae
@@ -124,7 +124,7 @@ def load_demo_model(
         vae=vae, device=device, dtype=dtype, modules=_modules(dit, vae, text_encoder),
         memory=loaded_memory(dit, vae, text_encoder.model, _text_shape(text_encoder, config),
                              geometry, per_token_time=True, vae_per_pixel=VAE_BYTES_PER_PIXEL),
-        prompt_guide=prompt_guide(),
+        prompt_guide=prompt_guide(), prompt_examples=PROMPT_EXAMPLES, vocabulary=VOCABULARY,
         cache_calibration=load_calibration(FAMILY_NAME, VARIANT, folder / CALIBRATION_FILE),
     )  # fmt: skip
 

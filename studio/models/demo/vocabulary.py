@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import re
+from typing import NamedTuple
 
 SHAPES = ("circle", "square", "triangle")
 
@@ -165,3 +166,92 @@ def prompt_guide() -> str:
     return (f"This demo model knows {', '.join(SHAPES)}; colours {', '.join(COLOURS)}; moving "
             f"{directions}, or still; on black (default), {backgrounds}. For example: \"a green "
             "square moving up on a gray background\".")
+
+
+# --- the vocabulary as a contract: the words, a reader of captions, example prompts -----------
+
+_WORD = re.compile(r"[^\W\d_]+")
+_FIELD = re.compile(r"\{(\w+)\}")
+
+
+def words(text: str) -> list[str]:
+    """The lower-case letter runs of ``text`` ("snow-white" → "snow", "white"); digits and
+    punctuation separate words, as in the prompt panel's marks."""
+    return [word.lower() for word in _WORD.findall(text)]
+
+
+def _known_words() -> frozenset[str]:
+    """Every word a caption can contain: the phrasings (fields removed), every synonym and the
+    canonical names, and "an" (the article rule turns "a amber" into "an amber")."""
+    phrasings = TRAIN_TEMPLATES + EVAL_TEMPLATES + BACKGROUND_PHRASES
+    synonyms = (COLOUR_WORDS, BACKGROUND_WORDS, SHAPE_WORDS, MOTION_WORDS)
+    texts = [_FIELD.sub(" ", p) for p in phrasings] + ["an", *SHAPES, *COLOURS, *BACKGROUNDS,
+                                                        *DIRECTIONS]
+    texts += [phrase for table in synonyms for group in table.values() for phrase in group]
+    return frozenset(word for text in texts for word in words(text))
+
+
+VOCABULARY = _known_words()
+"""Every word the demo model was trained or evaluated on, lower case."""
+
+
+class Meaning(NamedTuple):
+    """What a caption asks for, in canonical names."""
+
+    shape: str
+    colour: str
+    direction: str
+    background: str
+
+
+def _choice(name: str, table: dict[str, tuple[str, ...]]) -> str:
+    """A named regex group matching any synonym in ``table`` (longest first)."""
+    phrases = sorted({p for group in table.values() for p in group}, key=len, reverse=True)
+    return f"(?P<{name}>{'|'.join(map(re.escape, phrases))})"
+
+
+def _pattern(phrasing: str, fields: dict[str, str]) -> re.Pattern[str]:
+    parts = _FIELD.split(phrasing)  # literal, field, literal, field, …
+    return re.compile("".join(fields[p] if i % 2 else re.escape(p) for i, p in enumerate(parts)))
+
+
+_TABLES = {"colour": COLOUR_WORDS, "shape": SHAPE_WORDS, "motion": MOTION_WORDS}
+_FIELDS = {name: _choice(name, table) for name, table in _TABLES.items()}
+_BACKGROUND_TAILS = [
+    _pattern("{head} " + phrase, {"head": "(?P<head>.+)", "bg": _choice("bg", BACKGROUND_WORDS)})
+    for phrase in BACKGROUND_PHRASES
+]
+
+
+def _canonical(table: dict[str, tuple[str, ...]], phrase: str) -> str:
+    return next(name for name, group in table.items() if phrase in group)
+
+
+def read_caption(text: str, templates: tuple[str, ...] = TRAIN_TEMPLATES) -> Meaning | None:
+    """What a caption written in one of ``templates`` (plus an optional background phrase)
+    asks for; None when it is not such a caption. Case and "an"/"a" do not matter."""
+    head = re.sub(r"\ban\b", "a", " ".join(text.lower().split()))
+    background = "black"  # a caption naming no background means black
+    for tail in _BACKGROUND_TAILS:
+        if found := tail.fullmatch(head):
+            head, background = found["head"], _canonical(BACKGROUND_WORDS, found["bg"])
+            break
+    for template in templates:
+        if found := _pattern(template, _FIELDS).fullmatch(head):
+            return Meaning(_canonical(SHAPE_WORDS, found["shape"]),
+                           _canonical(COLOUR_WORDS, found["colour"]),
+                           _canonical(MOTION_WORDS, found["motion"]), background)
+    return None
+
+
+PROMPT_EXAMPLES = (
+    "a red circle moving right",
+    "a green square moving up on a gray background",
+    "a golden ball falling against a navy backdrop",
+    "a violet wedge drifting to the left on a white background",
+    "video of an orange box rising over a plain gray background",
+    "a blue dot that is standing still on a white background",
+    "crimson triangle sliding rightwards",
+    "there is a white square sinking with a dark blue background",
+)
+"""Prompts the demo model does well: training phrasings, combinations it was trained on."""
