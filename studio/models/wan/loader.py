@@ -138,6 +138,21 @@ def _load_encoder(model_set: ModelSet, config: WanDiTConfig, dit_label: str,
     return encoder
 
 
+#: Prompts in the style Wan does well: a subject, its motion, the setting, light and camera.
+PROMPT_EXAMPLES = (
+    "A red fox trots through fresh snow in a birch forest at dawn, soft golden light, the camera "
+    "tracking beside it at ground level, cinematic, shallow depth of field",
+    "Close-up of a barista pouring steamed milk into an espresso cup, a leaf pattern forming on "
+    "the surface, warm café light, slow motion",
+    "Aerial shot gliding along a rocky coastline as waves break against the cliffs, turquoise "
+    "water, bright midday sun, realistic",
+    "A rainy city street at night, neon signs reflected in the puddles, a woman in a yellow "
+    "raincoat walking towards the camera, handheld shot, film grain",
+    "A paper boat drifting down a narrow stream in a spring garden, petals floating beside it, "
+    "macro lens, gentle breeze",
+)
+
+
 def _assembled(model_set: ModelSet, variant: WanVariant, encoder: UMT5TextEncoder, dit: WanDiT,
                vae: CausalVideoVAE, device: torch.device, dtype: torch.dtype) -> LoadedModel:
     """The engine's view of the loaded parts. Text-to-video variants run the DiT with one time
@@ -159,6 +174,7 @@ def _assembled(model_set: ModelSet, variant: WanVariant, encoder: UMT5TextEncode
         capabilities=Capabilities(conditioning=variant.conditioning,
                                   shift_rule=ResolutionShift()),
         cache_calibration=load_calibration(FAMILY_NAME, variant.name),
+        prompt_examples=PROMPT_EXAMPLES,
         image_channels=i2v_channels(vae, variant.geometry.temporal_factor)
         if variant.image_channels else None,
     )  # fmt: skip
