@@ -76,6 +76,20 @@ class OpenSoraParts:
     text: OpenSoraTextEncoder
 
 
+#: Prompts in the style Open-Sora 2.0 does well: one scene, described in detail — subject and
+#: action, setting, camera, light and style.
+PROMPT_EXAMPLES = (
+    "A golden retriever runs along a sandy beach at sunset, splashing through the shallow waves; "
+    "the camera follows from the side in a smooth tracking shot, warm orange light, realistic",
+    "Time-lapse of clouds rolling over snow-capped mountain peaks, their shadows sweeping across "
+    "the valleys below while the sky turns from blue to deep purple as night falls",
+    "A chef in a white apron tosses vegetables in a flaming wok in a busy restaurant kitchen, "
+    "steam and sparks rising around him, close-up, dramatic side lighting",
+    "A hot-air balloon rises slowly above a patchwork of green fields in the morning mist, seen "
+    "from a second balloon drifting nearby, soft pastel colours",
+)
+
+
 def assemble_opensora_model(parts: OpenSoraParts, *, model_id: str, name: str,
                             device: torch.device, dtype: torch.dtype, variant: str = VARIANT,
                             defaults: FamilyDefaults = DEFAULTS) -> LoadedModel:  # fmt: skip
@@ -98,7 +112,7 @@ def assemble_opensora_model(parts: OpenSoraParts, *, model_id: str, name: str,
                                   shift_rule=ResolutionShift()),
         image_channels=conditioning.image_channels(vae, GEOMETRY, device),
         guidance_rule=conditioning.guidance_rule, finish_latent=conditioning.finish_latent(),
-        image_required=False,
+        image_required=False, prompt_examples=PROMPT_EXAMPLES,
     )  # fmt: skip
 
 
