@@ -37,7 +37,8 @@ Where diffusers differs from the original (all in ``pipeline_ltx_condition.py``)
   RNG); the studio takes the posterior mean, and so do both oracles here.
 * a video item after frame 0: diffusers (``prepare_latents``) does not soft-condition the
   prefix frames as the original's ``_handle_non_first_conditioning_sequence`` does (strength
-  ``min(0.15, strength)``); the studio takes images only.
+  ``min(0.15, strength)``); the studio follows the original's default "concat" mode
+  (``tests/models/ltx/test_clip_parity.py``).
 * no STG and no STG rescaling; ``guidance_rescale`` is the CFG rescale of arXiv 2305.08891,
   not the original's ``rescaling_scale``; ``image_cond_noise_scale`` defaults to 0.15 (the
   original pipeline's to 0, its ``inference.py`` passes 0.15).
@@ -49,6 +50,7 @@ the order, the coordinates travel with the tokens), so both runs are compared wi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -235,9 +237,12 @@ def _velocity(setup: Setup, plan: GenerationPlan, x: torch.Tensor, t_tok: torch.
     return v_u + plan.request.guidance * (v_c - v_u)
 
 
-def _original_run(setup: Setup, plan: GenerationPlan, noise_scale: float = 0.0) -> torch.Tensor:
-    """The original's loop (module docstring), Euler: the final grid ``[1, C, T', H', W']``."""
-    latents, coords, mask = _prepare_conditioning(setup, plan)
+def _original_run(setup: Setup, plan: GenerationPlan, noise_scale: float = 0.0,
+                  prepare: Callable[[Setup, GenerationPlan], tuple[torch.Tensor, ...]] | None
+                  = None) -> torch.Tensor:
+    """The original's loop (module docstring), Euler: the final grid ``[1, C, T', H', W']``;
+    ``prepare`` stands for ``prepare_conditioning`` (default: images only)."""
+    latents, coords, mask = (prepare or _prepare_conditioning)(setup, plan)
     init_latents, times = latents.clone(), torch.tensor(plan.schedule)
     for i, t in enumerate(plan.schedule[:-1]):
         if noise_scale > 0:
