@@ -240,7 +240,8 @@ class Capabilities:
         shift_rule: what ``shift="auto"`` resolves to.
         frame_layout: the denoiser takes ``layout=`` (:class:`FrameLayout`) at every call, and
             reference frames after the first are appended to the state as extra latent frames
-            rather than placed in the grid (LTX-Video).
+            rather than placed in the grid, as is the two-frame prefix of a clip after the
+            first frame (LTX-Video). Without it a clip is taken at frame 0 only.
     """
 
     samplers: tuple[str, ...] = ("euler", "stochastic", "dpm++2m", "unipc")
