@@ -11,44 +11,17 @@ appended after the grid as one group, positioned as a two-frame clip starting at
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import torch
 
 from studio.engine.model import LoadedModel
 from studio.engine.request import ConditioningItem, GenerationRequest
-from studio.errors import InvalidRequest, MediaError
-from studio.media.image import MAX_PIXELS, fit_image, image_to_tensor, load_image
-from studio.media.mp4 import VideoTrack, not_a_video, read_moov, video_track
-from studio.media.video import read_video
+from studio.errors import InvalidRequest
+from studio.media.clip import clip_track, read_clip
+from studio.media.image import fit_image, image_to_tensor, load_image
 
 #: A later clip's first latent frames, appended as extra tokens rather than put in the grid.
 PREFIX_LATENT_FRAMES = 2
-#: All of a clip's frames are decoded at once: at most this many pixels together (uint8 RGB,
-#: 3 bytes each), e.g. 257 frames of 1920 × 1080.
-MAX_CLIP_PIXELS = 600_000_000
-
-
-def clip_track(path: str | Path) -> VideoTrack:
-    """The clip's video track, read from its header (no frame decoded).
-
-    Raises:
-        MediaError: missing, not an MP4/MOV file, no video track, or too large to decode (a
-            frame over :data:`MAX_PIXELS` or all frames over :data:`MAX_CLIP_PIXELS`).
-    """
-    source = Path(path)
-    if not source.is_file():
-        raise MediaError(f"The clip {source} does not exist.", "Choose a short MP4 video.")
-    track = video_track(read_moov(source))
-    if track is None or min(track.frames, track.width, track.height) == 0:
-        raise not_a_video(source, "it has no video track")
-    frame = track.width * track.height
-    if frame > MAX_PIXELS or frame * track.frames > MAX_CLIP_PIXELS:
-        raise MediaError(f"{source.name} is too large: {track.frames} frames of "
-                         f"{track.width} × {track.height} px.",
-                         "Use a shorter or smaller clip (a few seconds at video size).")
-    return track
 
 
 def item_frames(item: ConditioningItem) -> int:
@@ -117,11 +90,6 @@ def reference_pixels(item: ConditioningItem, width: int, height: int) -> torch.T
     for an image)."""
     if not item.clip:
         return image_to_tensor(fit_image(load_image(item.image), width, height, item.fit))
-    track = clip_track(item.image)
-    frames, _, _ = read_video(item.image, max_frames=track.frames)
-    if len(frames) < track.frames:
-        raise MediaError(f"{Path(item.image).name} is damaged: {len(frames)} of its "
-                         f"{track.frames} frames decode.", "Export the clip again.")
-    fitted = [image_to_tensor(fit_image(np.ascontiguousarray(f), width, height, item.fit))
-              for f in frames]
+    fitted = [image_to_tensor(fit_image(np.ascontiguousarray(frame), width, height, item.fit))
+              for frame in read_clip(item.image)]
     return torch.cat(fitted, dim=2)
