@@ -1,5 +1,6 @@
 """Export the finished MP4, and open files: recipes (MP4 / JSON) restore settings, images
-become the reference frame. Disk and ffmpeg work runs in the task pool."""
+and clips (videos without a recipe) become reference frames. Disk and ffmpeg work runs in the
+task pool."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from PySide6.QtWidgets import QFileDialog, QWidget
 from studio.errors import MediaError
 from studio.media.atomic import atomic_path
 from studio.service.recipe_check import RecipeCheck, read_checked_recipe
-from studio.service.reference import IMAGE_SUFFIXES
+from studio.service.reference import IMAGE_SUFFIXES, is_recipe_video
 
 from .tasks import TaskRunner
 from .worker import JobFailure
@@ -43,7 +44,10 @@ def copy_video(source: Path, target: Path) -> Path:
 
 
 def is_recipe_file(path: Path) -> bool:
-    return Path(path).suffix.lower() in RECIPE_SUFFIXES
+    """A JSON file, or a video carrying a Flow Studio recipe; another video is a clip
+    (:func:`~studio.service.reference.is_recipe_video`)."""
+    suffix = Path(path).suffix.lower()
+    return suffix == ".json" or (suffix in VIDEO_SUFFIXES and is_recipe_video(path))
 
 
 class FileActions(QObject):
@@ -80,12 +84,12 @@ class FileActions(QObject):
             self.export(source, target if target.suffix else target.with_suffix(".mp4"))
 
     def ask_open_path(self) -> Path | None:
-        """Ask for a recipe (MP4 / JSON) or a reference image; None when cancelled."""
+        """Ask for a recipe (MP4 / JSON), a reference image or a clip; None when cancelled."""
         images = " ".join(f"*{s}" for s in IMAGE_SUFFIXES)
         recipes = " ".join(f"*{s}" for s in RECIPE_SUFFIXES)
         path, _ = QFileDialog.getOpenFileName(self._parent_widget,
-                                              "Open a recipe or a reference image", "",
-                                              f"Recipes and images ({recipes} {images})")
+                                              "Open a recipe, a reference image or clip", "",
+                                              f"Recipes, images, clips ({recipes} {images})")
         return Path(path) if path else None
 
     def export(self, source: Path, target: Path) -> None:

@@ -1,7 +1,8 @@
 """One keyframe of the reference panel: its thumbnail, the frame it pins, its strength, remove.
 
-A keyframe is a :class:`~studio.engine.request.ConditioningItem` being edited: an image checked
-by :func:`studio.service.reference.inspect_reference`, a frame (first, last or a frame number
+A keyframe is a :class:`~studio.engine.request.ConditioningItem` being edited: an image or a
+clip (its first frame shown, with its length) checked by
+:func:`studio.service.reference.inspect_reference`, a frame (first, last or a frame number
 bounded by the job's frame count), a strength m ∈ [0, 1] (1 = kept exactly; lower values start
 denoising at t = 1 − m) and how it is resized (the panel's global fill / fit choice).
 """
@@ -53,6 +54,11 @@ def frame_label(frame_index: int) -> str:
     return ("first frame", "last frame", f"frame {frame_index}")[choice_of(frame_index)]
 
 
+def kind_label(image: ReferenceImage) -> str:
+    """What a row holds, in words: "image", or "clip, 17 frames"."""
+    return f"clip, {image.frames} frames" if image.clip else "image"
+
+
 class KeyframeRow(QFrame):
     """Edits one keyframe.
 
@@ -88,6 +94,8 @@ class KeyframeRow(QFrame):
             *THUMBNAIL_SIZE, Qt.AspectRatioMode.KeepAspectRatio,
             Qt.TransformationMode.SmoothTransformation))
         self.preview.setToolTip(f"{self.image.path}\n{self.image.width} × {self.image.height} px")
+        self.kind = QLabel(kind_label(self.image), self)
+        self.kind.setObjectName("keyframe-kind")
         self.frame_choice = QComboBox(self)
         self.frame_choice.setObjectName("keyframe-frame")
         self.frame_choice.addItems(list(FRAME_CHOICES))
@@ -112,6 +120,7 @@ class KeyframeRow(QFrame):
         grid.addWidget(QLabel("Strength", self), 1, 1)
         grid.addWidget(self.strength, 1, 2)
         grid.addWidget(self.remove_button, 0, 3)
+        grid.addWidget(self.kind, 2, 0)
 
     @property
     def thumbnail(self) -> QPixmap:

@@ -1,5 +1,6 @@
-"""The reference frames (keyframes): drop, paste or pick images; each pins a frame with a
-strength; one fill-or-fit choice for all.
+"""The reference frames (keyframes): drop, paste or pick images or clips (short videos); each
+pins a frame (a clip: its first frame and those after) with a strength; one fill-or-fit choice
+for all.
 
 Files are checked off the GUI thread with the same reader generation uses
 (:func:`studio.service.reference.inspect_reference`); an unsupported file adds nothing, leaves
@@ -29,14 +30,19 @@ from PySide6.QtWidgets import (
 from studio.engine.model import FIRST_FRAME, KEYFRAME
 from studio.engine.request import ConditioningItem
 from studio.paths import studio_home
-from studio.service.reference import IMAGE_SUFFIXES, ReferenceImage, inspect_reference
+from studio.service.reference import (
+    IMAGE_SUFFIXES,
+    REFERENCE_SUFFIXES,
+    ReferenceImage,
+    inspect_reference,
+)
 
 from .images import array_to_qimage
 from .keyframe_list import KeyframeRow, free_frame
 from .tasks import TaskRunner
 from .worker import JobFailure
 
-DROP_TEXT = "Drop images here to add keyframes\nor paste (Ctrl+V) · Add keyframe…"
+DROP_TEXT = "Drop images or clips here to add keyframes\nor paste (Ctrl+V) · Add keyframe…"
 
 
 def local_paths(mime: QMimeData) -> list[Path]:
@@ -47,7 +53,7 @@ def local_paths(mime: QMimeData) -> list[Path]:
 
 
 def _load_thumbnail(path: Path) -> tuple[ReferenceImage, QImage]:
-    """Background task: validate the image and make its thumbnail QImage."""
+    """Background task: validate the image or clip and make its thumbnail QImage."""
     info = inspect_reference(path)
     return info, array_to_qimage(info.thumbnail)
 
@@ -315,8 +321,10 @@ class ReferencePanel(QWidget):
 
     @Slot()
     def _on_choose(self) -> None:
-        pattern = " ".join(f"*{s}" for s in IMAGE_SUFFIXES)
-        paths, _ = QFileDialog.getOpenFileNames(self, "Add keyframes", "", f"Images ({pattern})")
+        pattern = " ".join(f"*{s}" for s in REFERENCE_SUFFIXES)
+        images = " ".join(f"*{s}" for s in IMAGE_SUFFIXES)
+        paths, _ = QFileDialog.getOpenFileNames(self, "Add keyframes", "",
+                                                f"Images and clips ({pattern});;Images ({images})")
         for path in paths:
             self.load_path(path)
 
