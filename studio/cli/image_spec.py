@@ -1,4 +1,5 @@
-"""``--image PATH[@FRAME][:STRENGTH]``: one reference frame (keyframe) of ``studio generate``.
+"""``--image PATH[@FRAME][:STRENGTH]``: one reference frame (keyframe) of ``studio generate``,
+or a short clip (an .mp4 / .m4v / .mov PATH) whose first frame goes at FRAME.
 
 The text is read from the right, so paths keep their own ``:`` and ``@`` (``C:\\x.png``,
 ``photo@2x.png``): ``:S`` is a strength only when S is a number, ``@F`` a frame only when F is
@@ -14,9 +15,11 @@ from studio.engine.request import ConditioningItem
 from studio.errors import InvalidRequest
 
 IMAGE_FORM = "PATH[@FRAME][:STRENGTH]"
-IMAGE_HELP = (f"reference frame (keyframe) image, repeatable: {IMAGE_FORM}, FRAME an integer "
-              "(0 first, -1 last; default --image-frame), STRENGTH in 0…1 (default --strength); "
-              "e.g. --image a.png@0 --image b.png@-1:0.5 --image c.png@48:0.8")
+IMAGE_HELP = (f"reference frame (keyframe) image or short clip, repeatable: {IMAGE_FORM}, "
+              "FRAME an integer (0 first, -1 last; default --image-frame), STRENGTH in 0…1 "
+              "(default --strength); e.g. --image a.png@0 --image b.png@-1:0.5 --image "
+              "c.png@48:0.8; a clip (.mp4/.m4v/.mov, 1 + 8·k frames for LTX-Video) starts at "
+              "FRAME: 0, or a multiple of 8 on LTX-Video, e.g. --image walk.mp4@16:0.8")
 _EXAMPLE = "e.g. a.png@-1:0.5 (FRAME an integer: 0 first, -1 last; STRENGTH a number in 0…1)"
 #: Looks like a number (so a misplaced one is an error, not part of a file name).
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
