@@ -43,7 +43,13 @@ from studio.models.wan.keys import (
     key_map,
 )
 from studio.models.wan.memory import loaded_memory
-from studio.models.wan.presets import T2V_CUSTOM, VARIANTS, WanVariant, variant_for
+from studio.models.wan.presets import (
+    PROMPT_EXAMPLES,
+    T2V_CUSTOM,
+    VARIANTS,
+    WanVariant,
+    variant_for,
+)
 from studio.models.wan.text import UMT5TextEncoder, load_umt5_encoder
 from studio.models.wan.vae import CausalVideoVAE
 from studio.models.wan.vae_config import vae_config_from_shapes
@@ -139,18 +145,6 @@ def _load_encoder(model_set: ModelSet, config: WanDiTConfig, dit_label: str,
 
 
 #: Prompts in the style Wan does well: a subject, its motion, the setting, light and camera.
-PROMPT_EXAMPLES = (
-    "A red fox trots through fresh snow in a birch forest at dawn, soft golden light, the camera "
-    "tracking beside it at ground level, cinematic, shallow depth of field",
-    "Close-up of a barista pouring steamed milk into an espresso cup, a leaf pattern forming on "
-    "the surface, warm café light, slow motion",
-    "Aerial shot gliding along a rocky coastline as waves break against the cliffs, turquoise "
-    "water, bright midday sun, realistic",
-    "A rainy city street at night, neon signs reflected in the puddles, a woman in a yellow "
-    "raincoat walking towards the camera, handheld shot, film grain",
-    "A paper boat drifting down a narrow stream in a spring garden, petals floating beside it, "
-    "macro lens, gentle breeze",
-)
 
 
 def _assembled(model_set: ModelSet, variant: WanVariant, encoder: UMT5TextEncoder, dit: WanDiT,

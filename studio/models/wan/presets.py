@@ -203,3 +203,17 @@ VAE_VARIANTS = {16: ("wan2.1-vae", "2.1"), 48: ("wan2.2-vae", "2.2")}
 #: The UMT5-XXL encoder's sizes (docs/families/wan.md §4).
 UMT5_XXL_SIZES = {"vocab_size": 256384, "d_model": 4096, "d_ff": 10240, "num_layers": 24,
                   "num_heads": 64}  # fmt: skip
+
+#: Prompts of the kind Wan does well, offered in the prompt panel's Examples menu.
+PROMPT_EXAMPLES = (
+    "A red fox trots through fresh snow in a birch forest at dawn, soft golden light, the camera "
+    "tracking beside it at ground level, cinematic, shallow depth of field",
+    "Close-up of a barista pouring steamed milk into an espresso cup, a leaf pattern forming on "
+    "the surface, warm café light, slow motion",
+    "Aerial shot gliding along a rocky coastline as waves break against the cliffs, turquoise "
+    "water, bright midday sun, realistic",
+    "A rainy city street at night, neon signs reflected in the puddles, a woman in a yellow "
+    "raincoat walking towards the camera, handheld shot, film grain",
+    "A paper boat drifting down a narrow stream in a spring garden, petals floating beside it, "
+    "macro lens, gentle breeze",
+)

@@ -32,7 +32,12 @@ from studio.models.wan.bench_sizes import WanBenchSizes
 from studio.models.wan.dit import WanDiT
 from studio.models.wan.identify import FAMILY_NAME
 from studio.models.wan.memory import loaded_memory
-from studio.models.wan.presets import NEGATIVE_PROMPT, WAN21_PREVIEW, WAN22_PREVIEW
+from studio.models.wan.presets import (
+    NEGATIVE_PROMPT,
+    PROMPT_EXAMPLES,
+    WAN21_PREVIEW,
+    WAN22_PREVIEW,
+)
 from studio.models.wan.text import UMT5TextEncoder, umt5_config
 from studio.models.wan.vae import CausalVideoVAE
 from studio.models.wan.vae_factory import build_vae
@@ -94,4 +99,5 @@ def random_model(spec: WanBenchSizes, device: torch.device | str, dtype: torch.d
         denoiser=dit.velocity if wan22 else dit.velocity_uniform, vae=vae, device=device,
         dtype=dtype, modules=modules, memory=memory,
         capabilities=Capabilities(conditioning=(FIRST_FRAME, KEYFRAME) if wan22 else ()),
+        prompt_examples=PROMPT_EXAMPLES,
     )  # fmt: skip
