@@ -149,11 +149,13 @@ def test_dropping_a_studio_mp4_restores_its_settings(make_window, qtbot, tmp_pat
     assert window.prompt_panel.seed_lock.isChecked()
     assert "Settings restored from made-by-studio.mp4" in window.statusBar().currentMessage()
 
-    plain = tmp_path / "plain.mp4"
+    plain = tmp_path / "plain.mp4"  # a video without a recipe is a clip, not a recipe
     write_video(plain, frames, 8.0)
-    with qtbot.waitSignal(window.reporter.reported, timeout=10_000) as blocker:
-        drop_files(window, plain)
-    assert "carries no Flow Studio recipe" in blocker.args[0].message
+    drop_files(window, plain)
+    panel = window.reference_panel
+    qtbot.waitUntil(lambda: len(panel.rows) == 1, timeout=10_000)
+    assert panel.items()[0].image == str(plain.resolve()) and panel.items()[0].clip
+    assert window.prompt_panel.request(panel.items()).seed == 4242  # settings kept
 
 
 def test_model_manager_lists_problems_and_saves_folders(make_window, qtbot, tmp_path):
