@@ -130,3 +130,11 @@ def test_recipes_keep_images_and_carry_clips() -> None:
     assert again == old and not again.conditioning[0].clip
     clip = tiny_request(conditioning=(ConditioningItem("walk.MP4", 0),))
     assert GenerationRequest.from_json(clip.to_json()).conditioning[0].clip
+
+
+def test_a_model_taking_images_as_channels_refuses_clips(tiny, tmp_path) -> None:
+    channels = replace(tiny, image_channels=lambda images, frames, height, width: None)
+    clip = write_clip(tmp_path / "c.mp4", 5)
+    with pytest.raises(InvalidRequest) as error:
+        plan_generation(channels, tiny_request(conditioning=(ConditioningItem(clip, 0),)))
+    assert error.value.field == "conditioning.image" and "not clips" in str(error.value)
