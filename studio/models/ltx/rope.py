@@ -50,6 +50,31 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     return x * cos.to(x.dtype) + rotated * sin.to(x.dtype)
 
 
+#: What the blocks rotate q and k with: a complex64 table ``[B, L, dim/2]`` (float32 models) or
+#: the real (cos, sin) tables ``[B, L, dim]`` in the model's dtype.
+Rope = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
+
+
+def rope_for(cos: torch.Tensor, sin: torch.Tensor, dtype: torch.dtype) -> Rope:
+    """The rotation a ``dtype`` model applies. In float32 the pair rotation (a, b) → (a·c − b·s,
+    b·c + a·s) is the complex product (a + ib)(c + is), one pass over q or k instead of five
+    (stack, two products, a sum, a copy); the tables repeat each angle over its pair, so every
+    other column is the pair's. Other dtypes keep the real tables cast to ``dtype``, computing in
+    it as the original does (there is no bfloat16 complex type)."""
+    if dtype == torch.float32:
+        return torch.complex(cos[..., ::2].float(), sin[..., ::2].float())
+    return cos.to(dtype), sin.to(dtype)
+
+
+def rotate(x: torch.Tensor, rope: Rope) -> torch.Tensor:
+    """Apply :func:`rope_for`'s rotation to ``x`` ``[B, L, dim]`` (contiguous for the complex
+    table)."""
+    if isinstance(rope, torch.Tensor):
+        pairs = torch.view_as_complex(x.unflatten(-1, (-1, 2)))
+        return torch.view_as_real(pairs * rope).flatten(-2)
+    return apply_rope(x, *rope)
+
+
 def video_coords(
     latent_frames: int, latent_height: int, latent_width: int, *, fps: float, causal: bool,
     scale: tuple[int, int, int] = (8, 32, 32), frame_offset: int = 0,

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from studio.models.ltx.rope import rope_tables
+from studio.models.ltx.rope import rope_for, rope_tables
 from studio.models.ltx.transformer_blocks import LTXBlock, SkipBlocks
 from studio.models.ltx.transformer_config import LTXTransformerConfig
 from studio.models.ltx.transformer_embed import AdaLNSingle, CaptionProjection
@@ -86,7 +86,7 @@ class LTXTransformer(nn.Module):
         ctx = self.caption_projection(context.to(dtype))
         cos, sin = rope_tables(coords, self.config.dim, self.config.rope_theta,
                                self.config.max_pos)  # fmt: skip
-        rope = (cos.to(dtype), sin.to(dtype))
+        rope = rope_for(cos, sin, dtype)
         h = self.patchify_proj(x.to(dtype))
         for index, block in enumerate(self.transformer_blocks):
             perturb = skip if skip is not None and index in skip.blocks else None

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from studio.models.ltx.rope import apply_rope
+from studio.models.ltx.rope import Rope, rotate
 
 #: The original ``SkipLayerStrategy`` modes (spatio-temporal guidance), by their config names.
 SKIP_MODES = ("attention_values", "attention_skip", "residual", "transformer_block")
@@ -84,19 +84,20 @@ class Attention(nn.Module):
 
     def forward(
         self, x: torch.Tensor, context: torch.Tensor | None = None,
-        bias: torch.Tensor | None = None, rope: tuple[torch.Tensor, torch.Tensor] | None = None,
+        bias: torch.Tensor | None = None, rope: Rope | None = None,
         skip: SkipBlocks | None = None,
     ) -> torch.Tensor:
         """``x`` ``[B, L, D]`` attends to ``context`` ``[B, Lc, D]`` (itself if None).
 
-        ``bias`` ``[B, 1, Lc]`` is added to the scores; ``rope`` (cos, sin) ``[B, L, D]``.
+        ``bias`` ``[B, 1, Lc]`` is added to the scores; ``rope`` rotates q and k
+        (:func:`~studio.models.ltx.rope.rope_for`).
         """
         source = x if context is None else context
         q = self.q_norm(self.to_q(x))
         k = self.k_norm(self.to_k(source))
         v = self.to_v(source)
         if rope is not None:
-            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+            q, k = rotate(q, rope), rotate(k, rope)
         out = self._attend(q, k, v, bias)
         if skip is not None and skip.mode == "attention_values":
             out = torch.where(skip.rows(out.device), v, out)
@@ -150,18 +151,20 @@ class LTXBlock(nn.Module):
 
     def forward(
         self, x: torch.Tensor, temb: torch.Tensor, context: torch.Tensor, bias: torch.Tensor,
-        rope: tuple[torch.Tensor, torch.Tensor], skip: SkipBlocks | None = None,
+        rope: Rope, skip: SkipBlocks | None = None,
     ) -> torch.Tensor:
         """Tokens ``[B, L, D]``; ``temb`` ``[B, 1 or L, 6·D]`` (the time embedding's
         projection); ``context`` ``[B, Lc, D]`` projected captions; ``bias`` ``[B, 1, Lc]``.
         ``skip`` perturbs this block (the caller passes it only to the listed blocks)."""
         ada = self.scale_shift_table[None, None] + temb.unflatten(-1, (6, -1))  # [B, ·, 6, D]
         shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = ada.unbind(dim=2)
-        h = rms_norm(x, self.eps) * (1 + scale_msa) + shift_msa
-        out = x + gate_msa * self.attn1(h, rope=rope, skip=skip)
-        out = out + self.attn2(out, context, bias)
-        h = rms_norm(out, self.eps) * (1 + scale_mlp) + shift_mlp
-        out = out + gate_mlp * self.ff(h)
+        # Modulations and gated residuals as one addcmul each: one pass over [B, L, D] where
+        # a product and a sum take two (and allocate twice).
+        h = torch.addcmul(shift_msa, rms_norm(x, self.eps), 1 + scale_msa)
+        out = torch.addcmul(x, gate_msa, self.attn1(h, rope=rope, skip=skip))
+        out = out.add_(self.attn2(out, context, bias))  # out is this block's own tensor
+        h = torch.addcmul(shift_mlp, rms_norm(out, self.eps), 1 + scale_mlp)
+        out = out.addcmul_(gate_mlp, self.ff(h))
         if skip is not None and skip.mode == "transformer_block":
             out = torch.where(skip.rows(out.device), x, out)
         return out

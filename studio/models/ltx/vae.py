@@ -117,7 +117,11 @@ class Decoder(nn.Module):
         scaled = timestep * self.timestep_scale_multiplier if self.timestep_conditioning else None
         for block in self.up_blocks:
             if isinstance(block, ResStack):
-                x = block(x, self.causal, scaled, generator)
+                # The stack's blocks run from here, so each block's input is freed once the next
+                # has it; calling the stack would hold its input (a whole activation) to its end.
+                temb = block.embed(scaled, x.dtype)
+                for res in block.res_blocks:
+                    x = res(x, self.causal, temb, generator)
             elif isinstance(block, ResnetBlock3D):
                 x = block(x, self.causal, None, generator)
             else:
@@ -127,8 +131,10 @@ class Decoder(nn.Module):
             emb = self.last_time_embedder(scaled, x.dtype).unflatten(1, (2, -1))
             ada = (emb + self.last_scale_shift_table[None])[..., None, None, None]
             shift, scale = ada.unbind(1)
-            x = x * (1 + scale) + shift
-        return unpatchify(self.conv_out(F.silu(x), self.causal), self.patch_size)
+            x = torch.addcmul(shift, x, 1 + scale)
+        # Rebinding x lets the convolution's input go before unpatchify copies its output.
+        x = self.conv_out(F.silu(x, inplace=True), self.causal)
+        return unpatchify(x, self.patch_size)
 
 
 class LTXVideoVAE(nn.Module):

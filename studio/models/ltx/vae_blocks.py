@@ -82,9 +82,9 @@ class TimestepEmbedder(nn.Module):
 def _spatial_noise(x: torch.Tensor, scale: torch.Tensor,
                    generator: torch.Generator | None) -> torch.Tensor:
     """StyleGAN-like noise: one ``[H, W]`` draw shared by batch, channels and frames, scaled
-    per channel by ``scale`` ``[C, 1, 1]``."""
+    per channel by ``scale`` ``[C, 1, 1]``, added to ``x`` in place."""
     noise = torch.randn(x.shape[-2:], generator=generator, device=x.device, dtype=x.dtype)
-    return x + (noise[None] * scale)[None, :, None]
+    return x.add_((noise[None] * scale)[None, :, None])  # x: the caller's fresh conv output
 
 
 class ResnetBlock3D(nn.Module):
@@ -110,24 +110,27 @@ class ResnetBlock3D(nn.Module):
 
     def forward(self, x: torch.Tensor, causal: bool, temb: torch.Tensor | None = None,
                 generator: torch.Generator | None = None) -> torch.Tensor:
+        # Every intermediate below is this block's own fresh tensor, so the SiLUs, the noise
+        # and the residual run in place (no second activation-sized allocation), and each
+        # modulation is one addcmul.
         h = pixel_norm(x)
         if self.timestep_conditioning:
             assert temb is not None  # the caller (ResStack) embeds the timestep
             ada = temb.unflatten(1, (4, -1)) + self.scale_shift_table[None, :, :, None, None, None]
             shift1, scale1, shift2, scale2 = ada.unbind(dim=1)
-            h = h * (1 + scale1) + shift1
-        h = self.conv1(F.silu(h), causal)
+            h = torch.addcmul(shift1, h, 1 + scale1)
+        h = self.conv1(F.silu(h, inplace=True), causal)
         if self.inject_noise:
             h = _spatial_noise(h, self.per_channel_scale1, generator)
         h = pixel_norm(h)
         if self.timestep_conditioning:
-            h = h * (1 + scale2) + shift2
-        h = self.conv2(F.silu(h), causal)
+            h = torch.addcmul(shift2, h, 1 + scale2)
+        h = self.conv2(F.silu(h, inplace=True), causal)
         if self.inject_noise:
             h = _spatial_noise(h, self.per_channel_scale2, generator)
         if self.widens:
             x = self.conv_shortcut(self.norm3(x))
-        return x + h
+        return h.add_(x)
 
 
 class ResStack(nn.Module):
@@ -144,12 +147,17 @@ class ResStack(nn.Module):
             ResnetBlock3D(channels, channels, inject_noise, timestep_conditioning, padding_mode)
             for _ in range(num_layers))
 
+    def embed(self, timestep: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
+        """The blocks' modulation ``[B, 4·C, 1, 1, 1]`` from the scaled timestep ``[B]`` (None
+        without timestep conditioning)."""
+        if not self.timestep_conditioning:
+            return None
+        assert timestep is not None  # LTXVideoVAE.decode refuses a missing timestep
+        return self.time_embedder(timestep, dtype)[:, :, None, None, None]
+
     def forward(self, x: torch.Tensor, causal: bool, timestep: torch.Tensor | None = None,
                 generator: torch.Generator | None = None) -> torch.Tensor:
-        temb = None
-        if self.timestep_conditioning:
-            assert timestep is not None  # LTXVideoVAE.decode refuses a missing timestep
-            temb = self.time_embedder(timestep, x.dtype)[:, :, None, None, None]
+        temb = self.embed(timestep, x.dtype)
         for block in self.res_blocks:
             x = block(x, causal, temb, generator)
         return x
@@ -211,9 +219,9 @@ class DepthToSpaceUp(nn.Module):
     def forward(self, x: torch.Tensor, causal: bool = True) -> torch.Tensor:
         drop = self.stride[0] - 1
         out = unfold(self.conv(x, causal), self.stride)[:, :, drop:]
-        if self.residual:
-            skip = unfold(x, self.stride).repeat(1, self.cells // self.reduction, 1, 1, 1)
-            out = out + skip[:, :, drop:]
+        if self.residual:  # the tiled input added by broadcasting, not materialised
+            skip = unfold(x, self.stride)[:, None, :, drop:]
+            out.unflatten(1, (self.cells // self.reduction, -1)).add_(skip)
         return out
 
 
