@@ -97,13 +97,17 @@ class LTXTransformer(nn.Module):
 
     def _time(self, t_tok: torch.Tensor, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Modulation ``[B, T, 6·D]`` and embedded time ``[B, T, D]``, T = 1 when every token
-        of a row shares its time (the same numbers, L times less memory), else L."""
+        of a row shares its time (the same numbers, L times less memory), else L.
+
+        A clip holds few distinct times (clean conditioning tokens, the rest at t), so each is
+        embedded once and the rows are gathered: the MLP's 6·D-wide product ran on every token.
+        """
         t = t_tok.reshape(batch, -1)
         if t.shape[1] > 1 and bool((t == t[:, :1]).all()):
             t = t[:, :1]
-        temb, embedded = self.adaln_single(t.flatten().float() * self.config.timestep_scale,
-                                           self.dtype)  # fmt: skip
-        return temb.view(batch, t.shape[1], -1), embedded.view(batch, t.shape[1], -1)
+        values, index = torch.unique(t.float(), return_inverse=True)
+        temb, embedded = self.adaln_single(values * self.config.timestep_scale, self.dtype)
+        return temb[index], embedded[index]
 
     def _check(self, x: torch.Tensor, mask: torch.Tensor, coords: torch.Tensor,
                skip: SkipBlocks | None) -> None:  # fmt: skip
