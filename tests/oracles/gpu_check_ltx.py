@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 from compare_ltx import compare_transformer, compare_vae
-from gpu_check_common import INFO, SKIP, SPEED_RATIO_MAX, Context, Row, cuda_verdict, pick
+from gpu_check_common import SKIP, SPEED_RATIO_MAX, Context, Row, cuda_verdict, pick
 
 from studio.bench.measure import bench_request
 from studio.bench.report import seconds, size
@@ -181,7 +181,7 @@ def ltx_pipeline(ctx: Context) -> list[Row]:
     mine, diffusers = ours(steps), theirs(steps)
     what = f"ltx {name}, {request.width}×{request.height}×{request.frames}, {steps} steps, CFG"
     value = f"{mine / diffusers:.2f}× (ours {seconds(mine)}, LTXPipeline {seconds(diffusers)})"
-    verdict = cuda_verdict(ctx, mine <= SPEED_RATIO_MAX * diffusers) if not ctx.dry else INFO
+    verdict = cuda_verdict(ctx, mine <= SPEED_RATIO_MAX * diffusers)
     return [
         Row(
             f"{what}: generation ours / LTXPipeline",

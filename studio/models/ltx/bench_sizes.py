@@ -101,7 +101,7 @@ SIZES: dict[str, LTXBenchSizes] = {
     sizes.name: sizes
     for sizes in (
         LTXBenchSizes("ltx-tiny", TINY, _TINY_VAE, 128, 96, 17, 64, 64, 9),
-        LTXBenchSizes("ltx-small", _SMALL, _SMALL_VAE, 384, 256, 49, 256, 192, 25),
+        LTXBenchSizes("ltx-small", _SMALL, _SMALL_VAE, 640, 384, 65, 384, 256, 49),
         LTXBenchSizes(
             "ltx-2b-768x512", LTX_2B, LTXV_091, 768, 512, 121, 768, 512, 121, cuda_only=True
         ),
