@@ -94,18 +94,19 @@ def test_the_demo_model_hands_its_vocabulary_and_examples_to_the_gui() -> None:
 
 
 def test_open_vocabulary_families_offer_examples_and_no_vocabulary(tmp_path: Path) -> None:
-    from studio.models.ltx import assemble as ltx
+    from studio.models.ltx import presets as ltx
     from studio.models.ltx.random_model import random_model as random_ltx
-    from studio.models.opensora import loader as opensora
+    from studio.models.opensora import presets as opensora
     from studio.models.opensora.bench_sizes import SIZES
     from studio.models.opensora.random_model import random_model as random_opensora
     from studio.models.registry import scan
     from studio.models.wan import loader as wan
+    from studio.models.wan import presets as wan_presets
     from tests.models.tiny_wan import write_wan_set
 
     write_wan_set(tmp_path / "wan", "t2v", "original")
     (found,) = scan([tmp_path / "wan"])
-    models = {wan.PROMPT_EXAMPLES: wan.load_wan_model(found, "cpu", torch.float32),
+    models = {wan_presets.PROMPT_EXAMPLES: wan.load_wan_model(found, "cpu", torch.float32),
               ltx.PROMPT_EXAMPLES: random_ltx("cpu", torch.float32),
               opensora.PROMPT_EXAMPLES: random_opensora(SIZES["opensora-tiny"], "cpu",
                                                         torch.float32)}  # fmt: skip

@@ -30,7 +30,13 @@ from studio.models.ltx.denoiser import LTXDenoiser
 from studio.models.ltx.guidance import ltx_guidance
 from studio.models.ltx.identify import FAMILY_NAME
 from studio.models.ltx.memory import loaded_memory
-from studio.models.ltx.presets import PREVIEW, SchedulerRule, defaults_for, preset_for
+from studio.models.ltx.presets import (
+    PREVIEW,
+    PROMPT_EXAMPLES,
+    SchedulerRule,
+    defaults_for,
+    preset_for,
+)
 from studio.models.ltx.text import LTXTextEncoder
 from studio.models.ltx.transformer import LTXTransformer
 from studio.models.ltx.vae_adapter import LTXVideoVAEAdapter
@@ -62,31 +68,6 @@ def preview_for(channels: int) -> PreviewFactors:
     rows = PREVIEW.rgb_factors[:channels]
     rows += ((0.0, 0.0, 0.0),) * (channels - len(rows))
     return PreviewFactors(rows, PREVIEW.bias)
-
-
-#: Prompts in the style LTX-Video's documentation recommends: long and detailed, told in order —
-#: the main action first, then movements, appearance, the setting, the camera and the light.
-PROMPT_EXAMPLES = (
-    "A woman with short silver hair and a dark green wool coat walks slowly along a wet "
-    "cobblestone street at dusk. She stops beside a lit shop window, turns her head towards the "
-    "glass and smiles faintly as her reflection appears. Warm yellow light from the window falls "
-    "across her face while the street behind her stays blue and dim. The camera follows at "
-    "shoulder height, then holds still as she pauses. The scene looks like a film shot on 35 mm.",
-    "A small red sailboat crosses a calm lake in the early morning. Its white sail fills with a "
-    "light wind and the hull leaves a thin wake on the mirror-like water. Pine-covered hills "
-    "rise behind the lake, with mist drifting low between the trees. The camera pans slowly "
-    "from left to right, keeping the boat in the centre of the frame. Soft pink sunrise light "
-    "colours the sky and the water.",
-    "An old man in a checked shirt sits at a wooden kitchen table and peels an orange with his "
-    "thumbs. He lifts the peel away in one long spiral, sets it on a white plate and looks up "
-    "towards the window. Sunlight streams through thin curtains and lights the dust in the air. "
-    "The camera is static, at table height, in a medium close-up. The colours are warm and "
-    "natural, as in a documentary.",
-    "A waterfall pours over a mossy cliff into a clear green pool deep in a rainforest. Spray "
-    "rises where the water lands and drifts across the ferns on the rocks. A blue butterfly "
-    "crosses the frame from right to left. The camera pushes in slowly towards the foot of the "
-    "falls. Diffuse overcast light keeps the greens deep and saturated.",
-)
 
 
 def assemble_ltx_model(parts: LTXParts, *, model_id: str, name: str, variant: str,

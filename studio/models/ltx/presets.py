@@ -201,3 +201,28 @@ PREVIEW = PreviewFactors(rgb_factors=(
     (-0.0074747, 0.0074166, 0.01443), (-0.0083906, -0.0079776, 0.0097927),
     (0.038321, 0.0096622, -0.019268), (-0.014605, -0.0067032, 0.0039675),
 ), bias=(-0.0571, -0.1657, -0.2512))
+
+
+#: Prompts in the style LTX-Video's documentation recommends: long and detailed, told in order —
+#: the main action first, then movements, appearance, the setting, the camera and the light.
+PROMPT_EXAMPLES = (
+    "A woman with short silver hair and a dark green wool coat walks slowly along a wet "
+    "cobblestone street at dusk. She stops beside a lit shop window, turns her head towards the "
+    "glass and smiles faintly as her reflection appears. Warm yellow light from the window falls "
+    "across her face while the street behind her stays blue and dim. The camera follows at "
+    "shoulder height, then holds still as she pauses. The scene looks like a film shot on 35 mm.",
+    "A small red sailboat crosses a calm lake in the early morning. Its white sail fills with a "
+    "light wind and the hull leaves a thin wake on the mirror-like water. Pine-covered hills "
+    "rise behind the lake, with mist drifting low between the trees. The camera pans slowly "
+    "from left to right, keeping the boat in the centre of the frame. Soft pink sunrise light "
+    "colours the sky and the water.",
+    "An old man in a checked shirt sits at a wooden kitchen table and peels an orange with his "
+    "thumbs. He lifts the peel away in one long spiral, sets it on a white plate and looks up "
+    "towards the window. Sunlight streams through thin curtains and lights the dust in the air. "
+    "The camera is static, at table height, in a medium close-up. The colours are warm and "
+    "natural, as in a documentary.",
+    "A waterfall pours over a mossy cliff into a clear green pool deep in a rainforest. Spray "
+    "rises where the water lands and drifts across the ferns on the rocks. A blue butterfly "
+    "crosses the frame from right to left. The camera pushes in slowly towards the foot of the "
+    "falls. Diffuse overcast light keeps the greens deep and saturated.",
+)

@@ -38,7 +38,14 @@ from studio.models.opensora.memory import loaded_memory
 from studio.models.opensora.mmdit import OpenSoraMMDiT, unfuse_qkv
 from studio.models.opensora.mmdit_config import MMDiTConfig, config_from_state_dict_shapes
 from studio.models.opensora.packing import PackedDenoiser
-from studio.models.opensora.presets import DEFAULTS, GEOMETRY, PREVIEW, TITLE, VARIANT
+from studio.models.opensora.presets import (
+    DEFAULTS,
+    GEOMETRY,
+    PREVIEW,
+    PROMPT_EXAMPLES,
+    TITLE,
+    VARIANT,
+)
 from studio.models.opensora.text import OpenSoraTextEncoder, load_opensora_text
 from studio.models.weight_files import probe_weights
 
@@ -74,20 +81,6 @@ class OpenSoraParts:
     mmdit: OpenSoraMMDiT
     vae: HunyuanVAE
     text: OpenSoraTextEncoder
-
-
-#: Prompts in the style Open-Sora 2.0 does well: one scene, described in detail — subject and
-#: action, setting, camera, light and style.
-PROMPT_EXAMPLES = (
-    "A golden retriever runs along a sandy beach at sunset, splashing through the shallow waves; "
-    "the camera follows from the side in a smooth tracking shot, warm orange light, realistic",
-    "Time-lapse of clouds rolling over snow-capped mountain peaks, their shadows sweeping across "
-    "the valleys below while the sky turns from blue to deep purple as night falls",
-    "A chef in a white apron tosses vegetables in a flaming wok in a busy restaurant kitchen, "
-    "steam and sparks rising around him, close-up, dramatic side lighting",
-    "A hot-air balloon rises slowly above a patchwork of green fields in the morning mist, seen "
-    "from a second balloon drifting nearby, soft pastel colours",
-)
 
 
 def assemble_opensora_model(parts: OpenSoraParts, *, model_id: str, name: str,

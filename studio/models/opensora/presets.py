@@ -41,3 +41,17 @@ PREVIEW = PreviewFactors(
     ),
     bias=(0.0259, -0.0192, -0.0761),
 )
+
+
+#: Prompts in the style Open-Sora 2.0 does well: one scene, described in detail — subject and
+#: action, setting, camera, light and style.
+PROMPT_EXAMPLES = (
+    "A golden retriever runs along a sandy beach at sunset, splashing through the shallow waves; "
+    "the camera follows from the side in a smooth tracking shot, warm orange light, realistic",
+    "Time-lapse of clouds rolling over snow-capped mountain peaks, their shadows sweeping across "
+    "the valleys below while the sky turns from blue to deep purple as night falls",
+    "A chef in a white apron tosses vegetables in a flaming wok in a busy restaurant kitchen, "
+    "steam and sparks rising around him, close-up, dramatic side lighting",
+    "A hot-air balloon rises slowly above a patchwork of green fields in the morning mist, seen "
+    "from a second balloon drifting nearby, soft pastel colours",
+)
