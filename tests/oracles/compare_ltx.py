@@ -39,6 +39,7 @@ from studio.models.ltx.rope import video_coords  # noqa: E402
 from studio.models.ltx.transformer import LTXTransformer  # noqa: E402
 from studio.models.ltx.transformer_keys import diffusers_names  # noqa: E402
 from studio.models.ltx.vae import LTXVideoVAE  # noqa: E402
+from studio.models.ltx.vae_diffusers import config_to_diffusers  # noqa: E402
 from studio.models.ltx.vae_keys import diffusers_names as vae_diffusers_names  # noqa: E402
 
 TIMESTEP = 0.7
@@ -114,7 +115,7 @@ def vae_pair(spec: LTXBenchSizes, device: torch.device) -> tuple[LTXVideoVAE, An
     state = vae_state(spec.vae)
     ours = LTXVideoVAE(spec.vae)
     ours.load_state_dict(state, strict=True)
-    theirs = AutoencoderKLLTXVideo(**spec.vae.to_diffusers())
+    theirs = AutoencoderKLLTXVideo(**config_to_diffusers(spec.vae))
     theirs.load_state_dict(vae_diffusers_names(state, spec.vae), strict=True)
     return (ours.to(device).eval().requires_grad_(False),
             theirs.to(device).eval().requires_grad_(False))  # fmt: skip

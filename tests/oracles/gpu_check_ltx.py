@@ -32,6 +32,7 @@ from studio.models.ltx.random_model import DIFFUSERS_SCHEDULER
 from studio.models.ltx.text import TEXT_LEN
 from studio.models.ltx.transformer_keys import diffusers_names
 from studio.models.ltx.vae_adapter import DECODE_NOISE_SCALE
+from studio.models.ltx.vae_diffusers import config_to_diffusers
 from studio.models.ltx.vae_keys import diffusers_names as vae_diffusers_names
 from studio.models.registry import family
 
@@ -120,7 +121,7 @@ def pipeline_pair(model: LoadedModel) -> Any:
     config = {k: v for k, v in ours.config.to_diffusers().items() if not k.startswith("_")}
     with torch.device(model.device):
         transformer = LTXVideoTransformer3DModel(**config)
-        twin_vae = AutoencoderKLLTXVideo(**vae.config.to_diffusers())
+        twin_vae = AutoencoderKLLTXVideo(**config_to_diffusers(vae.config))
     transformer.load_state_dict(diffusers_names(ours.state_dict()), strict=True)
     twin_vae.load_state_dict(vae_diffusers_names(vae.state_dict(), vae.config), strict=True)
     scheduler = FlowMatchEulerDiscreteScheduler.from_config(

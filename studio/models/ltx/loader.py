@@ -30,8 +30,9 @@ from studio.models.ltx.transformer import LTXTransformer
 from studio.models.ltx.transformer_config import LTXTransformerConfig, published
 from studio.models.ltx.transformer_keys import own_transformer_state
 from studio.models.ltx.vae import LTXVideoVAE
-from studio.models.ltx.vae_config import LTXVAEConfig
+from studio.models.ltx.vae_diffusers import config_from_diffusers
 from studio.models.ltx.vae_keys import own_vae_state
+from studio.models.ltx.vae_original import config_from_original
 from studio.models.ltx.vae_presets import published_for
 from studio.models.weight_files import WeightFiles, probe_weights
 
@@ -129,9 +130,9 @@ def load_vae(model_set: ModelSet, configs: Configs, device: torch.device,
     mapping = {file_key: own for own, file_key in own_vae_state({k: k for k in keys}).items()}
     weights = _only(weights, set(mapping))
     if configs.vae_layout == DIFFUSERS:
-        config = LTXVAEConfig.from_diffusers(configs.vae)
+        config = config_from_diffusers(configs.vae)
     elif configs.vae:
-        config = LTXVAEConfig.from_original(configs.vae)
+        config = config_from_original(configs.vae)
     else:  # a single file without a header config: the published VAE its shapes are
         shapes = weights.shapes()
         config = published_for({own: shapes[key] for key, own in mapping.items()})

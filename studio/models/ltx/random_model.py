@@ -29,7 +29,9 @@ from studio.models.ltx.transformer_config import TINY, LTXTransformerConfig
 from studio.models.ltx.transformer_keys import diffusers_names
 from studio.models.ltx.vae import LTXVideoVAE
 from studio.models.ltx.vae_config import LTXVAEConfig, compress, res
+from studio.models.ltx.vae_diffusers import config_to_diffusers
 from studio.models.ltx.vae_keys import diffusers_names as vae_diffusers_names
+from studio.models.ltx.vae_original import config_to_original
 from studio.models.random_weights import EOS, PAD, VOCAB_SIZE, default_dtype, word_tokenizer
 
 #: A tiny timestep-conditioned VAE (0.9.1-like): 16 latent channels, 32× / 8×, narrow.
@@ -100,7 +102,7 @@ def vae_state(config: LTXVAEConfig, seed: int = 4) -> dict[str, torch.Tensor]:
 def header(transformer: LTXTransformerConfig, vae: LTXVAEConfig,
            distilled: tuple[float, ...] | None = None) -> dict[str, str]:
     """The single file's header metadata: ``config`` JSON."""
-    config: dict = {"transformer": transformer.to_original(), "vae": vae.to_original(),
+    config: dict = {"transformer": transformer.to_original(), "vae": config_to_original(vae),
                     "scheduler": SCHEDULER}
     if distilled is not None:
         config["allowed_inference_steps"] = list(distilled)
@@ -140,7 +142,7 @@ def write_diffusers_set(root: Path, *, transformer: LTXTransformerConfig = TINY,
     (root / "transformer" / "config.json").write_text(json.dumps(transformer.to_diffusers()))
     save_file(vae_diffusers_names(vae_state(vae), vae),
               str(root / "vae" / "diffusion_pytorch_model.safetensors"))
-    (root / "vae" / "config.json").write_text(json.dumps(vae.to_diffusers()))
+    (root / "vae" / "config.json").write_text(json.dumps(config_to_diffusers(vae)))
     (root / "scheduler" / "scheduler_config.json").write_text(json.dumps(DIFFUSERS_SCHEDULER))
     write_t5(root / "text_encoder", transformer.caption_channels)
     write_tokenizer(root / "tokenizer")

@@ -28,8 +28,16 @@ from studio.models.ltx.vae_blocks import (
     TimestepEmbedder,
     pixel_norm,
 )
-from studio.models.ltx.vae_checks import decoder_blocks, decoder_widths, encoder_widths
-from studio.models.ltx.vae_config import DECODER_COMPRESS, RES, RES_WIDEN, LTXVAEConfig, VAEBlock
+from studio.models.ltx.vae_config import (
+    DECODER_COMPRESS,
+    RES,
+    RES_WIDEN,
+    LTXVAEConfig,
+    VAEBlock,
+    decoder_blocks,
+    decoder_widths,
+    encoder_widths,
+)
 
 
 def patchify(x: torch.Tensor, p: int) -> torch.Tensor:

@@ -13,19 +13,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from studio.errors import CheckpointError
-from studio.models.ltx.vae_checks import decoder_blocks, decoder_widths, encoder_widths
-from studio.models.ltx.vae_config import RES, RES_WIDEN
+from studio.models.ltx.vae_config import (
+    RES,
+    RES_WIDEN,
+    LTXVAEConfig,
+    decoder_blocks,
+    decoder_widths,
+    encoder_widths,
+)
+from studio.models.ltx.vae_diffusers_read import CLASSIC, DOWNSAMPLE_TYPES, V095, read_diffusers
 
-if TYPE_CHECKING:
-    from studio.models.ltx.vae_config import LTXVAEConfig
-
-CLASSIC, V095 = "LTXVideoDownBlock3D", "LTXVideo095DownBlock3D"
 #: 0.9.5-style downsampler kinds ↔ diffusers ``downsample_type``.
-DOWNSAMPLE_TYPES = {"compress_all": "conv", "compress_space_res": "spatial",
-                    "compress_time_res": "temporal", "compress_all_res": "spatiotemporal"}
 _ENCODER_SLOTS = {RES: (0, "{}"), "compress": (1, "{}.downsamplers.0"),
                   RES_WIDEN: (2, "{}.conv_out")}
 _DECODER_SLOTS = {RES_WIDEN: (0, "{}.conv_in"), "compress": (1, "{}.upsamplers.0"), RES: (2, "{}")}
@@ -184,7 +185,6 @@ def config_to_diffusers(config: LTXVAEConfig) -> dict[str, Any]:
     }
 
 
-def config_from_diffusers(cls: type[LTXVAEConfig], d: Mapping[str, Any]) -> LTXVAEConfig:
-    from studio.models.ltx.vae_diffusers_read import read_diffusers
-
-    return read_diffusers(cls, d)
+def config_from_diffusers(d: Mapping[str, Any]) -> LTXVAEConfig:
+    """Read a diffusers ``AutoencoderKLLTXVideo`` ``config.json``."""
+    return read_diffusers(d)

@@ -5,14 +5,15 @@ diffusers' encoder and decoder constructors into the original's block lists
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from studio.errors import CheckpointError
-from studio.models.ltx.vae_config import RES, RES_WIDEN, VAEBlock
-from studio.models.ltx.vae_diffusers import CLASSIC, DOWNSAMPLE_TYPES, V095
+from studio.models.ltx.vae_config import RES, RES_WIDEN, LTXVAEConfig, VAEBlock
 
-if TYPE_CHECKING:
-    from studio.models.ltx.vae_config import LTXVAEConfig
+#: diffusers' down-block classes: before 0.9.5, and 0.9.5's.
+CLASSIC, V095 = "LTXVideoDownBlock3D", "LTXVideo095DownBlock3D"
+DOWNSAMPLE_TYPES = {"compress_all": "conv", "compress_space_res": "spatial",
+                    "compress_time_res": "temporal", "compress_all_res": "spatiotemporal"}
 
 _KINDS = {v: k for k, v in DOWNSAMPLE_TYPES.items()}
 DEFAULTS: dict[str, Any] = {
@@ -119,7 +120,7 @@ def _lengths_ok(c: Mapping[str, Any]) -> str:
     return ""
 
 
-def read_diffusers(cls: type[LTXVAEConfig], d: Mapping[str, Any]) -> LTXVAEConfig:
+def read_diffusers(d: Mapping[str, Any]) -> LTXVAEConfig:
     if not isinstance(d, Mapping):
         raise _refuse(f"expected a JSON object, got {type(d).__name__}")
     c = {**DEFAULTS, **{k: v for k, v in d.items() if v is not None}}
@@ -130,7 +131,7 @@ def read_diffusers(cls: type[LTXVAEConfig], d: Mapping[str, Any]) -> LTXVAEConfi
         if problem:
             raise _refuse(problem)
         decoder, base = _decoder(c)
-        return cls(encoder_blocks=_encoder(c), decoder_blocks=decoder,
+        return LTXVAEConfig(encoder_blocks=_encoder(c), decoder_blocks=decoder,
                    in_channels=int(c["in_channels"]), out_channels=int(c["out_channels"]),
                    latent_channels=int(c["latent_channels"]), patch_size=int(c["patch_size"]),
                    encoder_base_channels=int(c["block_out_channels"][0]),

@@ -5,13 +5,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from studio.errors import CheckpointError
-from studio.models.ltx.vae_config import RES, RES_WIDEN, VAEBlock
-
-if TYPE_CHECKING:
-    from studio.models.ltx.vae_config import LTXVAEConfig
+from studio.models.ltx.vae_config import RES, RES_WIDEN, LTXVAEConfig, VAEBlock
 
 CLASS_NAME = "CausalVideoAutoencoder"
 _HINT = "this is not an LTX-Video 0.9.x VAE configuration; check the file's header 'config'"
@@ -68,12 +65,12 @@ def _check_fixed(d: Mapping[str, Any]) -> None:
         raise _refuse("normalize_latent_channels is not supported")
 
 
-def config_from_original(cls: type[LTXVAEConfig], d: Mapping[str, Any]) -> LTXVAEConfig:
+def config_from_original(d: Mapping[str, Any]) -> LTXVAEConfig:
     if not isinstance(d, Mapping):
         raise _refuse(f"expected a JSON object, got {type(d).__name__}")
     _check_fixed(d)
     try:
-        return cls(encoder_blocks=_blocks(d, "encoder_blocks", "encoder"),
+        return LTXVAEConfig(encoder_blocks=_blocks(d, "encoder_blocks", "encoder"),
                    decoder_blocks=_blocks(d, "decoder_blocks", "decoder"), **_fields(d))
     except KeyError as error:
         raise _refuse(f"missing field {error}") from None

@@ -13,7 +13,9 @@ from diffusers.loaders.single_file_utils import convert_ltx_vae_checkpoint_to_di
 from studio.errors import CheckpointError, InvalidRequest
 from studio.models.ltx.vae import LTXVideoVAE
 from studio.models.ltx.vae_config import LTXVAEConfig
+from studio.models.ltx.vae_diffusers import config_from_diffusers, config_to_diffusers
 from studio.models.ltx.vae_keys import DIFFUSERS, ORIGINAL, diffusers_names, layout, own_vae_state
+from studio.models.ltx.vae_original import config_from_original, config_to_original
 from studio.models.ltx.vae_presets import LTXV_090, PUBLISHED, published_for
 from tests.models.ltx.tiny_ltx_vae import TINY, TINY_090, TINY_091
 
@@ -49,7 +51,7 @@ def random_vae(config: LTXVAEConfig, seed: int = 0) -> LTXVideoVAE:
 
 
 def oracle_for(vae: LTXVideoVAE) -> AutoencoderKLLTXVideo:
-    oracle = AutoencoderKLLTXVideo(**vae.config.to_diffusers()).eval()
+    oracle = AutoencoderKLLTXVideo(**config_to_diffusers(vae.config)).eval()
     oracle.load_state_dict(diffusers_names(vae.state_dict(), vae.config), strict=True)
     return oracle
 
@@ -183,7 +185,7 @@ def test_published_matches_diffusers_on_meta(version: str) -> None:
     assert config.version == version
     with torch.device("meta"):
         ours = LTXVideoVAE(config)
-        theirs = AutoencoderKLLTXVideo(**config.to_diffusers())
+        theirs = AutoencoderKLLTXVideo(**config_to_diffusers(config))
     count = sum(p.numel() for p in ours.parameters())
     assert count == sum(p.numel() for p in theirs.parameters())
     assert diffusers_names(ours.state_dict(), config).keys() == theirs.state_dict().keys()
@@ -209,19 +211,19 @@ def test_published_090_parameter_count() -> None:
 
 def _meta_oracle(config: LTXVAEConfig) -> AutoencoderKLLTXVideo:
     with torch.device("meta"):
-        return AutoencoderKLLTXVideo(**config.to_diffusers())
+        return AutoencoderKLLTXVideo(**config_to_diffusers(config))
 
 
 @pytest.mark.parametrize("config", [*TINY.values(), *PUBLISHED.values()])
 def test_config_round_trips(config: LTXVAEConfig) -> None:
-    assert LTXVAEConfig.from_original(config.to_original()) == config
-    assert LTXVAEConfig.from_diffusers(config.to_diffusers()) == config
+    assert config_from_original(config_to_original(config)) == config
+    assert config_from_diffusers(config_to_diffusers(config)) == config
     assert (config.spatial_ratio, config.temporal_ratio) == (32, 8)
 
 
 def test_original_090_config_reads() -> None:
-    assert LTXVAEConfig.from_original(ORIGINAL_090) == LTXV_090
-    assert LTXVAEConfig.from_diffusers({}) == LTXV_090  # diffusers' defaults are 0.9.0's
+    assert config_from_original(ORIGINAL_090) == LTXV_090
+    assert config_from_diffusers({}) == LTXV_090  # diffusers' defaults are 0.9.0's
     assert [c.version for c in TINY.values()] == sorted(TINY)
 
 
@@ -237,7 +239,7 @@ def test_original_090_config_reads() -> None:
 ])
 def test_bad_field_is_named(change: dict, message: str) -> None:
     with pytest.raises(CheckpointError, match=message):
-        LTXVAEConfig.from_original({**ORIGINAL_090, **change})
+        config_from_original({**ORIGINAL_090, **change})
 
 
 @pytest.mark.parametrize("version", sorted(PUBLISHED))
@@ -253,8 +255,8 @@ def test_published_told_from_shapes(version: str) -> None:
 
 def test_bad_diffusers_field_is_named() -> None:
     with pytest.raises(CheckpointError, match="upsample_factor 3 does not divide"):
-        LTXVAEConfig.from_diffusers({**PUBLISHED["0.9.1"].to_diffusers(),
+        config_from_diffusers({**config_to_diffusers(PUBLISHED["0.9.1"]),
                                      "upsample_factor": [3, 2, 2]})
     with pytest.raises(CheckpointError, match="decoder_inject_noise needs 4 entries"):
-        LTXVAEConfig.from_diffusers({**PUBLISHED["0.9.1"].to_diffusers(),
+        config_from_diffusers({**config_to_diffusers(PUBLISHED["0.9.1"]),
                                      "decoder_inject_noise": [True]})
