@@ -29,7 +29,7 @@ from studio.engine.shapes import LatentGeometry
 from studio.models.ltx.denoiser import LTXDenoiser
 from studio.models.ltx.guidance import ltx_guidance
 from studio.models.ltx.identify import FAMILY_NAME
-from studio.models.ltx.memory import loaded_memory
+from studio.models.ltx.memory import loaded_memory, vae_per_pixel
 from studio.models.ltx.presets import (
     PREVIEW,
     PROMPT_EXAMPLES,
@@ -90,7 +90,8 @@ def assemble_ltx_model(parts: LTXParts, *, model_id: str, name: str, variant: st
         text_encoder=parts.text, denoiser=LTXDenoiser(parts.transformer, scale), vae=vae,
         device=device, dtype=dtype, modules=modules,
         memory=loaded_memory(parts.transformer, parts.vae, parts.text.t5, geometry,
-                             text_len=parts.text.text_len),
+                             text_len=parts.text.text_len,
+                             vae_per_pixel=vae_per_pixel(parts.vae.config, geometry)),
         capabilities=Capabilities(samplers=SAMPLERS, conditioning=(FIRST_FRAME, KEYFRAME),
                                   frame_layout=True),
         guidance_rule=ltx_guidance(blocks, preset.stg_mode),

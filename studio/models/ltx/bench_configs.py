@@ -12,44 +12,22 @@ import functools
 from dataclasses import replace
 
 import torch
-from torch import nn
 
-from studio.engine.memory_model import ModelMemory, measure_vae_bytes_per_pixel
+from studio.engine.memory_model import ModelMemory
 from studio.engine.model import LoadedModel
 from studio.models.bench_config import BenchConfig, FlopCount
-from studio.models.ltx.bench_sizes import DECODE_TIMESTEP, FPS, SIZES, LTXBenchSizes
+from studio.models.ltx.bench_sizes import FPS, SIZES, LTXBenchSizes
+from studio.models.ltx.memory import vae_per_pixel
 from studio.models.ltx.random_model import random_model
 from studio.models.ltx.transformer_config import LTXTransformerConfig
-from studio.models.ltx.vae import LTXVideoVAE
-from studio.models.ltx.vae_config import LTXVAEConfig
 
 #: Width of the sinusoidal time features the AdaLN-single MLP reads.
 TIME_FEATURES = 256
 
 
-class _DecodeAtTimestep(nn.Module):
-    """A VAE built on the meta device as :func:`measure_vae_bytes_per_pixel` reads it: decode
-    at the published decode timestep when the decoder is conditioned on one."""
-
-    def __init__(self, config: LTXVAEConfig) -> None:
-        super().__init__()
-        with torch.device("meta"):
-            self.vae = LTXVideoVAE(config)
-
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        timestep = DECODE_TIMESTEP if self.vae.timestep_conditioning else None
-        return self.vae.decode(z, timestep)
-
-    def encode(self, video: torch.Tensor) -> torch.Tensor:
-        return self.vae.encode(video)
-
-
 def measured_vae_memory(memory: ModelMemory, sizes: LTXBenchSizes) -> ModelMemory:
-    """``memory`` with the VAE's working set per pixel measured for ``sizes.vae`` (about 0.2 s
-    on the meta device). A loaded set's figures are a default of the published VAEs' order
-    (12000 / 8000 bytes); measured, the 0.9.1 decoder needs 1683 (on a CPU 1791), and the
-    narrow bench VAEs far less, so the forecast would overstate their decode."""
-    decode, encode = measure_vae_bytes_per_pixel(_DecodeAtTimestep(sizes.vae), sizes.geometry)
+    """``memory`` with the VAE's working set per pixel measured for ``sizes.vae``."""
+    decode, encode = vae_per_pixel(sizes.vae, sizes.geometry)
     return replace(memory, vae_decode_per_pixel=decode, vae_encode_per_pixel=encode)
 
 
