@@ -34,11 +34,13 @@ from studio.models.ltx.vae_keys import diffusers_names as vae_diffusers_names
 from studio.models.ltx.vae_original import config_to_original
 from studio.models.random_weights import EOS, PAD, VOCAB_SIZE, default_dtype, word_tokenizer
 
-#: A tiny timestep-conditioned VAE (0.9.1-like): 16 latent channels, 32× / 8×, narrow.
+#: A tiny timestep-conditioned VAE (0.9.1-like): 16 latent channels, 32× / 8×, narrow; every
+#: decoder stage has a residual block, as the published ones do, so that diffusers'
+#: ``AutoencoderKLLTXVideo`` reads its diffusers copy strictly.
 TINY_VAE = LTXVAEConfig(
     encoder_blocks=(res(1), compress("compress_all"), compress("compress_all"),
                     compress("compress_all"), res(1)),
-    decoder_blocks=(res(1), compress("compress_all"), compress("compress_all"),
+    decoder_blocks=(res(1), compress("compress_all"), res(1), compress("compress_all"), res(1),
                     compress("compress_all"), res(1)),
     latent_channels=TINY.in_channels, encoder_base_channels=16, decoder_base_channels=16,
     timestep_conditioning=True,
