@@ -130,9 +130,10 @@ def take_screenshots(window, out: Path, model_id: str, steps: int) -> None:
     shoot_history(window, out)
 
     if info.supports_image:
-        window.reference_panel.load_path(str(reference_image(out.parent / ".reference.png")))
-        wait_for(window.reference_panel.changed, 60)
-        window.reference_panel.strength.setValue(0.7)
+        panel = window.reference_panel
+        panel.load_path(str(reference_image(out.parent / ".reference.png")))
+        wait_for(panel.changed, 60, lambda *_: bool(panel.rows))
+        panel.rows[0].strength.setValue(0.7)
         shoot(window, out, "reference-frame.png")
         (out.parent / ".reference.png").unlink(missing_ok=True)
 
