@@ -117,14 +117,15 @@ class _Stages:
 def stage_bytes(memory: ModelMemory, request: ForecastRequest) -> _Stages:
     """What each stage of ``request`` allocates beyond the weights (bytes)."""
     g = memory.geometry
-    batch = 1 if request.guidance == 1.0 else 2
+    prompts = 1 if request.guidance == 1.0 else 2  # the prompt and the negative prompt
+    batch = 1 if request.guidance == 1.0 else memory.guidance_rows  # rows per denoiser call
     shape = g.latent_shape(request.frames, request.height, request.width)
     latent = 4 * shape[1] * shape[2] * shape[3] * shape[4]
     tokens = g.latent_frames(request.frames) * g.tokens_per_frame(request.height, request.width)
     pixels = request.height * request.width
     video = 3 * request.frames * pixels * 4
     return _Stages(
-        encode=text_activation_bytes(memory.text, batch, memory.text_act_bytes),
+        encode=text_activation_bytes(memory.text, prompts, memory.text_act_bytes),
         condition=int(memory.vae_encode_per_pixel * pixels) if request.conditioning else 0,
         sample=dit_activation_bytes(memory.dit, tokens, batch, memory.act_bytes,
                                     per_token_time=memory.per_token_time) + 8 * batch * latent,

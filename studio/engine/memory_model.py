@@ -60,6 +60,9 @@ class ModelMemory:
             (block-level offload streams those too).
         dit_experts: how many DiTs of ``dit_bytes`` each the denoiser has (2 for a two-expert
             model; one at a time is needed on the device).
+        guidance_rows: the batch a guided step runs through the denoiser at once (2 for
+            classifier-free guidance; 3 for Open-Sora 2.0's three passes and LTX-Video's CFG
+            with STG).
     """
 
     dit_bytes: int
@@ -77,6 +80,7 @@ class ModelMemory:
     text_block_bytes: int = 0
     text_layers: int = 0
     dit_experts: int = 1
+    guidance_rows: int = 2
 
     @property
     def all_dit_bytes(self) -> int:

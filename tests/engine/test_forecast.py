@@ -295,3 +295,23 @@ def test_model_info_carries_what_the_app_forecast_needs() -> None:
     assert info.memory is not None and info.memory == model.memory and info.offload == "none"
     request = GenerationRequest(prompt="x", width=64, height=64, frames=5)
     assert forecast_request(info, request) == forecast_memory(info.memory, request, "cpu")
+
+
+def test_three_row_guidance_counts_three_denoiser_rows_and_two_prompts() -> None:
+    """Open-Sora 2.0's three passes and LTX-Video's CFG + STG run three rows per denoiser call,
+    but the text encoder still encodes two prompts (prompt and negative)."""
+    from studio.engine.memory_forecast import stage_bytes
+
+    two = published_memory("t2v-1.3b", torch.float32)
+    three = dataclasses.replace(two, guidance_rows=3)
+    request = GenerationRequest(prompt="x", width=832, height=480, frames=81, guidance=5.0)
+    tokens = 21 * 30 * 52
+    latent = 4 * 16 * 21 * 60 * 104
+    a, b = stage_bytes(two, request), stage_bytes(three, request)
+    assert a.encode == b.encode
+    assert b.sample - a.sample == (
+        dit_activation_bytes(three.dit, tokens, 3, three.act_bytes, per_token_time=False)
+        - dit_activation_bytes(two.dit, tokens, 2, two.act_bytes, per_token_time=False)
+        + 8 * latent)
+    unguided = request.with_changes(guidance=1.0)
+    assert stage_bytes(two, unguided) == stage_bytes(three, unguided)

@@ -55,7 +55,7 @@ def loaded_memory(transformer: LTXTransformer, vae: nn.Module, t5: nn.Module,
         text_act_bytes=next(t5.parameters()).element_size(),
         vae_decode_per_pixel=decode, vae_encode_per_pixel=encode, geometry=geometry,
         text_block_bytes=max(module_bytes(b) for b in t5.encoder.block),
-        text_layers=len(t5.encoder.block),
+        text_layers=len(t5.encoder.block), guidance_rows=3,  # uncond, cond, STG-perturbed
     )  # fmt: skip
 
 

@@ -59,6 +59,7 @@ def loaded_memory(mmdit: OpenSoraMMDiT, vae: nn.Module, t5: nn.Module, clip: nn.
         text=TextEncoderShape(int(t5.config.d_model), int(t5.config.num_heads), text_len),
         text_act_bytes=next(t5.parameters()).element_size(),
         vae_decode_per_pixel=decode, vae_encode_per_pixel=encode, geometry=GEOMETRY,
+        guidance_rows=3,  # image-to-video: prompt + image, negative + image, negative alone
     )  # fmt: skip
 
 
