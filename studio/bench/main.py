@@ -85,6 +85,17 @@ def run_sections(options: BenchOptions) -> tuple[list[Row], dict[str, Any]]:
     return rows, result
 
 
+def describe(options: BenchOptions, model: dict[str, Any]) -> str:
+    """The configuration in one line: the spec's, or, for ``--model``, the set that was loaded
+    at the spec's sizes."""
+    spec = options.spec
+    if options.model_path is None:
+        return spec.describe()
+    return (f"{model['name']} ({model['family']} {model['variant']}, {options.model_path}); "
+            f"{spec.width}×{spec.height}×{spec.frames}; VAE decode at "
+            f"{spec.vae_width}×{spec.vae_height}×{spec.vae_frames}")
+
+
 def bench_main(args: argparse.Namespace, what: frozenset[str]) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -92,10 +103,11 @@ def bench_main(args: argparse.Namespace, what: frozenset[str]) -> int:
     command = "studio " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else ""
     rows, result = run_sections(options)
     env = environment(options)
-    title = (f"{options.spec.describe()}\n{env['device']} · {env['dtype']} · torch {env['torch']}"
+    spec = describe(options, result["model"])
+    title = (f"{spec}\n{env['device']} · {env['dtype']} · torch {env['torch']}"
              f" · {env['threads']} threads" + (f" · {env['gpu']}" if "gpu" in env else ""))
     print(format_table(title, rows))
-    result.update({"config": options.spec.name, "spec": options.spec.describe(),
+    result.update({"config": options.spec.name, "spec": spec,
                    "environment": env, "command": command})  # fmt: skip
     if args.json is not None:
         write_json(args.json, result)

@@ -107,6 +107,7 @@ def prepare_model(options: BenchOptions) -> tuple[LoadedModel, dict[str, Any]]:
     backends = None if options.sdpa == AUTO else [options.sdpa]
     model = accelerate(model, backends=backends, compile=options.compile)
     info["policy"] = policy.value
+    info.update(name=model.name, family=model.family, variant=model.variant)
     return model, info
 
 

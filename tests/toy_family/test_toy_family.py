@@ -72,5 +72,7 @@ def test_cli_generate_and_bench_run_the_toy_family(toy_folder: Path, tmp_path: P
     report = tmp_path / "bench.json"
     assert run_cli(["bench", "--model", str(toy_folder), "--config", "tiny", "--what",
                     "generate", "--steps", "2", "--device", "cpu", "--json", str(report)]) == 0
-    stages = json.loads(report.read_text())["generate"]["stages_s"]
-    assert set(stages) == {"text encode", "sampling", "decode", "export"}
+    result = json.loads(report.read_text())
+    assert set(result["generate"]["stages_s"]) == {"text encode", "sampling", "decode", "export"}
+    assert result["spec"].startswith(result["model"]["name"]) and str(toy_folder) in result["spec"]
+    assert result["model"]["family"] == NAME  # the loaded set, not the config's random model
