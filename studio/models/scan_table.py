@@ -49,9 +49,13 @@ def format_scan_table(sets: Iterable[ModelSet]) -> str:
         rows.append((model_set.family, model_set.variant, model_set.id, "", model_set.dtype,
                      format_size(model_set.size), "yes" if model_set.complete else "no",
                      f"{count}" if count else "-"))  # fmt: skip
+        owners: dict[object, str] = {}
         for c in model_set.components:
+            owner = next((owners[f] for f in c.files if f in owners), None)
+            size = f"in {owner}'s file" if owner and not c.size else format_size(c.size)
+            owners.update({f: c.role for f in c.files if f not in owners})
             rows.append(("", "", f"  {c.role}: {c.display(model_set.id)}", c.layout, c.dtype,
-                         format_size(c.size), "", ""))  # fmt: skip
+                         size, "", ""))  # fmt: skip
         details[len(rows) - 1] = [f"    problem: {p}" for p in model_set.problems] + [
             f"    note: {n}" for n in model_set.notes
         ]

@@ -106,6 +106,10 @@ def test_models_scan_lists_the_set(tiny: tuple[Path, Path],
     assert run_cli(["models", "scan", str(tiny[1])]) == 0
     out = capsys.readouterr().out
     assert "ltx" in out and "0.9.1" in out
+    assert run_cli(["models", "scan", str(tiny[0].parent)]) == 0
+    single = capsys.readouterr().out  # the VAE inside the checkpoint is not a second file
+    vae_line = next(line for line in single.splitlines() if "vae: " in line)
+    assert "in dit's file" in vae_line and " 0 B" not in vae_line
 
 
 def test_schedule_rule_is_the_checkpoints(tiny: tuple[Path, Path]) -> None:
