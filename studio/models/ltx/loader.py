@@ -86,7 +86,7 @@ def read_configs(model_set: ModelSet) -> Configs:
     root = dit.path.parent.parent
     index = _json(root / "model_index.json")
     version = dit.variant.split("-")[1] if "-" in dit.variant else ""
-    causal = index.get("_class_name") == "LTXConditionPipeline" or version >= "0.9.5"
+    causal = index.get("_class_name") == "LTXConditionPipeline" or keyframe_era(version)
     transformer = LTXTransformerConfig.from_diffusers(
         _json(dit.path.parent / "config.json"), causal_temporal_positioning=causal)
     vae = _part(model_set, VAE)
@@ -103,7 +103,16 @@ def _single_transformer(data: Mapping[str, Any], dit: Component) -> LTXTransform
                 dit.variant)
     config = published("ltx-13b" if dit.variant.startswith("13b") else "ltx-2b")
     version = dit.variant.split("-")[1] if "-" in dit.variant else ""
-    return replace(config, causal_temporal_positioning=version >= "0.9.5")
+    return replace(config, causal_temporal_positioning=keyframe_era(version))
+
+
+def keyframe_era(version: str) -> bool:
+    """Whether a release ("0.9.5", "0.9.10" …) came with keyframe conditioning and its causal
+    token times (0.9.5 and later); compared as numbers, not as text."""
+    try:
+        return tuple(int(part) for part in version.split(".")) >= (0, 9, 5)
+    except ValueError:
+        return False
 
 
 def load_transformer(model_set: ModelSet, config: LTXTransformerConfig, device: torch.device,
