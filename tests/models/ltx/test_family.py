@@ -159,3 +159,10 @@ def test_random_model_generates_with_stg_and_cfg() -> None:
     out = generate(model, GenerationRequest(prompt="a cat", steps=2, width=64, height=64,
                                             frames=9, fps=24, guidance=3.0, stg=1.0))
     assert out.video.shape == (9, 64, 64, 3) and out.plan.schedule[-2] == pytest.approx(0.1)
+
+
+def test_releases_with_causal_token_times_are_compared_as_numbers() -> None:
+    from studio.models.ltx.loader import keyframe_era
+
+    assert [keyframe_era(v) for v in ("0.9", "0.9.1", "0.9.5", "0.9.8", "0.9.10", "")] == [
+        False, False, True, True, True, False]
