@@ -8,7 +8,7 @@ defaults, the STG blocks and the decode settings; its scheduler gives the "auto"
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -28,6 +28,7 @@ from studio.engine.model import (
 from studio.engine.shapes import LatentGeometry
 from studio.models.ltx.denoiser import LTXDenoiser
 from studio.models.ltx.guidance import ltx_guidance
+from studio.models.ltx.guidance_ranges import GuidanceSchedule
 from studio.models.ltx.identify import FAMILY_NAME
 from studio.models.ltx.memory import loaded_memory, vae_per_pixel
 from studio.models.ltx.presets import (
@@ -39,6 +40,7 @@ from studio.models.ltx.presets import (
 )
 from studio.models.ltx.text import LTXTextEncoder
 from studio.models.ltx.transformer import LTXTransformer
+from studio.models.ltx.transformer_config import LTXTransformerConfig
 from studio.models.ltx.vae_adapter import LTXVideoVAEAdapter
 
 #: The samplers the original offers: Euler (``stochastic_sampling: false``) and its stochastic
@@ -94,7 +96,17 @@ def assemble_ltx_model(parts: LTXParts, *, model_id: str, name: str, variant: st
                              vae_per_pixel=vae_per_pixel(parts.vae.config, geometry)),
         capabilities=Capabilities(samplers=SAMPLERS, conditioning=(FIRST_FRAME, KEYFRAME),
                                   frame_layout=True),
-        guidance_rule=ltx_guidance(blocks, preset.stg_mode),
+        guidance_rule=ltx_guidance(blocks, preset.stg_mode, _within(preset.ranges, config)),
         schedule_rule=schedule or SchedulerRule(), image_required=False,
         prompt_examples=PROMPT_EXAMPLES,
     )  # fmt: skip
+
+
+def _within(ranges: GuidanceSchedule | None, config: LTXTransformerConfig
+            ) -> GuidanceSchedule | None:
+    """``ranges`` perturbing only blocks the transformer has (test models are shallower)."""
+    if ranges is None:
+        return None
+    kept = tuple(replace(r, skip_blocks=tuple(b for b in r.skip_blocks if b < config.num_layers))
+                 for r in ranges.ranges)
+    return replace(ranges, ranges=kept)

@@ -6,8 +6,8 @@ checkpoints (0.9 … 0.9.6-dev) run 40 steps at guidance 3 with STG 1 on block 1
 STG; the 0.9.8 distilled models their first-pass timestep list at guidance 1 without STG; every
 config decodes at timestep 0.05 with noise 0.025. ``inference.py``: 121 frames at 30 fps, the
 negative prompt below, ``image_cond_noise_scale`` 0.15. The 13B dev configs vary guidance, STG,
-rescaling and skipped blocks over time ranges; one set of scalars stands for them here (the
-values of their middle ranges: guidance 6, STG 4 on block 28 with rescaling 0.5, 30 steps).
+rescaling and skipped blocks over seven time ranges with CFG-star rescaling, 30 steps
+(:data:`DEV_13B_RANGES`; the request's guidance 8 and STG 4 are those ranges' peaks).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any
 from studio.engine.model import FamilyDefaults, PreviewFactors
 from studio.engine.rf_schedule import SIMPLE_DIFFUSION_BASE, rf_schedule, token_count_shift
 from studio.engine.shapes import LatentGeometry
+from studio.models.ltx.guidance_ranges import GuidanceSchedule, schedule_from_lists
 
 TITLE = "LTX-Video"
 #: 128 latent channels, 8× time, 32× space, patch 1 (one token per latent cell).
@@ -48,6 +49,7 @@ class Preset:
         timesteps: an explicit schedule without the final 0 (None: the checkpoint's scheduler).
         decode_timestep / decode_noise_scale: the timestep-conditioned decoder's inputs.
         stochastic: the config samples stochastically.
+        ranges: guidance settings that change along the run (13B dev; None: fixed).
     """
 
     steps: int
@@ -60,10 +62,20 @@ class Preset:
     decode_timestep: float = 0.05
     decode_noise_scale: float = 0.025
     stochastic: bool = False
+    ranges: GuidanceSchedule | None = None
 
+
+#: The 13B dev configuration's first pass (``configs/ltxv-13b-0.9.8-dev.yaml``).
+DEV_13B_RANGES = schedule_from_lists(
+    starts=[1.0, 0.996, 0.9933, 0.9850, 0.9767, 0.9008, 0.6180],
+    guidance=[1, 1, 6, 8, 6, 1, 1], stg=[0, 0, 4, 4, 4, 2, 1],
+    rescale=[1, 1, 0.5, 0.5, 1, 1, 1],
+    blocks=[[], [11, 25, 35, 39], [22, 35, 39], [28], [28], [28], [28]], cfg_star=True,
+)  # fmt: skip
 
 DEV_2B = Preset(steps=40, guidance=3.0, stg=1.0, rescale=0.7, skip_blocks=(19,))
-DEV_13B = Preset(steps=30, guidance=6.0, stg=4.0, rescale=0.5, skip_blocks=(28,))
+DEV_13B = Preset(steps=30, guidance=8.0, stg=4.0, rescale=1.0, skip_blocks=(28,),
+                 ranges=DEV_13B_RANGES)
 DISTILLED_096 = Preset(steps=8, guidance=1.0, stg=0.0, rescale=1.0, skip_blocks=(),
                        stochastic=True)
 DISTILLED_098_PRESET = Preset(steps=len(DISTILLED_098), guidance=1.0, stg=0.0, rescale=1.0,
@@ -83,7 +95,8 @@ def defaults_for(variant: str) -> FamilyDefaults:
     return FamilyDefaults(
         steps=preset.steps, guidance=preset.guidance, shift="auto", fps=FPS, frames=FRAMES,
         sizes=SIZES, negative_prompt=NEGATIVE_PROMPT, timesteps=preset.timesteps,
-        stg=preset.stg, stg_rescale=preset.rescale, reference_noise=REFERENCE_NOISE,
+        stg=preset.stg, stg_rescale=None if preset.ranges else preset.rescale,
+        reference_noise=REFERENCE_NOISE,
         sampler="stochastic" if preset.stochastic else "euler",
     )  # fmt: skip
 
