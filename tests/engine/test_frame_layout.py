@@ -113,6 +113,8 @@ def test_keyframes_are_appended_after_the_grid_with_their_frames(layout_model, t
     assert seen[0][1] == FrameLayout(12.0, 3, ((8, 1), (4, 1)))
     assert steps[0].x.shape[2] == 5 and steps[0].x0_hat.shape[2] == 3
     torch.testing.assert_close(steps[-1].x[:, :, 3], cond.latent[:, :, 3])  # pinned: kept
+    resumed = sample_plan(layout_model, plan, start_step=1, x=steps[0].x)  # a checkpoint's state
+    assert torch.equal(resumed, latent)
 
 
 def test_models_without_a_layout_place_keyframes_in_the_grid(tiny, tmp_path) -> None:
