@@ -88,9 +88,9 @@ def header_config(weights: WeightFiles) -> tuple[dict[str, Any], str]:
         data = parse_json_text(text, max_depth=MAX_CONFIG_DEPTH)
     except ValueError as exc:
         return {}, f"{weights.label}: header config is not valid JSON ({exc})"
-    if not isinstance(data, dict) or not isinstance(data.get("transformer", {}), dict) \
-            or not isinstance(data.get("vae", {}), dict):
-        return {}, f"{weights.label}: header config holds no transformer / vae objects"
+    if not isinstance(data, dict) or not all(isinstance(data.get(part, {}), dict)
+                                             for part in ("transformer", "vae", "scheduler")):
+        return {}, f"{weights.label}: header config holds no transformer / vae / scheduler objects"
     return data, ""
 
 

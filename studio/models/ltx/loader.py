@@ -75,8 +75,18 @@ def load_ltx_model(model_set: ModelSet, device: torch.device | str, dtype: torch
 
 
 def read_configs(model_set: ModelSet) -> Configs:
-    """The configurations of a set's transformer, VAE and scheduler."""
+    """The configurations of a set's transformer, VAE and scheduler; a damaged one raises
+    :class:`CheckpointError` naming the file."""
     dit = _part(model_set, DIT)
+    try:
+        return _read_configs(model_set, dit)
+    except CheckpointError as exc:
+        if str(dit.path.name) in exc.message:
+            raise
+        raise CheckpointError(f"{dit.path.name}: {exc.message}", exc.hint) from exc
+
+
+def _read_configs(model_set: ModelSet, dit: Component) -> Configs:
     if dit.layout == SINGLE:
         data, problem = header_config(probe_weights(dit.path))
         if problem:

@@ -20,6 +20,7 @@ from typing import Any
 from studio.engine.model import FamilyDefaults, PreviewFactors
 from studio.engine.rf_schedule import SIMPLE_DIFFUSION_BASE, rf_schedule, token_count_shift
 from studio.engine.shapes import LatentGeometry
+from studio.errors import CheckpointError
 from studio.models.ltx.guidance_ranges import GuidanceSchedule, schedule_from_lists
 
 TITLE = "LTX-Video"
@@ -120,10 +121,8 @@ class SchedulerRule:
         """From a single file's header ``config`` → ``scheduler``."""
         sampler = {"LinearQuadratic": "linear-quadratic"}.get(str(d.get("sampler")), "uniform")
         shifting = {"SD3": "sd3", "SimpleDiffusion": "simple-diffusion"}.get(str(d.get("shifting")))
-        terminal = d.get("target_shift_terminal")
-        terminal = float(terminal) if isinstance(terminal, int | float) and shifting == "sd3" \
-            else None
-        return cls(sampler, shifting, terminal)
+        terminal = _terminal(d.get("target_shift_terminal"), "target_shift_terminal")
+        return cls(sampler, shifting, terminal if shifting == "sd3" else None)
 
     @classmethod
     def from_diffusers(cls, d: Mapping[str, Any]) -> SchedulerRule:
@@ -131,9 +130,7 @@ class SchedulerRule:
         token-count rule, ``shift_terminal`` = the terminal)."""
         if not d.get("use_dynamic_shifting"):
             return cls("uniform", None, None)
-        terminal = d.get("shift_terminal")
-        return cls("uniform", "sd3", float(terminal) if isinstance(terminal, int | float)
-                   else None)
+        return cls("uniform", "sd3", _terminal(d.get("shift_terminal"), "shift_terminal"))
 
     def __call__(self, steps: int, latent_shape: tuple[int, ...]) -> tuple[float, list[float]]:
         tokens = math.prod(latent_shape[2:])
@@ -144,6 +141,17 @@ class SchedulerRule:
         if self.shifting == "simple-diffusion":
             return tokens / SIMPLE_DIFFUSION_BASE, times
         return 1.0, times
+
+
+def _terminal(value: object, field: str) -> float | None:
+    """A scheduler config's terminal time: None when absent, else a number in (0, 1)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 < value < 1.0:
+        raise CheckpointError(f"the scheduler config's {field} is {value!r}",
+                              "it must be a time between 0 and 1 (published: 0.1); the file's "
+                              "configuration is damaged")
+    return float(value)
 
 
 #: Latent → RGB preview: ComfyUI's ``LTXV`` factors (``comfy/latent_formats.py`` @

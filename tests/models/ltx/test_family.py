@@ -69,6 +69,40 @@ def test_damaged_header_config_is_refused(tmp_path: Path, tiny: tuple[Path, Path
                for p in found.problems), found.problems
 
 
+@pytest.mark.parametrize(("scheduler", "expected"), [
+    ('"SD3"', "header config holds no transformer / vae / scheduler objects"),
+    ('{"shifting": "SD3", "target_shift_terminal": 1.0}', "target_shift_terminal is 1.0")])
+def test_a_damaged_scheduler_config_is_refused_naming_the_file(
+        tmp_path: Path, tiny: tuple[Path, Path], scheduler: str, expected: str) -> None:
+    """A scheduler that is not an object is refused at the scan; a terminal outside (0, 1) at
+    load, naming the file and the field, before any job could fail inside the schedule."""
+    from studio.errors import CheckpointError
+    from studio.models.registry import family
+
+    root = tmp_path / "bad"
+    root.mkdir()
+    name = "ltxv-2b-0.9.1.safetensors"
+    header = json.loads(safe_metadata(tiny[0])["config"])
+    text = json.dumps(header).replace(json.dumps(header["scheduler"]), scheduler)
+    save_file(load_file(str(tiny[0])), str(root / name), metadata={"config": text})
+    for part in ("text_encoder", "tokenizer"):
+        (root / part).symlink_to(tiny[0].parent / part)
+    found = scan([root])[0]
+    if not found.usable:
+        assert any(expected in p and name in p for p in found.problems), found.problems
+        return
+    with pytest.raises(CheckpointError) as refused:
+        family("ltx").load(found, torch.device("cpu"), torch.float32)
+    assert name in refused.value.message and expected in refused.value.message
+
+
+def safe_metadata(path: Path) -> dict[str, str]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as handle:
+        return handle.metadata()
+
+
 def test_open_sora_keeps_its_t5_folders() -> None:
     """A T5 folder outside an LTX context is not LTX's."""
     from studio.models.ltx.identify import describe_folder
