@@ -26,7 +26,7 @@ from studio.service.generation import GenerationService
 from studio.service.job_queue import JobQueue
 from studio.service.model_info import ModelInfo, ModelRow, model_rows
 from studio.service.process_memory import MemoryUsage
-from studio.service.schedule_chart import schedule_chart
+from studio.service.schedule_chart import chart_for
 from studio.service.settings import Settings, save_settings
 
 from .controller import JobController
@@ -252,8 +252,7 @@ class MainWindow(JobEventsMixin, QMainWindow):
         request = self.prompt_panel.request(self.reference_panel.items())
         self.reference_panel.set_frame_count(request.frames)
         try:
-            chart = schedule_chart(request, self._info.geometry, self._info.shift_rule,
-                                   self._info.expert_boundary)
+            chart = chart_for(self._info, request)
         except StudioError as exc:
             self.schedule_view.set_chart(None, str(exc))
             return

@@ -13,7 +13,7 @@ from PySide6.QtCore import Slot
 
 from studio.errors import StudioError
 from studio.service.generation import JobResult, ProgressEvent
-from studio.service.schedule_chart import schedule_chart
+from studio.service.schedule_chart import chart_for
 
 from .player import DecodedVideo, decode_video_images
 from .worker import JobFailure
@@ -34,8 +34,7 @@ class JobEventsMixin:
         self.job_status.job_started(job_id, request.steps)
         if geometry is not None:
             try:
-                self.schedule_view.set_chart(
-                    schedule_chart(request, geometry, self._info.shift_rule))
+                self.schedule_view.set_chart(chart_for(self._info, request))
             except StudioError:
                 log.debug("job %s does not fit the loaded model's geometry", job_id)
         self.schedule_view.set_current_step(0)

@@ -11,7 +11,14 @@ from dataclasses import dataclass
 
 from studio.engine.clips import appended_groups, check_clip_items
 from studio.engine.image_inputs import check_channel_items
-from studio.engine.model import FIRST_FRAME, KEYFRAME, FrameLayout, LoadedModel, ShiftRule
+from studio.engine.model import (
+    FIRST_FRAME,
+    KEYFRAME,
+    FrameLayout,
+    LoadedModel,
+    ScheduleRule,
+    ShiftRule,
+)
 from studio.engine.request import GenerationRequest
 from studio.engine.rf_schedule import explicit_schedule
 from studio.engine.samplers import MULTISTEP_SAMPLERS
@@ -107,15 +114,17 @@ def check_request(model: LoadedModel, request: GenerationRequest) -> None:
             )
 
 
-def sampling_schedule(model: LoadedModel, request: GenerationRequest,
+def sampling_schedule(request: GenerationRequest, geometry: LatentGeometry,
+                      shift_rule: ShiftRule, schedule_rule: ScheduleRule | None,
                       state_shape: tuple[int, ...]) -> tuple[float, list[float]]:
-    """(shift α, the N + 1 times): the request's explicit times, else the model's own rule for
-    "auto", else the linear schedule time-shifted by the request's or the model's α."""
+    """(shift α, the N + 1 times): the request's explicit times, else the model's own rule
+    (``schedule_rule``) for "auto", else the linear schedule time-shifted by the request's α or
+    ``shift_rule``'s. Plain data in, so the GUI's schedule plot draws the same numbers."""
     if request.timesteps is not None:
         return 1.0, explicit_schedule(list(request.timesteps))
-    if request.shift == "auto" and model.schedule_rule is not None:
-        return model.schedule_rule(request.steps, state_shape)
-    shift = resolve_shift(request, model.geometry, model.capabilities.shift_rule)
+    if request.shift == "auto" and schedule_rule is not None:
+        return schedule_rule(request.steps, state_shape)
+    shift = resolve_shift(request, geometry, shift_rule)
     return shift, make_schedule(request.steps, shift)
 
 
@@ -125,7 +134,9 @@ def plan_generation(model: LoadedModel, request: GenerationRequest) -> Generatio
     shape = model.geometry.latent_shape(request.frames, request.height, request.width)
     appended = appended_groups(model, request)
     extra = sum(count for _, count in appended)
-    shift, schedule = sampling_schedule(model, request, (*shape[:2], shape[2] + extra, *shape[3:]))
+    shift, schedule = sampling_schedule(request, model.geometry, model.capabilities.shift_rule,
+                                        model.schedule_rule,
+                                        (*shape[:2], shape[2] + extra, *shape[3:]))
     low = None
     if model.experts is not None:
         low = request.guidance_low if request.guidance_low is not None else (

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from studio.engine.memory_model import ModelMemory
-from studio.engine.model import LoadedModel, ShiftRule
+from studio.engine.model import LoadedModel, ScheduleRule, ShiftRule
 from studio.engine.request import GenerationRequest
 from studio.engine.shapes import LatentGeometry
 from studio.models.family import ModelSet
@@ -33,6 +33,9 @@ class ModelInfo:
         supports_image: whether reference frames are meaningful for this model.
         conditioning: the reference modes it takes (``FIRST_FRAME``, ``KEYFRAME``).
         sampler: the sampler its published settings use.
+        schedule_rule: what shift "auto" means for a model with its own scheduler (plain data:
+            a frozen dataclass; None: the shift rule's time-shifted linear schedule).
+        frame_layout: whether later keyframes are sampled as appended latent frames.
         shift_rule: what shift "auto" resolves to (plain data: a frozen dataclass).
         prompt_guide: what a closed-vocabulary model understands ("" for others).
         device: "cpu" or "cuda"; precision: e.g. "float32", "bfloat16".
@@ -86,6 +89,8 @@ class ModelInfo:
     sampler: str = "euler"
     prompt_examples: tuple[str, ...] = ()
     vocabulary: frozenset[str] | None = None
+    schedule_rule: ScheduleRule | None = None
+    frame_layout: bool = False
 
 
 def model_info(model: LoadedModel) -> ModelInfo:
@@ -122,6 +127,8 @@ def model_info(model: LoadedModel) -> ModelInfo:
         reference_noise=float(d.reference_noise),
         conditioning=tuple(model.capabilities.conditioning),
         sampler=d.sampler,
+        schedule_rule=model.schedule_rule,
+        frame_layout=model.capabilities.frame_layout,
         prompt_examples=tuple(model.prompt_examples),
         vocabulary=None if model.vocabulary is None else frozenset(model.vocabulary),
     )

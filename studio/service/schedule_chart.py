@@ -1,20 +1,22 @@
 """The schedule a request will use, as plain lists, for the app's schedule plot.
 
-The numbers come from the engine (:func:`studio.engine.pipeline.resolve_shift` with the model's
-shift rule and :func:`~studio.engine.schedule.make_schedule`), so the plot is exactly what the
-sampler runs. Everything here is pure Python and cheap enough for the GUI thread.
+The numbers come from the engine (:func:`studio.engine.plan.sampling_schedule`: explicit
+timesteps, the model's own schedule rule or its shift rule), so the plot is exactly what the
+sampler runs. Everything here is pure Python and cheap enough for the GUI thread (no file is
+read: a clip keyframe a frame-layout model appends counts as its two-frame prefix).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from studio.engine.clips import PREFIX_LATENT_FRAMES
 from studio.engine.conditioning import T_EPS, latent_frame_index
-from studio.engine.model import ResolutionShift, ShiftRule
-from studio.engine.pipeline import resolve_shift
+from studio.engine.model import ResolutionShift, ScheduleRule, ShiftRule
+from studio.engine.plan import sampling_schedule
 from studio.engine.request import GenerationRequest
-from studio.engine.schedule import make_schedule
 from studio.engine.shapes import LatentGeometry
+from studio.service.model_info import ModelInfo
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,19 +79,23 @@ def first_changing_step(ts: tuple[float, ...] | list[float], strength: float) ->
 
 
 def schedule_chart(request: GenerationRequest, geometry: LatentGeometry,
-                   rule: ShiftRule | None = None, boundary: float | None = None
+                   rule: ShiftRule | None = None, boundary: float | None = None, *,
+                   schedule_rule: ScheduleRule | None = None, frame_layout: bool = False
                    ) -> ScheduleChart:
     """The schedule, shift and reference-frame start times for ``request`` on a model whose
-    "auto" shift follows ``rule`` (default: the resolution rule); with ``boundary``, where a
-    two-expert model hands over to its low-noise expert.
+    "auto" shift follows ``rule`` (default: the resolution rule) or, when it has one, its own
+    ``schedule_rule`` (which counts the latent frames a ``frame_layout`` model appends for its
+    keyframes); with ``boundary``, where a two-expert model hands over to its low-noise expert.
 
     The request must have a valid size for ``geometry`` (see
     :func:`studio.service.model_info.size_problems`); otherwise :class:`InvalidRequest` is raised.
     """
     geometry.check_video_size(request.frames, request.height, request.width)
-    rule = rule or ResolutionShift()
-    shift = resolve_shift(request, geometry, rule)
-    ts = tuple(make_schedule(request.steps, shift))
+    shape = geometry.latent_shape(request.frames, request.height, request.width)
+    extra = _appended_frames(request) if frame_layout else 0
+    shift, times = sampling_schedule(request, geometry, rule or ResolutionShift(), schedule_rule,
+                                     (*shape[:2], shape[2] + extra, *shape[3:]))
+    ts = tuple(times)
     starts = []
     for item in request.conditioning:
         try:
@@ -103,3 +109,16 @@ def schedule_chart(request: GenerationRequest, geometry: LatentGeometry,
     experts = None if boundary is None else ExpertMark(
         boundary, next((i for i, t in enumerate(ts[:-1]) if t < boundary), None))
     return ScheduleChart(ts, shift, request.shift == "auto", tuple(starts), experts)
+
+
+def _appended_frames(request: GenerationRequest) -> int:
+    """Latent frames a frame-layout model samples after the grid: one per later image, the
+    prefix of each later clip."""
+    later = (item for item in request.conditioning if item.frame_index % request.frames != 0)
+    return sum(PREFIX_LATENT_FRAMES if item.clip else 1 for item in later)
+
+
+def chart_for(info: ModelInfo, request: GenerationRequest) -> ScheduleChart:
+    """:func:`schedule_chart` with every rule of the loaded model ``info`` describes."""
+    return schedule_chart(request, info.geometry, info.shift_rule, info.expert_boundary,
+                          schedule_rule=info.schedule_rule, frame_layout=info.frame_layout)
