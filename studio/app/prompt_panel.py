@@ -52,7 +52,7 @@ class PromptPanel(QWidget):
 
     Signals:
         changed(): a field that affects the schedule or the request changed.
-        validity_changed(bool): the size fields became valid / invalid.
+        validity_changed(bool): the size fields or the timesteps became valid / invalid.
     """
 
     changed = Signal()
@@ -280,7 +280,8 @@ class PromptPanel(QWidget):
             self.shift_label.setText("fixed")
 
     def is_valid(self) -> bool:
-        return self._info is not None and self.size.is_valid()
+        return self._info is not None and self.size.is_valid() and \
+            self.schedule_options.is_valid()
 
     def request(self, conditioning: tuple[ConditioningItem, ...] = ()) -> GenerationRequest:
         """The request on screen (not validated; see :meth:`is_valid`)."""
@@ -318,6 +319,7 @@ class PromptPanel(QWidget):
         if times is not None:
             with QSignalBlocker(self.steps):
                 self.steps.setValue(len(times))
+        self.validity_changed.emit(self.size.is_valid() and self.schedule_options.is_valid())
         self._emit_changed()
 
     @Slot(bool)

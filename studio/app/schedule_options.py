@@ -27,6 +27,10 @@ def parse_timesteps(text: str) -> tuple[float, ...] | None:
         return None
 
 
+_TIMESTEPS_TIP = ("An explicit schedule, from 1 (noise) down, without the final 0; the number of "
+                  "steps follows it. Empty = from steps.")
+
+
 def format_timesteps(times: tuple[float, ...] | None) -> str:
     return ", ".join(f"{t:g}" for t in times) if times else ""
 
@@ -43,6 +47,7 @@ class ScheduleOptions(QObject):
     def __init__(self, parent: QWidget) -> None:
         super().__init__(parent)
         self._info: ModelInfo | None = None
+        self._explicit = False  # a restored request brought timesteps the model has no list of
         self.stg = self._spin(parent, "stg", 50.0, 0.5, "Spatio-temporal guidance: steers away "
                               "from a pass with some blocks' self-attention skipped (0 = off)")
         self.stg_rescale = self._spin(parent, "stg-rescale", 1.0, 0.05, "Pulls the guided "
@@ -55,9 +60,8 @@ class ScheduleOptions(QObject):
         self.timesteps = QLineEdit(parent)
         self.timesteps.setObjectName("timesteps")
         self.timesteps.setPlaceholderText("(from steps)")
-        self.timesteps.setToolTip("An explicit schedule, from 1 (noise) down, without the final "
-                                  "0; the number of steps follows it. Empty = from steps.")
-        self.timesteps.textChanged.connect(self.changed)
+        self.timesteps.setToolTip(_TIMESTEPS_TIP)
+        self.timesteps.textChanged.connect(self._on_timesteps_text)
         self._labels = [QLabel(text, parent) for text in
                         ("STG", "STG rescale", "Reference noise", "Timesteps")]
         self._show(None)
@@ -82,6 +86,7 @@ class ScheduleOptions(QObject):
 
     def set_model(self, info: ModelInfo) -> None:
         """Show the rows the model has, set to its defaults; hide the others."""
+        self._explicit = False
         self._show(info)
         self._set(info.stg, info.stg_rescale, info.reference_noise, info.timesteps)
 
@@ -90,6 +95,9 @@ class ScheduleOptions(QObject):
         info = self._info
         if info is None:
             return
+        if request.timesteps is not None and info.timesteps is None:
+            self._explicit = True  # keep the recipe's schedule: show the row that holds it
+            self._show(info)
         self._set(info.stg if request.stg is None else request.stg,
                   info.stg_rescale if request.stg_rescale is None else request.stg_rescale,
                   info.reference_noise if request.reference_noise is None
@@ -106,12 +114,23 @@ class ScheduleOptions(QObject):
             "timesteps": parse_timesteps(self.timesteps.text()) if has[3] else None,
         }
 
-    @staticmethod
-    def _has(info: ModelInfo | None) -> tuple[bool, bool, bool, bool]:
+    def is_valid(self) -> bool:
+        """False while the timesteps field holds text that is not a list of numbers."""
+        text = self.timesteps.text().strip()
+        return not (not self.timesteps.isHidden() and text
+                    and parse_timesteps(text) is None)
+
+    def _on_timesteps_text(self) -> None:
+        self.timesteps.setStyleSheet("" if self.is_valid() else "border: 1px solid #d9534f;")
+        self.timesteps.setToolTip(_TIMESTEPS_TIP if self.is_valid() else
+                                  "Not a list of numbers: write times like 1, 0.9, 0.7, 0.4")
+        self.changed.emit()
+
+    def _has(self, info: ModelInfo | None) -> tuple[bool, bool, bool, bool]:
         if info is None:
             return False, False, False, False
         return (info.stg is not None, info.stg_rescale is not None, info.reference_noise > 0,
-                info.timesteps is not None)
+                info.timesteps is not None or self._explicit)
 
     def _show(self, info: ModelInfo | None) -> None:
         self._info = info

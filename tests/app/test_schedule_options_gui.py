@@ -71,3 +71,32 @@ def test_a_models_published_sampler_is_the_default(make_window) -> None:
     panel.set_model(distilled)
     assert panel.sampler.currentText() == "stochastic" and panel.request().sampler == "stochastic"
     assert default_request(distilled, "a").sampler == "stochastic"
+
+
+def test_a_recipes_timesteps_survive_on_a_model_without_a_list(make_window) -> None:
+    """Re-opening a recipe made with --timesteps on a model that has no default list keeps the
+    list (the row shows to hold it) instead of silently sampling from the steps field."""
+    window = make_window()
+    panel = window.prompt_panel
+    panel.set_model(replace(window._info, id="ltx-dev-like", stg=1.0, stg_rescale=0.7,
+                            reference_noise=0.15))
+    assert not _shown(panel)[3]
+    recipe = panel.request().with_changes(steps=3, timesteps=(1.0, 0.8, 0.4))
+    panel.set_request(recipe)
+    assert _shown(panel)[3] and panel.request().timesteps == (1.0, 0.8, 0.4)
+    assert panel.request().steps == 3
+    panel.set_model(replace(window._info, id="another"))  # a new model: its own rows again
+    assert not _shown(panel)[3] and panel.request().timesteps is None
+
+
+def test_unreadable_timesteps_block_generate_and_say_why(make_window) -> None:
+    window = make_window()
+    panel = window.prompt_panel
+    panel.set_model(replace(window._info, id="distilled-like", steps=3, timesteps=(1.0, 0.9, 0.5)))
+    assert panel.is_valid()
+    panel.schedule_options.timesteps.setText("1, 0.9, abc")
+    field = panel.schedule_options.timesteps
+    assert not panel.is_valid() and "Not a list of numbers" in field.toolTip()
+    assert not window.generate_action.isEnabled()
+    panel.schedule_options.timesteps.setText("1, 0.9")
+    assert panel.is_valid() and window.generate_action.isEnabled()
