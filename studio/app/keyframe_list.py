@@ -49,6 +49,16 @@ def free_frame(used: list[int], frames: int) -> int:
     return (low + high) // 2
 
 
+def clip_start(frame_index: int, clip_frames: int, frames: int, step: int) -> int:
+    """Where a clip of ``clip_frames`` placed at ``frame_index`` can start: there, when it fits
+    in the video and starts at frame 0 or on a multiple of ``step`` (the model's frames per
+    latent frame); else the latest such frame that fits (0 when none does)."""
+    start = frame_index % frames
+    if start + clip_frames <= frames and (start == 0 or start % step == 0):
+        return start
+    return max(0, frames - clip_frames) // step * step
+
+
 def frame_label(frame_index: int) -> str:
     """A frame index in words: "first frame", "last frame" or "frame N"."""
     return ("first frame", "last frame", f"frame {frame_index}")[choice_of(frame_index)]

@@ -277,6 +277,7 @@ class MainWindow(JobEventsMixin, QMainWindow):
         self.prompt_panel.set_model(info)
         self.lora_panel.set_model(info.id)
         self.reference_panel.set_supported(info.supports_image, info.name, info.conditioning)
+        self.reference_panel.set_temporal_factor(info.geometry.temporal_factor)
         self.models_panel.set_loaded(info, memory)
         pending, self._pending_request = self._pending_request, None
         if pending is not None:

@@ -38,7 +38,7 @@ from studio.service.reference import (
 )
 
 from .images import array_to_qimage
-from .keyframe_list import KeyframeRow, free_frame
+from .keyframe_list import KeyframeRow, clip_start, free_frame
 from .tasks import TaskRunner
 from .worker import JobFailure
 
@@ -103,6 +103,7 @@ class ReferencePanel(QWidget):
         self._tasks = tasks
         self._rows: list[KeyframeRow] = []
         self._frames = 17
+        self._step = 8  # the model's frames per latent frame (set_temporal_factor)
         self._modes: tuple[str, ...] = (FIRST_FRAME, KEYFRAME)
         self._epoch = 0  # bumped by clear / set_items: loads submitted before are dropped
         self._next_order = 0
@@ -186,6 +187,10 @@ class ReferencePanel(QWidget):
         for item in items[:1] if self.first_only else items:
             self._submit(item.image, item)
 
+    def set_temporal_factor(self, factor: int) -> None:
+        """The loaded model's frames per latent frame: where a later clip may start."""
+        self._step = max(1, factor)
+
     def set_frame_count(self, frames: int) -> None:
         """Bound the rows' frame numbers by the job's frame count."""
         self._frames = max(1, frames)
@@ -248,21 +253,25 @@ class ReferencePanel(QWidget):
         in the order they were given, whichever is checked first."""
         epoch, order = self._epoch, self._next_order
         self._next_order += 1
+        placed = item is None  # the frame is ours to choose (a clip's once its length is known)
         if item is None:
             used = [r.frame() for r in self._rows] + list(self._reserved.values())
             frame = 0 if self.first_only else free_frame(used, self._frames)
             item = ConditioningItem(path, frame, 1.0, self._fit_mode())
         self._reserved[order] = item.frame_index
         self._tasks.submit(lambda p=Path(path): _load_thumbnail(p),
-                           lambda result: self._on_loaded(result, item, epoch, order),
+                           lambda result: self._on_loaded(result, item, epoch, order, placed),
                            lambda failure: self._on_refused(failure, epoch, order))
 
     def _on_loaded(self, result: tuple[ReferenceImage, QImage], item: ConditioningItem,
-                   epoch: int, order: int) -> None:
+                   epoch: int, order: int, placed: bool = False) -> None:
         if epoch != self._epoch:
             return  # cleared or replaced by a recipe while the image was being checked
         self._reserved.pop(order, None)
         info, thumbnail = result
+        if placed and info.frames > 1:  # a clip must fit after the frame it starts at
+            start = clip_start(item.frame_index, info.frames, self._frames, self._step)
+            item = ConditioningItem(item.image, start, item.strength, item.fit)
         if self.first_only:
             for old in list(self._rows):
                 self._remove(old)

@@ -54,3 +54,24 @@ def test_rows_say_what_they_hold(tmp_path):
     Image.new("RGB", (8, 8)).save(image)
     assert kind_label(inspect_reference(image)) == "image"
     assert kind_label(inspect_reference(_clip(tmp_path / "c.mp4", 5))) == "clip, 5 frames"
+
+
+def test_a_later_clip_is_placed_where_it_fits(make_window, qtbot, tmp_path):
+    """After a first keyframe, the next would go to the last frame, where a clip cannot start:
+    it goes to the latest frame on the model's latent grid from which it fits."""
+    from studio.app.keyframe_list import clip_start
+
+    assert clip_start(-1, 9, 25, 8) == 16 and clip_start(8, 9, 25, 8) == 8
+    assert clip_start(5, 9, 25, 8) == 16 and clip_start(0, 17, 9, 8) == 0
+    window = make_window()
+    panel = window.reference_panel
+    window.prompt_panel.size.set_values(96, 64, 25)
+    image = tmp_path / "first.png"
+    Image.fromarray(np.full((64, 96, 3), 200, np.uint8)).save(image)
+    drop_files(panel.drop_zone, image)
+    qtbot.waitUntil(lambda: len(panel.rows) == 1, timeout=10_000)
+    drop_files(panel.drop_zone, _clip(tmp_path / "walk.mp4", 9))
+    qtbot.waitUntil(lambda: len(panel.rows) == 2, timeout=10_000)
+    r = window._info.geometry.temporal_factor
+    start = panel.items()[1].frame_index
+    assert start == (25 - 9) // r * r and start + 9 <= 25
