@@ -118,7 +118,9 @@ def stage_bytes(memory: ModelMemory, request: ForecastRequest) -> _Stages:
     """What each stage of ``request`` allocates beyond the weights (bytes)."""
     g = memory.geometry
     prompts = 1 if request.guidance == 1.0 else 2  # the prompt and the negative prompt
-    batch = 1 if request.guidance == 1.0 else memory.guidance_rows  # rows per denoiser call
+    # Rows per denoiser call; without CFG a third pass (LTX-Video's STG) may still run beside
+    # the conditional one, so only the unconditional row is dropped.
+    batch = memory.guidance_rows - 1 if request.guidance == 1.0 else memory.guidance_rows
     shape = g.latent_shape(request.frames, request.height, request.width)
     latent = 4 * shape[1] * shape[2] * shape[3] * shape[4]
     tokens = g.latent_frames(request.frames) * g.tokens_per_frame(request.height, request.width)

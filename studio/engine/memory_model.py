@@ -62,7 +62,7 @@ class ModelMemory:
             model; one at a time is needed on the device).
         guidance_rows: the batch a guided step runs through the denoiser at once (2 for
             classifier-free guidance; 3 for Open-Sora 2.0's three passes and LTX-Video's CFG
-            with STG).
+            with STG); one row less without CFG.
     """
 
     dit_bytes: int
