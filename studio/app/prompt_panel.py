@@ -68,7 +68,7 @@ class PromptPanel(QWidget):
     def _build(self) -> None:
         self.prompt = QPlainTextEdit(self)
         self.prompt.setObjectName("prompt")
-        self.examples = PromptExamples(self.prompt, self)  # also the placeholder's examples
+        self.examples = PromptExamples(self.prompt, self)  # also the empty field's hint
         self.words = PromptWords(self.prompt)  # marks words a closed vocabulary lacks
         self.guide = QLabel(self)  # a closed-vocabulary model's words; hidden for others
         self.guide.setObjectName("prompt-guide")

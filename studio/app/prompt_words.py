@@ -1,6 +1,6 @@
 """The prompt field's help with a model's words: example prompts, and marks on unknown words.
 
-:class:`PromptExamples` is the "Examples" menu beside the Prompt label and the placeholder that
+:class:`PromptExamples` is the "Examples" menu beside the Prompt label and the hint text that
 shows one example at a time. :class:`PromptWords` underlines, for a model with a closed
 vocabulary (:attr:`ModelInfo.vocabulary`), every word of the prompt the model does not know and
 explains it in a tooltip; it never blocks Generate — a prompt with unknown words still runs.
@@ -27,8 +27,8 @@ from studio.service.model_info import ModelInfo
 #: A word is a run of letters (any script); digits and punctuation separate words, so
 #: "snow-white" is two words — the rule the demo's vocabulary is listed by.
 WORD = re.compile(r"[^\W\d_]+")
-PLACEHOLDER = "Describe the video… (Ctrl+Enter generates)"
-PLACEHOLDER_PERIOD_MS = 5000  # how long each example stays in the empty field
+EMPTY_HINT = "Describe the video… (Ctrl+Enter generates)"
+HINT_PERIOD_MS = 5000  # how long each example stays in the empty field
 MARK_COLOUR = QColor(220, 50, 50)
 
 
@@ -121,7 +121,7 @@ class PromptWords(QObject):
 
 class PromptExamples(QToolButton):
     """The "Examples" menu: choosing one replaces the prompt (one Ctrl+Z brings the old text
-    back). While the prompt is empty its placeholder shows the examples in turn.
+    back). While the prompt is empty its hint text shows the examples in turn.
 
     Signals:
         chosen(str): an example was put into the prompt.
@@ -139,12 +139,12 @@ class PromptExamples(QToolButton):
         self.menu().triggered.connect(self._on_triggered)
         self._editor = editor
         self._examples: tuple[str, ...] = ()
-        self._shown = 0  # the example in the placeholder
-        self.placeholder_timer = QTimer(self)
-        self.placeholder_timer.setInterval(PLACEHOLDER_PERIOD_MS)
-        self.placeholder_timer.timeout.connect(self.next_placeholder)
+        self._shown = 0  # the example in the hint text
+        self.hint_timer = QTimer(self)
+        self.hint_timer.setInterval(HINT_PERIOD_MS)
+        self.hint_timer.timeout.connect(self.next_hint)
         editor.textChanged.connect(self._on_text_changed)
-        self._show_placeholder()
+        self._show_hint()
         self.hide()
 
     def set_model(self, info: ModelInfo) -> None:
@@ -154,7 +154,7 @@ class PromptExamples(QToolButton):
         for example in self._examples:
             self.menu().addAction(example).setData(example)  # the text may gain a "&" mnemonic
         self.setVisible(bool(self._examples))
-        self._show_placeholder()
+        self._show_hint()
         self._on_text_changed()
 
     def choose(self, example: str) -> None:
@@ -168,16 +168,16 @@ class PromptExamples(QToolButton):
         self.chosen.emit(example)
 
     @Slot()
-    def next_placeholder(self) -> None:
+    def next_hint(self) -> None:
         """Show the next example in the empty prompt field."""
         if self._examples:
             self._shown = (self._shown + 1) % len(self._examples)
-            self._show_placeholder()
+            self._show_hint()
 
-    def _show_placeholder(self) -> None:
+    def _show_hint(self) -> None:
         self._editor.setPlaceholderText(
             f"e.g. {self._examples[self._shown]}   (Ctrl+Enter generates)"
-            if self._examples else PLACEHOLDER)
+            if self._examples else EMPTY_HINT)
 
     @Slot(QAction)
     def _on_triggered(self, action: QAction) -> None:
@@ -185,9 +185,9 @@ class PromptExamples(QToolButton):
 
     @Slot()
     def _on_text_changed(self) -> None:
-        """Cycle the placeholder only while it can be seen: the field empty, several examples."""
+        """Cycle the hint text only while it can be seen: the field empty, several examples."""
         cycling = len(self._examples) > 1 and self._editor.document().isEmpty()
-        if cycling and not self.placeholder_timer.isActive():
-            self.placeholder_timer.start()
+        if cycling and not self.hint_timer.isActive():
+            self.hint_timer.start()
         elif not cycling:
-            self.placeholder_timer.stop()
+            self.hint_timer.stop()

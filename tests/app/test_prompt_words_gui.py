@@ -1,4 +1,4 @@
-"""The prompt panel's help with a model's words: the Examples menu and placeholder, and the wavy
+"""The prompt panel's help with a model's words: the Examples menu and hint text, and the wavy
 marks (with their tooltip) under words a closed-vocabulary model does not know — which never
 block Generate, and vanish for a model with an open vocabulary."""
 
@@ -10,7 +10,7 @@ from PySide6.QtCore import QEvent, QPoint
 from PySide6.QtGui import QHelpEvent, QTextCharFormat, QTextCursor
 from PySide6.QtWidgets import QToolButton, QToolTip
 
-from studio.app.prompt_words import MARK_COLOUR, PLACEHOLDER, unknown_words
+from studio.app.prompt_words import EMPTY_HINT, MARK_COLOUR, unknown_words
 from studio.models.demo.vocabulary import PROMPT_EXAMPLES, VOCABULARY, prompt_guide, words
 
 UNKNOWN = "a purple hexagon sliding diagonally over a sunset background"
@@ -52,7 +52,7 @@ def test_the_examples_menu_fills_the_prompt_and_undo_restores_it(make_window, qt
     panel = window.prompt_panel
     button = panel.findChild(QToolButton, "prompt-examples")
     assert button is panel.examples and button.isHidden()  # the tiny model has no examples
-    assert panel.prompt.placeholderText() == PLACEHOLDER
+    assert panel.prompt.placeholderText() == EMPTY_HINT
     panel.set_model(_demo_like(window))
     assert not button.isHidden()
     actions = button.menu().actions()
@@ -68,11 +68,11 @@ def test_the_examples_menu_fills_the_prompt_and_undo_restores_it(make_window, qt
     assert button.isHidden() and not button.menu().actions()
 
 
-def test_the_placeholder_shows_the_examples_in_turn_while_the_field_is_empty(make_window) -> None:
+def test_the_hint_shows_the_examples_in_turn_while_the_field_is_empty(make_window) -> None:
     window = make_window()
     panel = window.prompt_panel
     panel.set_model(_demo_like(window))
-    timer = panel.examples.placeholder_timer
+    timer = panel.examples.hint_timer
     assert panel.prompt.placeholderText().startswith(f"e.g. {PROMPT_EXAMPLES[0]} ")
     assert timer.isActive()
     timer.timeout.emit()
@@ -82,7 +82,7 @@ def test_the_placeholder_shows_the_examples_in_turn_while_the_field_is_empty(mak
     panel.prompt.clear()
     assert timer.isActive()
     panel.set_model(replace(window._info, id="open-vocabulary"))
-    assert panel.prompt.placeholderText() == PLACEHOLDER and not timer.isActive()
+    assert panel.prompt.placeholderText() == EMPTY_HINT and not timer.isActive()
 
 
 def test_exactly_the_unknown_words_are_marked_and_explained(make_window, qtbot) -> None:
