@@ -176,6 +176,33 @@ def diffusers_version() -> str | None:
     return diffusers.__version__
 
 
+def run_comparison(argv: list[str] | None, sizes: Any, default: str,
+                   compare_denoiser: Any, compare_decode: Any) -> int:
+    """The ``main`` of a family's comparison script: parse the options, refuse a CUDA-only
+    configuration elsewhere, run ``compare_denoiser(spec, device, dtype, repeat, warmup)`` and
+    ``compare_decode(spec, device, repeat, warmup)`` as asked and print one JSON line."""
+    args = comparison_args(argv, sizes, default)
+    version = diffusers_version()
+    if version is None:
+        return MISSING_DIFFUSERS
+    spec, device = sizes[args.config], torch.device(args.device)
+    if spec.cuda_only and device.type != "cuda":
+        print(json.dumps({"error": f"configuration {spec.name} runs on CUDA only"}))
+        return 2
+    what = set(args.what.split(","))
+    result: dict[str, Any] = {"diffusers_version": version, "config": spec.name,
+                              "description": spec.describe(), "device": str(device),
+                              "dtype": args.dtype, "threads": torch.get_num_threads(),
+                              "torch": torch.__version__}  # fmt: skip
+    if "denoiser" in what:
+        result["denoiser"] = compare_denoiser(spec, device, getattr(torch, args.dtype),
+                                              args.repeat, args.warmup)
+    if "vae" in what:
+        result["vae"] = compare_decode(spec, device, args.repeat, args.warmup)
+    print(json.dumps(result))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = comparison_args(argv, SIZES, "small")
     version = diffusers_version()

@@ -17,7 +17,6 @@ diffusers, median over run pairs) and the max |Δ| of the outputs.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ for _path in (ROOT, HERE):
         sys.path.insert(0, str(_path))
 
 import torch  # noqa: E402
-from compare_diffusers import MISSING_DIFFUSERS, comparison_args, diffusers_version  # noqa: E402
+from compare_diffusers import run_comparison  # noqa: E402
 from compare_opensora import _row, timed_pairs  # noqa: E402
 
 from studio.bench.measure import device_peak  # noqa: E402
@@ -153,27 +152,7 @@ def compare_vae(
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = comparison_args(argv, SIZES, "ltx-small")
-    version = diffusers_version()
-    if version is None:
-        return MISSING_DIFFUSERS
-    spec, device = SIZES[args.config], torch.device(args.device)
-    if spec.cuda_only and device.type != "cuda":
-        print(json.dumps({"error": f"configuration {spec.name} runs on CUDA only"}))
-        return 2
-    what = set(args.what.split(","))
-    result: dict[str, Any] = {"diffusers_version": version, "config": spec.name,
-                              "description": spec.describe(), "device": str(device),
-                              "dtype": args.dtype, "threads": torch.get_num_threads(),
-                              "torch": torch.__version__}  # fmt: skip
-    if "denoiser" in what:
-        result["denoiser"] = compare_transformer(
-            spec, device, getattr(torch, args.dtype), args.repeat, args.warmup
-        )
-    if "vae" in what:
-        result["vae"] = compare_vae(spec, device, args.repeat, args.warmup)
-    print(json.dumps(result))
-    return 0
+    return run_comparison(argv, SIZES, "ltx-small", compare_transformer, compare_vae)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ outputs.
 
 from __future__ import annotations
 
-import json
 import statistics
 import sys
 from collections.abc import Callable
@@ -29,7 +28,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
-from compare_diffusers import MISSING_DIFFUSERS, comparison_args, diffusers_version  # noqa: E402
+from compare_diffusers import run_comparison  # noqa: E402
 
 from studio.bench.timing import Timing, compare, paired_ratio  # noqa: E402
 from studio.models.opensora.bench_sizes import SIZES, OpenSoraBenchSizes  # noqa: E402
@@ -144,26 +143,7 @@ def compare_vae(
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = comparison_args(argv, SIZES, "opensora-small")
-    version = diffusers_version()
-    if version is None:
-        return MISSING_DIFFUSERS
-    spec, device = SIZES[args.config], torch.device(args.device)
-    if spec.cuda_only and device.type != "cuda":
-        print(json.dumps({"error": f"configuration {spec.name} runs on CUDA only"}))
-        return 2
-    what = set(args.what.split(","))
-    result: dict[str, Any] = {"diffusers_version": version, "config": spec.name,
-                              "description": spec.describe(), "device": str(device),
-                              "dtype": args.dtype, "threads": torch.get_num_threads()}  # fmt: skip
-    if "denoiser" in what:
-        result["denoiser"] = compare_mmdit(
-            spec, device, getattr(torch, args.dtype), args.repeat, args.warmup
-        )
-    if "vae" in what:
-        result["vae"] = compare_vae(spec, device, args.repeat, args.warmup)
-    print(json.dumps(result))
-    return 0
+    return run_comparison(argv, SIZES, "opensora-small", compare_mmdit, compare_vae)
 
 
 if __name__ == "__main__":
