@@ -22,6 +22,7 @@ import torch
 from studio.engine.cancel import NEVER, CancelToken
 from studio.engine.memory_model import ModelMemory
 from studio.engine.model import FamilyDefaults, FewStepPreset, LoadedModel
+from studio.errors import CheckpointError
 from studio.models.bench_config import BenchConfig
 from studio.models.weight_files import WeightFiles
 
@@ -121,6 +122,17 @@ class ModelSet:
     @property
     def usable(self) -> bool:
         return self.complete and not self.problems
+
+
+def check_loadable(model_set: ModelSet, family: str, title: str, hint: str) -> None:
+    """Refuse, with :class:`~studio.errors.CheckpointError`, a set of another family or one
+    with problems or missing parts (``title``: the family in words; ``hint``: what to do)."""
+    if model_set.family != family:
+        raise CheckpointError(f"{model_set.id} is a {model_set.family!r} set, not {title}",
+                              "load it with its own family")
+    if model_set.problems or not model_set.complete:
+        raise CheckpointError(f"the {title} set in {model_set.id} cannot be loaded: "
+                              + "; ".join(model_set.problems or ("incomplete",)), hint)
 
 
 @dataclass

@@ -20,7 +20,15 @@ from studio.engine.cancel import NEVER, CancelToken
 from studio.engine.model import LoadedModel
 from studio.errors import CheckpointError
 from studio.media.json_file import read_small_json
-from studio.models.family import DIT, TEXT_ENCODER, TOKENIZER, VAE, Component, ModelSet
+from studio.models.family import (
+    DIT,
+    TEXT_ENCODER,
+    TOKENIZER,
+    VAE,
+    Component,
+    ModelSet,
+    check_loadable,
+)
 from studio.models.loading import load_module
 from studio.models.ltx.assemble import LTXParts, assemble_ltx_model
 from studio.models.ltx.identify import DIFFUSERS, FAMILY_NAME, HF, SINGLE, VAE_PREFIX, header_config
@@ -58,7 +66,7 @@ def load_ltx_model(model_set: ModelSet, device: torch.device | str, dtype: torch
     Raises:
         CheckpointError: the set is incomplete or mismatched, or a file is damaged (naming it).
     """
-    _check_usable(model_set)
+    check_loadable(model_set, FAMILY_NAME, "LTX-Video", _FIX)
     device = torch.device(device)
     configs = read_configs(model_set)
     transformer = load_transformer(model_set, configs.transformer, device, dtype, cancel)
@@ -186,15 +194,6 @@ def _json(path: Path, required: bool = True) -> dict[str, Any]:
     if required:
         raise CheckpointError(f"{path} is missing or not a readable JSON object", _FIX)
     return {}
-
-
-def _check_usable(model_set: ModelSet) -> None:
-    if model_set.family != FAMILY_NAME:
-        raise CheckpointError(f"{model_set.id} is a {model_set.family!r} set, not LTX-Video",
-                              "load it with its own family")
-    if model_set.problems or not model_set.complete:
-        raise CheckpointError(f"the LTX-Video set in {model_set.id} cannot be loaded: "
-                              + "; ".join(model_set.problems or ("incomplete",)), _FIX)
 
 
 def _part(model_set: ModelSet, role: str) -> Component:

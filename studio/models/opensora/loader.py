@@ -29,7 +29,7 @@ from studio.engine.model import (
     ResolutionShift,
 )
 from studio.errors import CheckpointError
-from studio.models.family import ModelSet
+from studio.models.family import ModelSet, check_loadable
 from studio.models.loading import read_tensors
 from studio.models.opensora import conditioning
 from studio.models.opensora.hunyuan_vae import HunyuanVAE, load_hunyuan_vae
@@ -60,7 +60,7 @@ def load_opensora_model(model_set: ModelSet, device: torch.device | str, dtype: 
     Raises:
         CheckpointError: the set is incomplete or mismatched, naming the file.
     """
-    _check_usable(model_set)
+    check_loadable(model_set, FAMILY_NAME, "Open-Sora", _FIX)
     device = torch.device(device)
     text = load_opensora_text(_path(model_set, TEXT_ENCODER), _path(model_set, CLIP), device,
                               dtype, cancel)  # fmt: skip
@@ -154,16 +154,7 @@ def _check_text(config: MMDiTConfig, text: OpenSoraTextEncoder, model_set: Model
             f"{config.vec_in_dim}", "use google/t5-v1_1-xxl and openai/clip-vit-large-patch14")
 
 
-def _check_usable(model_set: ModelSet) -> None:
-    if model_set.family != FAMILY_NAME:
-        raise CheckpointError(f"{model_set.id} is a {model_set.family!r} set, not Open-Sora",
-                              "load it with its own family")
-    if model_set.problems or not model_set.complete:
-        raise CheckpointError(f"the Open-Sora set in {model_set.id} cannot be loaded: "
-                              + "; ".join(model_set.problems or ("incomplete",)), _FIX)
-
-
 def _path(model_set: ModelSet, role: str) -> Path:
     component = model_set.component(role)
-    assert component is not None, "checked by _check_usable"
+    assert component is not None, "checked by check_loadable"
     return component.path
