@@ -13,7 +13,7 @@ token, 0 for padding (rows the engine pads with zeros read as padding). :func:`s
 gives the denoiser both back.
 
 T5 comes as a transformers folder (:func:`load_t5_folder`, read by
-:mod:`studio.models.opensora.text_folder`, which Open-Sora's T5 shares) or as one file such as
+:mod:`studio.models.text_encoder_folder`, which Open-Sora's T5 shares) or as one file such as
 ``t5xxl_fp16.safetensors`` whose configuration is read from its shapes (:func:`load_t5_file`),
 with a tokenizer folder beside it.
 """
@@ -33,7 +33,7 @@ from studio.engine.cancel import NEVER, CancelToken
 from studio.errors import CheckpointError
 from studio.models import hf_folder
 from studio.models.loading import load_module
-from studio.models.opensora.text_folder import T5_KIND, load_encoder
+from studio.models.text_encoder_folder import T5_KIND, load_encoder
 from studio.models.weight_files import probe_weights
 
 #: T5 tokens per prompt.

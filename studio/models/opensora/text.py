@@ -43,7 +43,7 @@ from torch import nn
 
 from studio.engine.cancel import NEVER, CancelToken
 from studio.errors import CheckpointError
-from studio.models.opensora.text_folder import CLIP_KIND, T5_KIND, load_encoder
+from studio.models.text_encoder_folder import CLIP_KIND, T5_KIND, load_encoder
 
 #: T5 tokens per prompt (the MMDiT's text sequence length).
 T5_LEN = 512

@@ -1,4 +1,5 @@
-"""Reading one of Open-Sora 2.0's text encoder folders (transformers layout), no code run.
+"""Reading a T5 or CLIP text encoder folder (transformers layout), no code run: Open-Sora 2.0's
+T5-XXL and CLIP-L, LTX-Video's T5-XXL.
 
 A folder holds ``config.json``, the weights as ``model.safetensors`` (or an index and its
 shards) and the tokenizer files, as ``google/t5-v1_1-xxl`` and ``openai/clip-vit-large-patch14``
