@@ -110,3 +110,10 @@ def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
             e.lerp_(m.detach(), 1.0 - decay)
         else:
             e.copy_(m)
+
+
+def write_weights(path: Path, weights: dict[str, torch.Tensor], recipe: str) -> None:
+    """Write float32 ``weights`` to ``path`` atomically, ``recipe`` (JSON) in the metadata."""
+    tensors = {k: v.detach().float().contiguous().cpu() for k, v in weights.items()}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"recipe": recipe, "format": "pt"})

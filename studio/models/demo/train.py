@@ -21,11 +21,16 @@ from typing import Literal
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from studio.errors import CheckpointError, StudioError
-from studio.media.atomic import atomic_path, atomic_write_bytes
-from studio.models.demo.checkpoint import load_ema_weights, read_state, save_checkpoint
+from studio.media.atomic import atomic_write_bytes
+from studio.models.demo.checkpoint import (
+    load_ema_weights,
+    read_state,
+    save_checkpoint,
+    write_weights,
+)
 from studio.models.demo.config import (
     DIT_CONFIG,
     DIT_FILE,
@@ -36,6 +41,7 @@ from studio.models.demo.config import (
 )
 from studio.models.demo.latents import LatentDataset, build_latent_dataset
 from studio.models.demo.text import MiniLMTextEncoder
+from studio.models.demo.train_decoder import train_decoder_stage
 from studio.models.demo.train_dit import DitRecipe, train_dit
 from studio.models.demo.train_vae import VaeRecipe, train_vae
 from studio.models.wan.dit import WanDiT
@@ -44,7 +50,7 @@ from studio.models.wan.vae_factory import build_vae
 
 log = logging.getLogger(__name__)
 
-Stage = Literal["all", "vae", "dit"]
+Stage = Literal["all", "vae", "dit", "decoder"]
 DATASET_FILE = "latents.pt"
 ORIGIN_FILE = "origin.json"
 """Written by :func:`continue_from_model`: which exported model the checkpoints started from."""
@@ -73,7 +79,9 @@ def train_demo(
 
     Args:
         out_dir: folder for checkpoints, the latent cache and the exported ``model/``.
-        stage: which stage(s) to run; "dit" needs a finished VAE stage in ``out_dir``.
+        stage: which stage(s) to run; "dit" needs a finished VAE stage in ``out_dir``;
+            "decoder" trains a new decoder for ``continue_from``'s encoder
+            (:mod:`~studio.models.demo.train_decoder`) and exports that model with it.
         steps: overrides the step count of the stage(s) run.
         resume: continue from the checkpoints in ``out_dir`` (else start over).
         device: "cuda", "cpu", … (default: CUDA when available).
@@ -87,7 +95,12 @@ def train_demo(
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if continue_from is not None:
+    if stage == "decoder" and continue_from is None:
+        raise StudioError(
+            "the decoder stage trains a new decoder for an exported model's encoder",
+            "name that model with --continue-from (e.g. resources/models/demo)",
+        )
+    if continue_from is not None and stage != "decoder":
         if not resume:
             raise StudioError("continuing from a model resumes from it",
                               "leave out --no-resume")  # fmt: skip
@@ -99,6 +112,13 @@ def train_demo(
     # restored when training ends instead of leaking into the caller.
     torch.set_flush_denormal(device.type == "cpu")
     try:
+        if stage == "decoder" and continue_from is not None:
+            model_dir = train_decoder_stage(
+                out_dir, Path(continue_from), steps=steps, resume=resume, device=device, seed=seed
+            )
+            if evaluate:
+                run_evaluation(model_dir, device, out_dir)
+            return model_dir
         vae_recipe, dit_recipe = stage_recipes(stage, steps)
         if stage in ("all", "vae"):
             train_vae(out_dir, VAE_ARCH, recipe=vae_recipe, resume=resume, device=device,
@@ -150,9 +170,15 @@ def continue_from_model(out_dir: Path, model_dir: Path) -> None:
         raise StudioError(f"{out_dir} already holds training checkpoints",
                           "resume them without --continue-from, or choose an empty --out folder"
                           )  # fmt: skip
-    if DemoConfig.load(model_dir).dit != DIT_CONFIG:
+    config = DemoConfig.load(model_dir)
+    if config.dit != DIT_CONFIG:
         raise CheckpointError(f"{model_dir} has another DiT architecture than the recipe's",
                               "continue from an export of the same recipe")  # fmt: skip
+    stats = {"latent_mean": VAE_ARCH.latent_mean, "latent_std": VAE_ARCH.latent_std}
+    if dataclasses.replace(config.vae, **stats) != VAE_ARCH:
+        raise CheckpointError(f"{model_dir} has another VAE architecture than the recipe's",
+                              "give it the recipe's decoder first: studio train demo --stage "
+                              "decoder --continue-from MODEL")  # fmt: skip
     steps = exported_steps(model_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     vae = build_vae(VAE_ARCH)
@@ -225,9 +251,7 @@ def export_model(
         "seed": seed, "command": "studio train demo", "continued_from": origin,
     })  # fmt: skip
     for module, name in ((dit, DIT_FILE), (vae, VAE_FILE)):
-        tensors = {k: v.detach().float().contiguous().cpu() for k, v in module.state_dict().items()}
-        with atomic_path(model_dir / name) as tmp:
-            save_file(tensors, str(tmp), metadata={"recipe": recipe, "format": "pt"})
+        write_weights(model_dir / name, module.state_dict(), recipe)
     config.save(model_dir)
     log.info("exported the demo model to %s", model_dir)
     return model_dir

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
+import math
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from studio.errors import CheckpointError
 from studio.models.demo.checkpoint import load_checkpoint, save_checkpoint, update_ema
 from studio.models.demo.data import FRAMES, SIZE, random_spec, render
 from studio.models.demo.vocabulary import BACKGROUNDS, COLOURS, DIRECTIONS, SHAPES
@@ -67,8 +69,19 @@ VAE_PHASES = (
 that fails after two latent frames (20 dB from pixel frame 8 on, 55 % of motions still readable
 after a round trip), so the last phase trains encoder and decoder together on whole 17-frame
 clips: after it, ~33 dB on every frame and the right colour and direction on 20 of 20 held-out
-clips after a round trip. (The shipped weights ran this last phase from the earlier 16,200-step
+clips after a round trip. (The shipped encoder ran this last phase from the earlier 16,200-step
 weights with a fresh optimizer state; a run from scratch carries the optimizer through.)"""
+
+DECODER_PHASES = (
+    VaePhase(until=6000, frames=5, frame_steps=3),
+    VaePhase(until=9000, frames=5),
+    VaePhase(until=11000, frames=9),
+)
+"""The decoder stage's schedule (:func:`train_vae` with a given encoder): a new decoder learns to
+decode a fixed encoder's latents, on cheap 5-frame crops first, then on 9-frame crops. Nine
+frames are three latent frames: the first, the second (whose temporal upsampling starts from
+zeros) and a third that decodes as every later one does (from the cached features of the one
+before), so the decoder learns the steady state that 5-frame crops never reach."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +96,9 @@ class VaeRecipe:
     """Noise added to μ before decoding, as a fraction of the batch's latent std."""
     latent_penalty: float = 1e-4
     checkpoint_every: int = 25
+    lr_final: float | None = None
+    """When set, the rate follows a half cosine from ``lr`` (after the warm-up) to this value at
+    the last step; when None it stays at ``lr``."""
 
     @property
     def steps(self) -> int:
@@ -93,6 +109,16 @@ class VaeRecipe:
         """The step after the last one that trains the encoder: the latents are fixed from here."""
         return max((p.until for p in self.phases if p.train_encoder), default=0)
 
+    def learning_rate(self, step: int) -> float:
+        """The rate of ``step``: linear warm-up, then constant or a half cosine to ``lr_final``."""
+        if step < self.warmup:
+            return self.lr * (step + 1) / self.warmup
+        if self.lr_final is None:
+            return self.lr
+        progress = min(1.0, (step - self.warmup) / max(1, self.steps - self.warmup))
+        cosine = 0.5 * (1.0 + math.cos(math.pi * progress))
+        return self.lr_final + (self.lr - self.lr_final) * cosine
+
     def phase(self, step: int) -> VaePhase:
         """The phase that ``step`` belongs to (the last one for steps past the end)."""
         return next((p for p in self.phases if step < p.until), self.phases[-1])
@@ -102,6 +128,10 @@ class VaeRecipe:
         last = self.phase(steps - 1)
         kept = self.phases[: self.phases.index(last)]
         return dataclasses.replace(self, phases=(*kept, dataclasses.replace(last, until=steps)))
+
+
+DECODER_RECIPE = VaeRecipe(phases=DECODER_PHASES, lr_final=1e-4)
+"""The decoder stage: the encoder stays frozen throughout (no phase trains it)."""
 
 
 def crop_batch(rng: random.Random, batch: int, frames: int, size: int) -> torch.Tensor:
@@ -178,6 +208,23 @@ def reconstruct(
     return vae.decoder(vae.conv2(latent), FeatureCache()), mu
 
 
+ENCODER_PARTS = ("encoder.", "conv1.")
+"""Key prefixes of the weights that make the latents: the encoder and its μ/log σ² projection."""
+
+
+def load_encoder(model: CausalVideoVAE, weights: dict[str, torch.Tensor]) -> None:
+    """Copy every ``encoder.*`` / ``conv1.*`` weight into ``model``; the decoder is untouched."""
+    mine = {k for k in model.state_dict() if k.startswith(ENCODER_PARTS)}
+    given = {k for k in weights if k.startswith(ENCODER_PARTS)}
+    if mine != given:
+        raise CheckpointError(
+            f"the given encoder does not fit the VAE: {len(mine - given)} weights missing, "
+            f"{len(given - mine)} unexpected (e.g. {sorted(mine ^ given)[:3]})",
+            "take the encoder from a demo VAE of the same encoder width",
+        )
+    model.load_state_dict({k: weights[k] for k in given}, strict=False)
+
+
 def train_vae(
     out_dir: Path,
     config: WanVAEConfig,
@@ -186,22 +233,33 @@ def train_vae(
     resume: bool = True,
     device: torch.device,
     seed: int = 0,
+    stage: str = STAGE,
+    encoder: dict[str, torch.Tensor] | None = None,
 ) -> CausalVideoVAE:
-    """Train (or resume) the VAE; returns the EMA model (eval mode, on ``device``)."""
-    model = init_vae(config, seed).to(device).train().requires_grad_(True)
+    """Train (or resume) the VAE; returns the EMA model (eval mode, on ``device``).
+
+    With ``encoder`` (the ``encoder.*`` and ``conv1.*`` weights of a trained VAE of the same
+    encoder architecture) the new VAE starts from that encoder: with a recipe whose phases never
+    train the encoder (:data:`DECODER_RECIPE`) only a new decoder learns, and the latents, hence a
+    DiT trained on them, stay valid. ``stage`` names the checkpoint files.
+    """
+    model = init_vae(config, seed)
+    if encoder is not None:
+        load_encoder(model, encoder)
+    model = model.to(device).train().requires_grad_(True)
     ema = copy.deepcopy(model).requires_grad_(False)
     optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, betas=(0.9, 0.99),
                                   weight_decay=0.0)  # fmt: skip
-    state = load_checkpoint(out_dir, STAGE, model, ema, optimizer) if resume else None
+    state = load_checkpoint(out_dir, stage, model, ema, optimizer) if resume else None
     start = state.step if state else 0
-    bar = tqdm(range(start, recipe.steps), initial=start, total=recipe.steps, desc="VAE",
+    bar = tqdm(range(start, recipe.steps), initial=start, total=recipe.steps, desc=stage,
                dynamic_ncols=True)  # fmt: skip
     for step in bar:
         set_encoder_training(model, ema, recipe.phase(step).train_encoder)
         torch.manual_seed(hash((seed, step)) & 0xFFFFFFFF)
         pixels = step_batch(seed, step, recipe).to(device)
         for group in optimizer.param_groups:
-            group["lr"] = recipe.lr * min(1.0, (step + 1) / recipe.warmup)
+            group["lr"] = recipe.learning_rate(step)
         recon, mu = reconstruct(model, pixels, recipe.latent_noise)
         l1 = (recon - pixels).abs().mean()
         mse = (recon - pixels).square().mean()
@@ -214,7 +272,8 @@ def train_vae(
         psnr = 10 * torch.log10(4.0 / mse.detach().clamp(min=1e-10)).item()
         bar.set_postfix(loss=f"{loss.item():.4f}", psnr=f"{psnr:.1f}")
         log.info(
-            "vae step %d loss %.5f psnr %.2f dB (%s)",
+            "%s step %d loss %.5f psnr %.2f dB (%s)",
+            stage,
             step,
             loss.item(),
             psnr,
@@ -224,6 +283,6 @@ def train_vae(
             recipe.steps,
             recipe.encoder_steps,
         ):
-            save_checkpoint(out_dir, STAGE, step + 1, model, ema, optimizer, {"psnr": psnr})
+            save_checkpoint(out_dir, stage, step + 1, model, ema, optimizer, {"psnr": psnr})
     bar.close()
     return ema.eval()
