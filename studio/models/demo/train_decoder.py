@@ -1,4 +1,5 @@
-"""The decoder stage: a new (wider) VAE decoder for an exported demo model's encoder.
+"""The decoder stage: a new VAE decoder (of another width, or trained anew) for an exported demo
+model's encoder.
 
 The encoder makes the latents the DiT was trained on, so keeping it frozen keeps the DiT valid:
 only the decoder, the part that draws the pixels, is replaced. ``studio train demo --stage
