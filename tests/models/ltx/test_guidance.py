@@ -32,18 +32,9 @@ def _inputs(denoise: ToyDenoiser, guidance: float, stg: float, rescale: float) -
 
 
 def _expected(x: torch.Tensor, t: torch.Tensor, inputs: GuidanceInputs) -> torch.Tensor:
-    """The original's formulas: CFG when g > 1, STG when s > 0, rescale when s > 0 and r ≠ 1,
-    std unbiased over every value of the row."""
-    v_c = x * inputs.context.mean() + t[:, None]
-    v_u = x * inputs.uncond.mean() + t[:, None]
-    v_p = v_c + x**2
-    g, s, r = inputs.guidance, inputs.stg, inputs.stg_rescale
-    v = v_u + g * (v_c - v_u) if g > 1 else v_c
-    if s > 0:
-        v = v + s * (v_c - v_p)
-        if r != 1:
-            v = v * (r * v_c.flatten().std() / v.flatten().std() + 1 - r)
-    return v
+    """The original's formulas with the request's own values and no CFG-star (std unbiased over
+    every value of the row)."""
+    return _original_step(x, t, inputs, inputs.guidance, inputs.stg, inputs.stg_rescale, False)
 
 
 @pytest.mark.parametrize(("guidance", "stg", "rescale", "rows"), [
