@@ -138,3 +138,21 @@ def test_the_property_table_splits_text_and_image_runs() -> None:
     table = format_report(report)
     assert "all five" in table and "text-to-video" in table and "image-to-video" in table
     assert report.to_dict()["properties"]["text_to_video"]["shape"] == 0.5
+
+
+def test_the_report_says_which_shape_was_read_for_each_asked_shape() -> None:
+    def clip(prompt: str, image: bool, want: str, got: str) -> PromptResult:
+        return PromptResult(prompt, image, "red", "left", "red", "left", 0.0, None,
+                            want_shape=want, got_shape=got)  # fmt: skip
+
+    results = [clip("a", False, "square", "circle"), clip("b", False, "square", "circle"),
+               clip("c", False, "square", "triangle"), clip("d", False, "circle", ""),
+               clip("e", True, "square", "square")]  # fmt: skip
+    report = summarise(results, steps=20, guidance=5.0, seed=0)
+    assert report.shape_readings(image=False) == {"square": {"circle": 2, "triangle": 1},
+                                                  "circle": {"none": 1}}  # fmt: skip
+    assert report.to_dict()["shape_readings"]["image_to_video"] == {"square": {"square": 1}}
+    text = format_report(report)
+    assert "text-to-video: asked square (3), read as circle 2, triangle 1" in text
+    assert "text-to-video: asked circle (1), read as none 1" in text
+    assert "image-to-video: asked square (1), read as square 1" in text

@@ -100,6 +100,16 @@ class EvalReport:
         return {name: sum(c[name] for c in chosen) / max(len(chosen), 1)
                 for name in PROPERTIES}  # fmt: skip
 
+    def shape_readings(self, image: bool) -> dict[str, dict[str, int]]:
+        """For each asked shape, how often each shape was read in text-to-video (or
+        image-to-video) clips: ``{asked: {read: count}}``, "none" when no shape was found."""
+        table: dict[str, dict[str, int]] = {}
+        for r in self.results:
+            if r.image == image:
+                row = table.setdefault(r.want_shape, {})
+                row[r.got_shape or "none"] = row.get(r.got_shape or "none", 0) + 1
+        return table
+
     def passed(self) -> dict[str, bool]:
         """Whether each target in :data:`TARGETS` is met."""
         return {
@@ -115,6 +125,8 @@ class EvalReport:
         data["passed"] = self.passed()
         data["properties"] = {"text_to_video": self.properties(image=False),
                               "image_to_video": self.properties(image=True)}  # fmt: skip
+        data["shape_readings"] = {"text_to_video": self.shape_readings(image=False),
+                                  "image_to_video": self.shape_readings(image=True)}  # fmt: skip
         return _finite(data)
 
 
@@ -255,7 +267,19 @@ def format_report(report: EvalReport) -> str:
         lines.append(
             f"{name:<20} {value:>10}  target {target:<8} {'ok' if passed[key] else 'MISSED'}"
         )
-    return "\n".join([*lines, "", *property_table(report)])
+    return "\n".join([*lines, "", *property_table(report), "", *shape_lines(report)])
+
+
+def shape_lines(report: EvalReport) -> list[str]:
+    """Which shape was read for each asked shape, so that one shape never drawn right (e.g.
+    squares coming out with round corners, read as circles) shows instead of hiding in the
+    average."""
+    lines = []
+    for image, kind in ((False, "text-to-video"), (True, "image-to-video")):
+        for asked, row in sorted(report.shape_readings(image).items()):
+            read = ", ".join(f"{name} {count}" for name, count in sorted(row.items()))
+            lines.append(f"{kind}: asked {asked} ({sum(row.values())}), read as {read}")
+    return lines
 
 
 def property_table(report: EvalReport) -> list[str]:
