@@ -106,8 +106,8 @@ class EvalReport:
         table: dict[str, dict[str, int]] = {}
         for r in self.results:
             if r.image == image:
-                row = table.setdefault(r.want_shape, {})
-                row[r.got_shape or "none"] = row.get(r.got_shape or "none", 0) + 1
+                row, read = table.setdefault(r.want_shape, {}), r.got_shape or "none"
+                row[read] = row.get(read, 0) + 1
         return table
 
     def passed(self) -> dict[str, bool]:
